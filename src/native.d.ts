@@ -1,0 +1,88 @@
+// The native surface, as the addon (native/*.cc) exports it. Each function is
+// one or a few syscalls and takes arguments already validated by TypeScript
+// (src/binding.ts); a failing syscall throws a SystemError shaped like Node's
+// own: { message: "<syscall> <CODE>: <strerror>", code: "EADDRINUSE",
+// errno: -98, syscall: "bind" }. Every fd the addon creates or receives is
+// non-blocking and CLOEXEC, and belongs to the caller.
+
+export type Family = 4 | 6;
+
+export interface SocketInfo {
+  /** 4, 6 or 'unix' (SO_DOMAIN). */
+  family: Family | 'unix';
+  /** SO_TYPE. */
+  type: 'stream' | 'dgram' | 'seqpacket';
+  /** getsockname(); '' for an unbound or unnamed socket. */
+  address: string;
+  port: number;
+  /** SO_ACCEPTCONN. */
+  listening: boolean;
+  /** SO_REUSEPORT. */
+  reusePort: boolean;
+  /** TCP listeners only (TCP_INFO tcpi_unacked / tcpi_sacked); 0 otherwise. */
+  acceptQueue: number;
+  backlog: number;
+}
+
+export interface Credentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export interface ReceivedMessage {
+  /** The bytes of one SEQPACKET record; empty with no fds means the peer closed. */
+  data: Buffer;
+  /** Fds that came with it (SCM_RIGHTS), already CLOEXEC (MSG_CMSG_CLOEXEC). */
+  fds: number[];
+  /** MSG_TRUNC: the record was longer than maxBytes and was cut. */
+  truncated: boolean;
+  /** MSG_CTRUNC: more fds were sent than maxFds; the kernel closed the rest. */
+  controlTruncated: boolean;
+}
+
+export interface PollHandle {
+  /** (Re)arm with the events to watch; the callback gets UV_* readiness bits. */
+  start(readable: boolean, writable: boolean): void;
+  stop(): void;
+  /** Stops and releases the libuv handle; the fd itself stays open. Idempotent. */
+  close(): void;
+}
+
+export interface NativeBinding {
+  /** socket + SO_REUSEADDR + SO_REUSEPORT (+ IPV6_V6ONLY) + bind + listen. */
+  tcpListen(family: Family, host: string, port: number, v6only: boolean, backlog: number): number;
+  /** socket(SOCK_DGRAM) + SO_REUSEADDR + SO_REUSEPORT (+ IPV6_V6ONLY) + bind. */
+  udpBind(family: Family, host: string, port: number, v6only: boolean): number;
+  /** listen(fd, backlog) again, to change a listener's backlog. */
+  listen(fd: number, backlog: number): void;
+  /** fcntl(F_DUPFD_CLOEXEC). */
+  dup(fd: number): number;
+  close(fd: number): void;
+  socketInfo(fd: number): SocketInfo;
+
+  /** A SOCK_SEQPACKET Unix listener; abstract = leading NUL, no filesystem
+   * entry. For a path, chmod(path, mode) happens between bind and listen, so
+   * no peer can connect before the mode is set. */
+  unixListen(path: string, abstract: boolean, mode: number, backlog: number): number;
+  /** A connected SOCK_SEQPACKET Unix socket. */
+  unixConnect(path: string, abstract: boolean): number;
+  /** accept4(SOCK_NONBLOCK | SOCK_CLOEXEC); -1 when no connection is waiting. */
+  accept(fd: number): number;
+  /** SO_PEERCRED. */
+  peerCredentials(fd: number): Credentials;
+  /** One record with fds (at most 253) as SCM_RIGHTS; MSG_DONTWAIT | MSG_NOSIGNAL.
+   * Returns false (nothing sent) when the socket buffer is full (EAGAIN). */
+  sendMessage(fd: number, data: Buffer, fds: number[]): boolean;
+  /** One record, MSG_DONTWAIT | MSG_CMSG_CLOEXEC; null when none is waiting. */
+  receiveMessage(fd: number, maxBytes: number, maxFds: number): ReceivedMessage | null;
+
+  /** uv_poll on fd, on this thread's loop. callback(error, readable, writable, disconnect). */
+  Poll: new (
+    fd: number,
+    callback: (error: Error | null, readable: boolean, writable: boolean, disconnect: boolean) => void,
+  ) => PollHandle;
+
+  /** Number of libuv handles this environment (thread) holds open; for tests. */
+  openHandles(): number;
+}
