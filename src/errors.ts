@@ -44,6 +44,13 @@ export class BatonError extends Error {
   }
 }
 
+const knownCodes = new Set<string>(Object.values(ErrorCodes));
+
+/** A code received from a peer, kept if it is one of ours. */
+export function errorCodeOf(code: string): ErrorCode {
+  return knownCodes.has(code) ? (code as ErrorCode) : ErrorCodes.PROTOCOL;
+}
+
 export function invalidArgument(message: string): BatonError {
   return new BatonError(ErrorCodes.INVALID_ARGUMENT, message);
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// An HTTP server that hot restarts with baton. Run it under the supervisor:
+//
+//   baton run -- node examples/http-server.mjs --config server.json
+//
+// and send the supervisor SIGHUP to restart: the new process reads the config
+// again ({ "concurrency": 2, "listen": ["127.0.0.1:8080"] }), takes over every
+// socket from the old one and the old one drains. This one file is both the
+// main thread (config, sockets, workers) and each worker thread (HTTP).
+
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+import { isMainThread } from 'node:worker_threads';
+import { serve, workerContext } from 'baton';
+
+if (isMainThread) {
+  const { values } = parseArgs({ options: { config: { type: 'string' } } });
+  if (!values.config) {
+    console.error('usage: http-server.mjs --config FILE');
+    process.exit(2);
+  }
+  const config = JSON.parse(readFileSync(values.config, 'utf8'));
+  const { generation } = await serve({
+    listen: config.listen,
+    workers: config.concurrency,
+    script: new URL(import.meta.url),
+  });
+  generation.on('warning', (message) => console.error(`epoch ${generation.epoch}: ${message}`));
+  console.log(`epoch ${generation.epoch}: pid ${process.pid} serving ${config.listen.join(', ')} with ${config.concurrency} workers`);
+} else {
+  const worker = workerContext();
+  for (const socket of worker.sockets) {
+    const server = http.createServer((req, res) => {
+      res.end(`epoch=${worker.epoch} worker=${worker.index}\n`);
+    });
+    worker.serve(server, socket.name);
+  }
+}

@@ -1,0 +1,143 @@
+// Loads the addon (build/Release, else prebuildify's prebuilds/) and checks
+// every argument before it reaches native code, so a mistake is a
+// BATON_INVALID_ARGUMENT naming the argument, never a crash or a wrong fd.
+
+import { isIP } from 'node:net';
+import { BatonError, ErrorCodes, invalidArgument } from './errors';
+import type { Family, NativeBinding } from './native';
+
+export type { Credentials, Family, PollHandle, ReceivedMessage, SocketInfo } from './native';
+
+if (process.platform !== 'linux') {
+  throw new BatonError(
+    ErrorCodes.UNSUPPORTED_PLATFORM,
+    `baton runs on Linux only (SO_REUSEPORT groups, SCM_RIGHTS, reuseport BPF); this is ${process.platform}`,
+  );
+}
+
+function load(): NativeBinding {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('bindings')({
+      bindings: 'baton.node',
+      platformArch: `${process.platform}-${process.arch}`,
+      try: [
+        ['module_root', 'build', 'Release', 'bindings'],
+        ['module_root', 'prebuilds', 'platformArch', 'bindings'],
+      ],
+    }) as NativeBinding;
+  } catch (error) {
+    throw new BatonError(
+      ErrorCodes.ADDON_NOT_FOUND,
+      `baton's native addon could not be loaded: run \`npm rebuild baton\` (needs python3, make and g++). ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+const native = load();
+
+const MAX_FD = 2 ** 31 - 1;
+const SCM_MAX_FD = 253;
+/** sizeof(sockaddr_un.sun_path) less the NUL (path) or the leading NUL (abstract). */
+const MAX_UNIX_PATH = 107;
+
+function integer(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalidArgument(`${name} must be an integer in ${min}..${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+const fd = (value: unknown, name = 'fd') => integer(value, name, 0, MAX_FD);
+const port = (value: unknown) => integer(value, 'port', 0, 65535);
+const backlog = (value: unknown) => integer(value, 'backlog', 1, 65535);
+
+function boolean(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw invalidArgument(`${name} must be a boolean`);
+  return value;
+}
+
+function host(family: unknown, value: unknown): void {
+  if (family !== 4 && family !== 6) throw invalidArgument(`family must be 4 or 6, got ${String(family)}`);
+  if (typeof value !== 'string' || isIP(value) !== family) {
+    throw invalidArgument(`host must be an IPv${family} address, got ${JSON.stringify(value)}`);
+  }
+}
+
+function unixPath(path: unknown, abstract: unknown): void {
+  boolean(abstract, 'abstract');
+  if (typeof path !== 'string' || path.length === 0 || Buffer.byteLength(path) > MAX_UNIX_PATH || path.includes('\0')) {
+    throw invalidArgument(`path must be 1..${MAX_UNIX_PATH} bytes without NUL, got ${JSON.stringify(path)}`);
+  }
+}
+
+function fdList(fds: unknown): number[] {
+  if (!Array.isArray(fds) || fds.length > SCM_MAX_FD) throw invalidArgument(`fds must be an array of at most ${SCM_MAX_FD} fds`);
+  fds.forEach((f, i) => fd(f, `fds[${i}]`));
+  return fds;
+}
+
+export function tcpListen(family: Family, address: string, p: number, v6only: boolean, b: number): number {
+  host(family, address);
+  return native.tcpListen(family, address, port(p), boolean(v6only, 'v6only'), backlog(b));
+}
+
+export function udpBind(family: Family, address: string, p: number, v6only: boolean): number {
+  host(family, address);
+  return native.udpBind(family, address, port(p), boolean(v6only, 'v6only'));
+}
+
+export function listen(f: number, b: number): void {
+  native.listen(fd(f), backlog(b));
+}
+
+export function dup(f: number): number {
+  return native.dup(fd(f));
+}
+
+export function close(f: number): void {
+  native.close(fd(f));
+}
+
+export function socketInfo(f: number) {
+  return native.socketInfo(fd(f));
+}
+
+export function unixListen(path: string, abstract: boolean, mode: number, b: number): number {
+  unixPath(path, abstract);
+  return native.unixListen(path, abstract, integer(mode, 'mode', 0, 0o777), backlog(b));
+}
+
+export function unixConnect(path: string, abstract: boolean): number {
+  unixPath(path, abstract);
+  return native.unixConnect(path, abstract);
+}
+
+export function accept(f: number): number {
+  return native.accept(fd(f));
+}
+
+export function peerCredentials(f: number) {
+  return native.peerCredentials(fd(f));
+}
+
+export function sendMessage(f: number, data: Buffer, fds: number[]): boolean {
+  if (!Buffer.isBuffer(data)) throw invalidArgument('data must be a Buffer');
+  return native.sendMessage(fd(f), data, fdList(fds));
+}
+
+export function receiveMessage(f: number, maxBytes: number, maxFds: number) {
+  return native.receiveMessage(fd(f), integer(maxBytes, 'maxBytes', 1, 16 * 1024 * 1024), integer(maxFds, 'maxFds', 0, SCM_MAX_FD));
+}
+
+export const Poll: NativeBinding['Poll'] = class {
+  constructor(f: number, callback: (error: Error | null, readable: boolean, writable: boolean, disconnect: boolean) => void) {
+    if (typeof callback !== 'function') throw invalidArgument('callback must be a function');
+    return new native.Poll(fd(f), callback);
+  }
+} as unknown as NativeBinding['Poll'];
+
+export function openHandles(): number {
+  return native.openHandles();
+}

@@ -1,0 +1,76 @@
+// Where generations find each other. Generation E of base id B listens at
+// `<socketPath>_<B>_<E>` for its child, E+1. The full epoch (not Envoy's
+// epoch % 3) keeps names unique however many older generations still drain.
+// A leading '@' puts the name in the abstract namespace (no file, no mode:
+// SO_PEERCRED is then the only gate, and it is always checked).
+
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import * as native from '../binding';
+import { BatonError, ErrorCodes, isSystemError } from '../errors';
+
+export interface ControlAddress {
+  /** Without the leading '@' when abstract. */
+  path: string;
+  abstract: boolean;
+  /** As a user writes it, '@name' for abstract. */
+  display: string;
+}
+
+export function controlAddress(socketPath: string, baseId: number, epoch: number): ControlAddress {
+  const display = `${socketPath}_${baseId}_${epoch}`;
+  const abstract = display.startsWith('@');
+  return { path: abstract ? display.slice(1) : display, abstract, display };
+}
+
+/** Names of the listening Unix sockets of this network namespace, '@name' for abstract ones. */
+export function listeningUnixSockets(): Set<string> {
+  const names = new Set<string>();
+  const SO_ACCEPTCON = 0x10000;
+  for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length >= 8 && (parseInt(fields[3], 16) & SO_ACCEPTCON) !== 0) names.add(fields.slice(7).join(' '));
+  }
+  return names;
+}
+
+/** The epochs of base id `baseId` that are listening right now. */
+export function liveEpochs(socketPath: string, baseId: number): number[] {
+  const prefix = `${socketPath}_${baseId}_`;
+  return [...listeningUnixSockets()]
+    .filter((name) => name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length)))
+    .map((name) => Number(name.slice(prefix.length)));
+}
+
+/** The smallest base id with no live generation (Envoy's --use-dynamic-base-id). */
+export function freeBaseId(socketPath: string, limit = 10_000): number {
+  const live = listeningUnixSockets();
+  for (let id = 0; id < limit; id++) {
+    const prefix = `${socketPath}_${id}_`;
+    if (![...live].some((name) => name.startsWith(prefix))) return id;
+  }
+  throw new BatonError(ErrorCodes.BASE_ID_IN_USE, `no free base id below ${limit} for socket path ${socketPath}`);
+}
+
+/** Removes a filesystem socket left by a generation that died without cleaning up. */
+export function removeIfStale(address: ControlAddress): void {
+  if (address.abstract || !existsSync(address.path)) return;
+  if (listeningUnixSockets().has(address.path)) return;
+  unlinkSync(address.path);
+}
+
+/** Connects to the parent's control socket; no parent there is a clear NO_PARENT error. */
+export function connectControl(address: ControlAddress, epoch: number): number {
+  try {
+    return native.unixConnect(address.path, address.abstract);
+  } catch (error) {
+    if (isSystemError(error, 'ENOENT') || isSystemError(error, 'ECONNREFUSED')) {
+      throw new BatonError(
+        ErrorCodes.NO_PARENT,
+        `restart epoch ${epoch} found no parent at ${address.display}: is epoch ${epoch - 1} running with the ` +
+          'same --base-id and --socket-path? Start the first generation with --restart-epoch 0.',
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}

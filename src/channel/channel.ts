@@ -1,0 +1,114 @@
+// A connected SEQPACKET control socket driven by the event loop: records go
+// out in order (queued while the socket buffer is full) and come in through
+// a uv_poll callback, never a blocking call or a polling timer.
+
+import { EventEmitter } from 'node:events';
+import * as native from '../binding';
+import type { PollHandle } from '../binding';
+import { MAX_FDS_PER_MESSAGE, MAX_MESSAGE_BYTES } from '../protocol/messages';
+
+/** Records read per readiness callback, so a flooding peer cannot starve the loop. */
+const READS_PER_WAKEUP = 64;
+
+export interface ChannelEvents {
+  /** One record. The listener owns `fds` from here on. */
+  message: [data: Buffer, fds: number[]];
+  /** A record that could not be read whole (MSG_TRUNC / MSG_CTRUNC); its fds were already closed. */
+  malformed: [reason: string];
+  /** The channel is closed; error is set when a syscall failed rather than the peer closing. */
+  close: [error?: Error];
+}
+
+interface Outgoing {
+  data: Buffer;
+  fds: number[];
+}
+
+export class Channel extends EventEmitter<ChannelEvents> {
+  readonly fd: number;
+  private readonly poll: PollHandle;
+  private readonly queue: Outgoing[] = [];
+  private closed = false;
+
+  /** Takes ownership of `fd`, a connected SEQPACKET socket. */
+  constructor(fd: number) {
+    super();
+    this.fd = fd;
+    this.poll = new native.Poll(fd, (error, readable, writable, disconnect) =>
+      this.onReady(error, readable, writable, disconnect),
+    );
+    this.poll.start(true, false);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Sends one record. The fds are not taken: the caller keeps them open until
+   * the channel closes, since a full socket buffer delays the sendmsg().
+   */
+  send(data: Buffer, fds: number[] = []): void {
+    if (this.closed) return;
+    if (data.length > MAX_MESSAGE_BYTES || fds.length > MAX_FDS_PER_MESSAGE) {
+      throw new RangeError(`record too large: ${data.length} bytes, ${fds.length} fds`);
+    }
+    this.queue.push({ data, fds });
+    if (this.queue.length === 1) this.flush();
+  }
+
+  close(error?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    this.poll.close();
+    native.close(this.fd);
+    this.emit('close', error);
+  }
+
+  private flush(): void {
+    try {
+      while (this.queue.length > 0) {
+        const next = this.queue[0];
+        if (!native.sendMessage(this.fd, next.data, next.fds)) break;
+        this.queue.shift();
+      }
+    } catch (error) {
+      this.close(error as Error);
+      return;
+    }
+    if (!this.closed) this.poll.start(true, this.queue.length > 0);
+  }
+
+  private onReady(error: Error | null, readable: boolean, writable: boolean, disconnect: boolean): void {
+    if (this.closed) return;
+    if (error) return this.close(error);
+    if (writable) this.flush();
+    if (readable || disconnect) this.read();
+  }
+
+  private read(): void {
+    for (let i = 0; i < READS_PER_WAKEUP && !this.closed; i++) {
+      let record;
+      try {
+        record = native.receiveMessage(this.fd, MAX_MESSAGE_BYTES + 1, MAX_FDS_PER_MESSAGE);
+      } catch (error) {
+        return this.close(error as Error);
+      }
+      if (record === null) return;
+      const { data, fds, truncated, controlTruncated } = record;
+      if (data.length === 0 && fds.length === 0) return this.close();
+      if (truncated || controlTruncated || data.length > MAX_MESSAGE_BYTES) {
+        for (const fd of fds) native.close(fd);
+        this.emit(
+          'malformed',
+          controlTruncated
+            ? `a record carried more than ${MAX_FDS_PER_MESSAGE} fds`
+            : `a record was over ${MAX_MESSAGE_BYTES} bytes`,
+        );
+        continue;
+      }
+      this.emit('message', data, fds);
+    }
+  }
+}

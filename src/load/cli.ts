@@ -1,0 +1,102 @@
+// Runs one load (see ./index.ts) in its own process. Forked with an IPC
+// channel (spawnLoad), it reports to its parent; run by hand, it prints the
+// final result as one JSON line.
+//
+//   node dist/src/load/cli.js --target 127.0.0.1:8080 [--target [::1]:8080 ...]
+//     --concurrency 32 --duration-ms 10000 [--max-connections N]
+//     [--timeout-ms 5000] [--expect-body-prefix epoch=] [--path /]
+
+import { parseArgs } from 'node:util';
+import { invalidArgument } from '../errors';
+import { startLoad, type LoadOptions, type LoadProcessMessage, type LoadRun, type LoadTarget } from './index';
+
+const USAGE =
+  'usage: cli.js --target HOST:PORT [--target [IPV6]:PORT ...] --concurrency N --duration-ms MS\n' +
+  '              [--max-connections N] [--timeout-ms MS] [--expect-body-prefix TEXT] [--path /PATH]';
+const SNAPSHOT_INTERVAL_MS = 200;
+
+function parseTarget(text: string): LoadTarget {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
+  if (match === null) throw invalidArgument(`--target must be HOST:PORT or [IPV6]:PORT, got "${text}"`);
+  return { host: match[1] ?? match[2], port: Number(match[3]) };
+}
+
+function parseInteger(flag: string, text: string): number {
+  if (!/^\d+$/.test(text)) throw invalidArgument(`--${flag} must be a non-negative integer, got "${text}"`);
+  return Number(text);
+}
+
+function required(flag: string, text: string | undefined): string {
+  if (text === undefined) throw invalidArgument(`--${flag} is required`);
+  return text;
+}
+
+/** Ranges and loopback are checked by startLoad; this only turns text into options. */
+function parseOptions(args: string[]): LoadOptions {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      target: { type: 'string', multiple: true },
+      concurrency: { type: 'string' },
+      'duration-ms': { type: 'string' },
+      'max-connections': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      'expect-body-prefix': { type: 'string' },
+      path: { type: 'string' },
+    },
+  });
+  const optionalInteger = (flag: 'max-connections' | 'timeout-ms'): number | undefined => {
+    const text = values[flag];
+    return text === undefined ? undefined : parseInteger(flag, text);
+  };
+  return {
+    targets: (values.target ?? []).map(parseTarget),
+    concurrency: parseInteger('concurrency', required('concurrency', values.concurrency)),
+    durationMs: parseInteger('duration-ms', required('duration-ms', values['duration-ms'])),
+    maxConnections: optionalInteger('max-connections'),
+    timeoutMs: optionalInteger('timeout-ms'),
+    expectBodyPrefix: values['expect-body-prefix'],
+    path: values.path,
+  };
+}
+
+function post(message: LoadProcessMessage, then?: () => void): void {
+  if (process.connected) process.send!(message, () => then?.());
+  else then?.();
+}
+
+/** Snapshots every 200 ms, 'stop' from the parent, then the result, and exit. */
+function reportToParent(run: LoadRun): void {
+  const timer = setInterval(() => post({ type: 'snapshot', result: run.snapshot() }), SNAPSHOT_INTERVAL_MS);
+  process.on('message', (message: { type?: unknown } | null) => {
+    if (message?.type === 'stop') run.stop();
+  });
+  // Parent gone: nobody is left to report to or to stop us.
+  process.once('disconnect', () => run.stop());
+  void run.done.then((result) => {
+    clearInterval(timer);
+    post({ type: 'result', result }, () => {
+      if (process.connected) process.disconnect();
+      process.exit(0);
+    });
+  });
+}
+
+function main(): void {
+  let run: LoadRun;
+  try {
+    run = startLoad(parseOptions(process.argv.slice(2)));
+  } catch (error) {
+    // Bad arguments (parseArgs or validation): say what and how, exit 2.
+    process.stderr.write(`baton load: ${(error as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  process.once('SIGINT', () => run.stop());
+  process.once('SIGTERM', () => run.stop());
+  if (process.send !== undefined) reportToParent(run);
+  else void run.done.then((result) => process.stdout.write(`${JSON.stringify(result)}\n`));
+}
+
+main();

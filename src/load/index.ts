@@ -1,0 +1,453 @@
+// The one connection counter behind every "zero connections lost" claim: it
+// opens HTTP/1.0 connections to loopback targets and counts each one exactly
+// once, as answered (status 200 and the expected body) or lost (with why).
+// A loss the counter cannot see would make every such claim worthless, so a
+// connection only counts as answered once the server has closed it after a
+// complete, well-formed response.
+
+import { fork } from 'node:child_process';
+import { BlockList, connect, isIP } from 'node:net';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { invalidArgument } from '../errors';
+
+export interface LoadTarget {
+  host: string;
+  port: number;
+}
+
+export interface LoadOptions {
+  /** Connections go round-robin over the targets; loopback only. */
+  targets: LoadTarget[];
+  /** Parallel connection loops (1..1024): never more sockets in flight. */
+  concurrency: number;
+  /** Stop starting new connections after this (1..600000). */
+  durationMs: number;
+  /** Optional cap on attempts. */
+  maxConnections?: number;
+  /** Per connection, connect to full answer; past it the connection is lost as 'timeout'. Default 5000. */
+  timeoutMs?: number;
+  /** Answered only if the body starts with it. Default 'epoch='. */
+  expectBodyPrefix?: string;
+  /** Default '/'. */
+  path?: string;
+  /** Stops early, like stop(). */
+  signal?: AbortSignal;
+}
+
+export interface LoadResult {
+  /** attempted === answered + lost once finished; before, the difference is in flight. */
+  attempted: number;
+  answered: number;
+  lost: number;
+  /** Lost connections by reason: an error code ('ECONNRESET', 'ECONNREFUSED'...),
+   * 'timeout', 'bad-status', 'bad-body' or 'closed-early'. */
+  errors: Record<string, number>;
+  /** Answered connections by the first two whitespace-separated tokens of the body's first line. */
+  byResponder: Record<string, number>;
+  /** Connect-to-answer of answered connections. */
+  latencyMs: { p50: number; p99: number; max: number; count: number };
+  durationMs: number;
+  connectionsPerSecond: number;
+}
+
+export interface LoadRun {
+  snapshot(): LoadResult;
+  /** Starts no new connection; those in flight finish (each within timeoutMs) before done resolves. */
+  stop(): void;
+  done: Promise<LoadResult>;
+}
+
+/** What the load process (cli.ts) posts to its parent. */
+export interface LoadProcessMessage {
+  type: 'snapshot' | 'result';
+  result: LoadResult;
+}
+
+const LIMITS = {
+  concurrency: 1024,
+  durationMs: 10 * 60_000,
+  timeoutMs: 10 * 60_000,
+  expectBodyPrefix: 1024,
+  path: 8192,
+};
+const DEFAULT_TIMEOUT_MS = 5000;
+const DEFAULT_BODY_PREFIX = 'epoch=';
+/** Bytes of a response kept for parsing; the rest is only counted, so a big body cannot exhaust memory. */
+const KEPT_RESPONSE_BYTES = 64 * 1024;
+const RESPONDER_BYTES = 256;
+
+interface Settings {
+  targets: LoadTarget[];
+  concurrency: number;
+  durationMs: number;
+  /** Infinity when uncapped. */
+  maxConnections: number;
+  timeoutMs: number;
+  expectBodyPrefix: string;
+  path: string;
+  signal?: AbortSignal;
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6'); // also matches ::ffff:127.x.y.z
+
+/** Throws unless host is in 127.0.0.0/8, ::1 or 'localhost': load never leaves this machine. */
+export function assertLoopback(host: string): void {
+  if (typeof host === 'string' && isLoopback(host)) return;
+  throw invalidArgument(
+    `load target host ${inspect(host)} is not loopback (127.0.0.0/8, ::1 or localhost); baton only loads this machine`,
+  );
+}
+
+function isLoopback(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+function integerIn(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
+  throw invalidArgument(`${name} must be an integer in ${min}..${max}, got ${inspect(value)}`);
+}
+
+function validTarget(target: unknown, index: number): LoadTarget {
+  if (typeof target !== 'object' || target === null) {
+    throw invalidArgument(`targets[${index}] must be { host, port }, got ${inspect(target)}`);
+  }
+  const { host, port } = target as Partial<LoadTarget>;
+  assertLoopback(host as string);
+  return { host: host as string, port: integerIn(`targets[${index}].port`, port, 1, 65535) };
+}
+
+function validPath(path: unknown): string {
+  // Visible ASCII only: the path goes verbatim into the request line.
+  if (typeof path === 'string' && path.length <= LIMITS.path && /^\/[\x21-\x7e]*$/.test(path)) return path;
+  throw invalidArgument(
+    `path must start with '/' and hold only visible ASCII (at most ${LIMITS.path} characters), got ${inspect(path)}`,
+  );
+}
+
+function validBodyPrefix(prefix: unknown): string {
+  if (typeof prefix === 'string' && prefix.length <= LIMITS.expectBodyPrefix) return prefix;
+  throw invalidArgument(
+    `expectBodyPrefix must be a string of at most ${LIMITS.expectBodyPrefix} characters, got ${inspect(prefix)}`,
+  );
+}
+
+function validSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined || signal instanceof AbortSignal) return signal;
+  throw invalidArgument(`signal must be an AbortSignal, got ${inspect(signal)}`);
+}
+
+function validateOptions(options: LoadOptions): Settings {
+  if (typeof options !== 'object' || options === null) throw invalidArgument('load options must be an object');
+  const { targets } = options;
+  if (!Array.isArray(targets) || targets.length === 0) {
+    throw invalidArgument(`targets must be a non-empty array of { host, port }, got ${inspect(targets)}`);
+  }
+  return {
+    targets: targets.map(validTarget),
+    concurrency: integerIn('concurrency', options.concurrency, 1, LIMITS.concurrency),
+    durationMs: integerIn('durationMs', options.durationMs, 1, LIMITS.durationMs),
+    maxConnections:
+      options.maxConnections === undefined
+        ? Infinity
+        : integerIn('maxConnections', options.maxConnections, 1, Number.MAX_SAFE_INTEGER),
+    timeoutMs: integerIn('timeoutMs', options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 1, LIMITS.timeoutMs),
+    expectBodyPrefix: validBodyPrefix(options.expectBodyPrefix ?? DEFAULT_BODY_PREFIX),
+    path: validPath(options.path ?? '/'),
+    signal: validSignal(options.signal),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Latencies
+
+/**
+ * Log-scale histogram of milliseconds: buckets 1% wide from 1 µs up to 10
+ * minutes, so a percentile is within 0.5% of the exact sample while memory
+ * stays constant however long the run.
+ */
+export class LatencyHistogram {
+  private static readonly FLOOR_MS = 0.001;
+  private static readonly LOG_GROWTH = Math.log(1.01);
+  private readonly counts = new Float64Array(
+    Math.ceil(Math.log(LIMITS.timeoutMs / LatencyHistogram.FLOOR_MS) / LatencyHistogram.LOG_GROWTH) + 1,
+  );
+  count = 0;
+  min = Infinity;
+  max = 0;
+
+  record(ms: number): void {
+    this.counts[this.bucketOf(ms)]++;
+    this.count++;
+    this.min = Math.min(this.min, ms);
+    this.max = Math.max(this.max, ms);
+  }
+
+  /** Nearest-rank percentile, p in (0, 1]; 0 when empty. */
+  percentile(p: number): number {
+    if (this.count === 0) return 0;
+    const rank = Math.max(1, Math.ceil(p * this.count));
+    let seen = 0;
+    let bucket = 0;
+    while ((seen += this.counts[bucket]) < rank) bucket++;
+    return Math.min(this.max, Math.max(this.min, this.middleOf(bucket)));
+  }
+
+  /** Bucket i > 0 holds (FLOOR * 1.01^(i-1), FLOOR * 1.01^i]; bucket 0 everything up to FLOOR. */
+  private bucketOf(ms: number): number {
+    if (ms <= LatencyHistogram.FLOOR_MS) return 0;
+    const bucket = Math.ceil(Math.log(ms / LatencyHistogram.FLOOR_MS) / LatencyHistogram.LOG_GROWTH);
+    return Math.min(bucket, this.counts.length - 1);
+  }
+
+  /** Geometric middle, at most 0.5% away from any value in the bucket. */
+  private middleOf(bucket: number): number {
+    return LatencyHistogram.FLOOR_MS * Math.exp((bucket - 0.5) * LatencyHistogram.LOG_GROWTH);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// One connection
+
+type Outcome = { answered: true; responder: string; latencyMs: number } | { answered: false; reason: string };
+
+const lost = (reason: string): Outcome => ({ answered: false, reason });
+
+/** The response as received: its first KEPT_RESPONSE_BYTES, and how many bytes came in all. */
+class Response {
+  private readonly chunks: Buffer[] = [];
+  private kept = 0;
+  received = 0;
+
+  add(chunk: Buffer): void {
+    this.received += chunk.length;
+    if (this.kept >= KEPT_RESPONSE_BYTES) return;
+    this.chunks.push(chunk);
+    this.kept += chunk.length;
+  }
+
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+/** Judges a response the server has finished (closed): answered, or lost with why. */
+function judge(response: Response, expectBody: Buffer, latencyMs: number): Outcome {
+  const bytes = response.bytes();
+  const headerEnd = bytes.indexOf('\r\n\r\n');
+  if (headerEnd < 0) return lost('closed-early');
+  const head = bytes.toString('latin1', 0, headerEnd);
+  if (!/^HTTP\/\d\.\d 200(?:[ \r]|$)/.test(head)) return lost('bad-status');
+  const bodyStart = headerEnd + 4;
+  const declaredLength = /\r\ncontent-length:[ \t]*(\d+)/i.exec(head);
+  if (declaredLength !== null && response.received - bodyStart < Number(declaredLength[1])) {
+    return lost('closed-early');
+  }
+  const body = bytes.subarray(bodyStart);
+  if (!body.subarray(0, expectBody.length).equals(expectBody)) return lost('bad-body');
+  return { answered: true, responder: responderOf(body), latencyMs };
+}
+
+/** 'epoch=1 worker=0' from 'epoch=1 worker=0 pid=42\n...'. */
+function responderOf(body: Buffer): string {
+  const firstLine = body.toString('utf8', 0, Math.min(body.length, RESPONDER_BYTES)).split('\n', 1)[0];
+  return firstLine.trim().split(/\s+/, 2).join(' ');
+}
+
+/** One HTTP/1.0 exchange; settles exactly once, whichever of end, error, close or timeout comes first. */
+function exchange(target: LoadTarget, request: Buffer, expectBody: Buffer, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const startedAt = performance.now();
+    const response = new Response();
+    const socket = connect({ host: target.host, port: target.port });
+    let settled = false;
+    const settle = (outcome: Outcome): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => settle(lost('timeout')), timeoutMs);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => response.add(chunk));
+    // HTTP/1.0: the server closing its side is what marks the response complete.
+    socket.on('end', () => settle(judge(response, expectBody, performance.now() - startedAt)));
+    socket.on('error', (error: NodeJS.ErrnoException) => settle(lost(error.code ?? 'error')));
+    socket.on('close', () => settle(lost('closed-early')));
+    socket.write(request);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The run
+
+class LocalRun implements LoadRun {
+  readonly done: Promise<LoadResult>;
+  private attempted = 0;
+  private answered = 0;
+  private lost = 0;
+  private readonly errors = new Map<string, number>();
+  private readonly byResponder = new Map<string, number>();
+  private readonly latency = new LatencyHistogram();
+  private readonly startedAt = performance.now();
+  private endedAt: number | undefined;
+  private stopped = false;
+  private nextTarget = 0;
+  private readonly request: Buffer;
+  private readonly expectBody: Buffer;
+
+  constructor(private readonly settings: Settings) {
+    this.request = Buffer.from(`GET ${settings.path} HTTP/1.0\r\nHost: baton\r\n\r\n`, 'latin1');
+    this.expectBody = Buffer.from(settings.expectBodyPrefix, 'utf8');
+    const { signal } = settings;
+    const onAbort = (): void => this.stop();
+    if (signal?.aborted) this.stop();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const loops = Array.from({ length: settings.concurrency }, () => this.loop());
+    this.done = Promise.all(loops).then(() => {
+      signal?.removeEventListener('abort', onAbort);
+      this.endedAt = performance.now();
+      return this.snapshot();
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  snapshot(): LoadResult {
+    const durationMs = (this.endedAt ?? performance.now()) - this.startedAt;
+    const finished = this.answered + this.lost;
+    return {
+      attempted: this.attempted,
+      answered: this.answered,
+      lost: this.lost,
+      errors: Object.fromEntries(this.errors),
+      byResponder: Object.fromEntries(this.byResponder),
+      latencyMs: {
+        p50: roundMs(this.latency.percentile(0.5)),
+        p99: roundMs(this.latency.percentile(0.99)),
+        max: roundMs(this.latency.max),
+        count: this.latency.count,
+      },
+      durationMs: roundMs(durationMs),
+      connectionsPerSecond: durationMs > 0 ? Math.round((finished * 1000) / durationMs) : 0,
+    };
+  }
+
+  /** One of `concurrency` loops: each chains connections, so at most `concurrency` are in flight. */
+  private async loop(): Promise<void> {
+    while (this.mayStartAnother()) {
+      this.attempted++;
+      const target = this.settings.targets[this.nextTarget++ % this.settings.targets.length];
+      this.count(await exchange(target, this.request, this.expectBody, this.settings.timeoutMs));
+    }
+  }
+
+  private mayStartAnother(): boolean {
+    return (
+      !this.stopped &&
+      this.attempted < this.settings.maxConnections &&
+      performance.now() - this.startedAt < this.settings.durationMs
+    );
+  }
+
+  private count(outcome: Outcome): void {
+    if (outcome.answered) {
+      this.answered++;
+      increment(this.byResponder, outcome.responder);
+      this.latency.record(outcome.latencyMs);
+    } else {
+      this.lost++;
+      increment(this.errors, outcome.reason);
+    }
+  }
+}
+
+function increment(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
+
+/** To the microsecond: finer is noise, and it keeps printed results short. */
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/** Runs a load in this process. Throws BatonError(INVALID_ARGUMENT) before connecting anywhere if an option is bad. */
+export function startLoad(options: LoadOptions): LoadRun {
+  return new LocalRun(validateOptions(options));
+}
+
+// ---------------------------------------------------------------------------
+// In a separate process
+
+const EMPTY_RESULT: LoadResult = {
+  attempted: 0,
+  answered: 0,
+  lost: 0,
+  errors: {},
+  byResponder: {},
+  latencyMs: { p50: 0, p99: 0, max: 0, count: 0 },
+  durationMs: 0,
+  connectionsPerSecond: 0,
+};
+
+/** The command line of cli.ts for these settings. */
+function cliArgs(settings: Settings): string[] {
+  const args = settings.targets.map(({ host, port }) => `--target=${host.includes(':') ? `[${host}]` : host}:${port}`);
+  args.push(
+    `--concurrency=${settings.concurrency}`,
+    `--duration-ms=${settings.durationMs}`,
+    `--timeout-ms=${settings.timeoutMs}`,
+    `--expect-body-prefix=${settings.expectBodyPrefix}`,
+    `--path=${settings.path}`,
+  );
+  if (settings.maxConnections !== Infinity) args.push(`--max-connections=${settings.maxConnections}`);
+  return args;
+}
+
+/**
+ * Runs a load in a child process (cli.js over IPC), so the load and the
+ * server under test do not share an event loop. snapshot() is the child's
+ * latest report (every 200 ms); done rejects if the child exits without a
+ * final result.
+ */
+export function spawnLoad(options: Omit<LoadOptions, 'signal'>): LoadRun & { pid: number } {
+  const settings = validateOptions({ ...options, signal: undefined });
+  const child = fork(join(__dirname, 'cli.js'), cliArgs(settings), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let latest = EMPTY_RESULT;
+  let final: LoadResult | undefined;
+  child.on('message', (message: LoadProcessMessage) => {
+    latest = message.result;
+    if (message.type === 'result') final = message.result;
+  });
+  const done = new Promise<LoadResult>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (final !== undefined) resolve(final);
+      else reject(new Error(`load process ${child.pid} exited (${signal ?? `code ${code}`}) without a result`));
+    });
+  });
+  const pid = child.pid;
+  if (pid === undefined) {
+    done.catch(() => {}); // the reason is in the error thrown here
+    throw new Error('could not start the load process');
+  }
+  return {
+    pid,
+    done,
+    snapshot: () => latest,
+    stop: () => {
+      // The callback takes a send failure: the child is already gone, and done says how.
+      if (child.connected) child.send({ type: 'stop' }, () => {});
+    },
+  };
+}

@@ -1,0 +1,271 @@
+// The control protocol between a generation and its child: one JSON record
+// per SEQPACKET message, fds riding on `sockets` records only. Every record
+// is validated here before anything acts on it; whatever does not fit is a
+// ProtocolError naming the field, never a crash and never a lost socket.
+
+import { BatonError, ErrorCodes } from '../errors';
+
+export const PROTOCOL_VERSION = 1;
+/** Largest record either side sends or accepts. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+/** SCM_MAX_FD: the kernel's limit of fds on one sendmsg(). */
+export const MAX_FDS_PER_MESSAGE = 253;
+/** Bounds on what one request may name, so a request can never be oversized. */
+export const MAX_LISTENERS = 256;
+export const MAX_WORKERS = 256;
+
+export type Protocol = 'tcp' | 'udp';
+
+/** A listener's identity across generations: sockets are matched on it. */
+export interface ListenerAddress {
+  protocol: Protocol;
+  host: string;
+  port: number;
+}
+
+/** One socket in a `sockets` reply: the index into the request's listeners and the worker index. */
+export interface SocketRef {
+  listener: number;
+  worker: number;
+}
+
+// Child -> parent.
+export interface Hello {
+  type: 'hello';
+  protocol: number;
+  hotRestartVersion: string;
+  epoch: number;
+  pid: number;
+}
+export interface GetSockets {
+  type: 'getSockets';
+  id: number;
+  listeners: ListenerAddress[];
+  workers: number[];
+}
+export interface Drain {
+  type: 'drain';
+  id: number;
+}
+export interface Terminate {
+  type: 'terminate';
+  id: number;
+}
+
+// Parent -> child.
+export interface Welcome {
+  type: 'welcome';
+  protocol: number;
+  hotRestartVersion: string;
+  epoch: number;
+  pid: number;
+}
+export interface Sockets {
+  type: 'sockets';
+  re: number;
+  part: number;
+  parts: number;
+  /** One entry per fd on this record, in order. */
+  sockets: SocketRef[];
+  /** How many worker sockets the parent holds for each requested listener (first part only). */
+  available: number[];
+}
+export interface Ack {
+  type: 'ack';
+  re: number;
+  /** Milliseconds the parent will drain for (drain acks only). */
+  drainMs?: number;
+}
+/** Answers a request (re) or, without re, a record that could not be read. */
+export interface ErrorReply {
+  type: 'error';
+  re?: number;
+  code: string;
+  message: string;
+}
+/** The parent will not serve this child; it closes the channel after sending it. */
+export interface Refused {
+  type: 'refused';
+  code: string;
+  message: string;
+}
+
+export type ChildMessage = Hello | GetSockets | Drain | Terminate;
+export type ParentMessage = Welcome | Sockets | Ack | ErrorReply | Refused;
+export type Message = ChildMessage | ParentMessage;
+export type Request = GetSockets | Drain | Terminate;
+export type Reply = Sockets | Ack | ErrorReply;
+
+export class ProtocolError extends BatonError {
+  constructor(
+    message: string,
+    /** The request id, when the record was readable far enough to have one. */
+    readonly re?: number,
+  ) {
+    super(ErrorCodes.PROTOCOL, message);
+  }
+}
+
+export function encode(message: Message): Buffer {
+  const data = Buffer.from(JSON.stringify(message));
+  if (data.length > MAX_MESSAGE_BYTES) {
+    throw new ProtocolError(`a ${message.type} record is ${data.length} bytes, over the limit of ${MAX_MESSAGE_BYTES}`);
+  }
+  return data;
+}
+
+type Fields = Record<string, unknown>;
+
+const isInt = (v: unknown, min: number, max: number): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+
+function int(o: Fields, key: string, min = 0, max = 2 ** 31 - 1): number {
+  const v = o[key];
+  if (!isInt(v, min, max)) throw new ProtocolError(`${o.type}.${key} must be an integer in ${min}..${max}`, reId(o));
+  return v;
+}
+
+function str(o: Fields, key: string, maxLength = 256): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v.length > maxLength) {
+    throw new ProtocolError(`${o.type}.${key} must be a string of at most ${maxLength} characters`, reId(o));
+  }
+  return v;
+}
+
+function list<T>(o: Fields, key: string, max: number, item: (v: unknown, i: number) => T): T[] {
+  const v = o[key];
+  if (!Array.isArray(v) || v.length > max) {
+    throw new ProtocolError(`${o.type}.${key} must be an array of at most ${max} entries`, reId(o));
+  }
+  return v.map(item);
+}
+
+/** The request id of a record, if it has a valid one, so an error can answer it. */
+function reId(o: Fields): number | undefined {
+  const id = o.id ?? o.re;
+  return isInt(id, 0, 2 ** 31 - 1) ? id : undefined;
+}
+
+function listenerAddress(o: Fields) {
+  return (v: unknown, i: number): ListenerAddress => {
+    const a = (v ?? {}) as Fields;
+    if (a.protocol !== 'tcp' && a.protocol !== 'udp') {
+      throw new ProtocolError(`${o.type}.listeners[${i}].protocol must be 'tcp' or 'udp'`, reId(o));
+    }
+    if (typeof a.host !== 'string' || a.host.length > 64 || !isInt(a.port, 0, 65535)) {
+      throw new ProtocolError(`${o.type}.listeners[${i}] must have a host string and a port 0..65535`, reId(o));
+    }
+    return { protocol: a.protocol, host: a.host, port: a.port };
+  };
+}
+
+function workerIndexes(o: Fields, key: string, max: number): number[] {
+  return list(o, key, max, (v, i) => {
+    if (!isInt(v, 0, MAX_WORKERS - 1)) throw new ProtocolError(`${o.type}.${key}[${i}] must be a worker index`, reId(o));
+    return v;
+  });
+}
+
+function socketRefs(o: Fields): SocketRef[] {
+  return list(o, 'sockets', MAX_FDS_PER_MESSAGE, (v, i) => {
+    const r = (v ?? {}) as Fields;
+    if (!isInt(r.listener, 0, MAX_LISTENERS - 1) || !isInt(r.worker, 0, MAX_WORKERS - 1)) {
+      throw new ProtocolError(`sockets.sockets[${i}] must name a listener and a worker index`, reId(o));
+    }
+    return { listener: r.listener, worker: r.worker };
+  });
+}
+
+const decoders: { [T in Message['type']]: (o: Fields) => Extract<Message, { type: T }> } = {
+  hello: (o) => ({
+    type: 'hello',
+    protocol: int(o, 'protocol'),
+    hotRestartVersion: str(o, 'hotRestartVersion'),
+    epoch: int(o, 'epoch'),
+    pid: int(o, 'pid', 1),
+  }),
+  welcome: (o) => ({
+    type: 'welcome',
+    protocol: int(o, 'protocol'),
+    hotRestartVersion: str(o, 'hotRestartVersion'),
+    epoch: int(o, 'epoch'),
+    pid: int(o, 'pid', 1),
+  }),
+  getSockets: (o) => ({
+    type: 'getSockets',
+    id: int(o, 'id'),
+    listeners: list(o, 'listeners', MAX_LISTENERS, listenerAddress(o)),
+    workers: workerIndexes(o, 'workers', MAX_WORKERS),
+  }),
+  drain: (o) => ({ type: 'drain', id: int(o, 'id') }),
+  terminate: (o) => ({ type: 'terminate', id: int(o, 'id') }),
+  sockets: (o) => {
+    const parts = int(o, 'parts', 1, MAX_LISTENERS * MAX_WORKERS);
+    return {
+      type: 'sockets',
+      re: int(o, 're'),
+      part: int(o, 'part', 0, parts - 1),
+      parts,
+      sockets: socketRefs(o),
+      available: list(o, 'available', MAX_LISTENERS, (v, i) => {
+        if (!isInt(v, 0, MAX_WORKERS)) throw new ProtocolError(`sockets.available[${i}] must be a count`, reId(o));
+        return v;
+      }),
+    };
+  },
+  ack: (o) => ({
+    type: 'ack',
+    re: int(o, 're'),
+    ...(o.drainMs === undefined ? {} : { drainMs: int(o, 'drainMs') }),
+  }),
+  error: (o) => ({
+    type: 'error',
+    ...(o.re === undefined ? {} : { re: int(o, 're') }),
+    code: str(o, 'code', 64),
+    message: str(o, 'message', 4096),
+  }),
+  refused: (o) => ({ type: 'refused', code: str(o, 'code', 64), message: str(o, 'message', 4096) }),
+};
+
+/**
+ * Parses and validates one record. `fdCount` is how many fds came with it:
+ * only a `sockets` record may carry fds, exactly one per entry. The caller
+ * owns the fds and closes them when this throws.
+ */
+export function decode(data: Buffer, fdCount: number): Message {
+  if (data.length > MAX_MESSAGE_BYTES) {
+    throw new ProtocolError(`record of ${data.length} bytes is over the limit of ${MAX_MESSAGE_BYTES}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data.toString('utf8'));
+  } catch {
+    throw new ProtocolError(`record is not JSON (${data.length} bytes)`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ProtocolError('record is not a JSON object');
+  }
+  const o = parsed as Fields;
+  const decoder = typeof o.type === 'string' && Object.hasOwn(decoders, o.type) ? decoders[o.type as Message['type']] : undefined;
+  if (!decoder) throw new ProtocolError(`unrecognized message type ${JSON.stringify(o.type)}`, reId(o));
+  const message = decoder(o);
+  const expected = message.type === 'sockets' ? message.sockets.length : 0;
+  if (fdCount !== expected) {
+    throw new ProtocolError(`a ${message.type} record came with ${fdCount} fds, expected ${expected}`, reId(o));
+  }
+  return message;
+}
+
+/** Splits the fds of a getSockets answer into records of at most MAX_FDS_PER_MESSAGE. */
+export function socketsRecords(re: number, refs: SocketRef[], available: number[]): Sockets[] {
+  const parts = Math.max(1, Math.ceil(refs.length / MAX_FDS_PER_MESSAGE));
+  return Array.from({ length: parts }, (_, part) => ({
+    type: 'sockets',
+    re,
+    part,
+    parts,
+    sockets: refs.slice(part * MAX_FDS_PER_MESSAGE, (part + 1) * MAX_FDS_PER_MESSAGE),
+    available: part === 0 ? available : [],
+  }));
+}

@@ -1,0 +1,175 @@
+// This generation on its way to serving: it connects to its parent (unless it
+// is epoch 0), initializes while the parent serves, takes the parent's
+// sockets in one batch, starts accepting, then asks the parent to drain and,
+// after parentShutdownTimeS, to terminate. Every wait has a deadline; a
+// parent that goes away after we hold its sockets costs nothing.
+
+import { BatonError, ErrorCodes, errorCodeOf } from '../errors';
+import { Channel } from '../channel/channel';
+import { connectControl, type ControlAddress } from '../channel/address';
+import * as native from '../binding';
+import { Connection, closeAll } from '../protocol/connection';
+import { PROTOCOL_VERSION, type ListenerAddress, type Message, type Sockets } from '../protocol/messages';
+import { StateMachine, type TransitionTable } from './machine';
+
+export type ChildState =
+  | 'connecting' // to the parent's control socket
+  | 'handshaking' // hello sent, waiting for welcome
+  | 'initializing' // the application prepares; the parent serves fully
+  | 'takingSockets' // one batched request for every listener x worker
+  | 'startingWorkers' // our workers start accepting on the sockets
+  | 'drainingParent' // we serve; the parent drains until its shutdown time
+  | 'terminatingParent' // terminate sent; waiting for the parent to close
+  | 'serving' // we serve alone
+  | 'failed'; // we never took over; the parent is untouched
+
+const transitions: TransitionTable<ChildState> = {
+  connecting: ['handshaking', 'initializing', 'failed'],
+  handshaking: ['initializing', 'failed'],
+  initializing: ['takingSockets', 'startingWorkers', 'failed'],
+  takingSockets: ['startingWorkers', 'failed'],
+  startingWorkers: ['drainingParent', 'serving', 'failed'],
+  drainingParent: ['terminatingParent', 'serving'],
+  terminatingParent: ['serving'],
+  serving: [],
+  failed: [],
+};
+
+export interface ChildOptions {
+  epoch: number;
+  hotRestartVersion: string;
+  allowedUids: number[];
+  handshakeTimeoutMs: number;
+  requestTimeoutMs: number;
+  parentShutdownMs: number;
+}
+
+export interface InheritedSockets {
+  /** Per requested listener, per worker index: the fd, now ours. */
+  fds: Map<number, Map<number, number>>;
+  /** How many worker sockets the parent holds per requested listener. */
+  available: number[];
+}
+
+export class ChildMachine extends StateMachine<ChildState> {
+  private parent?: Connection;
+
+  constructor(private readonly options: ChildOptions) {
+    super('child', 'connecting', transitions);
+  }
+
+  get hasParent(): boolean {
+    return this.parent !== undefined && !this.parent.isClosed;
+  }
+
+  /** Connects and shakes hands with generation epoch-1; epoch 0 goes straight to initializing. */
+  async connect(address: ControlAddress | undefined): Promise<void> {
+    if (!address) return this.to('initializing', 'no parent');
+    try {
+      const channel = new Channel(connectControl(address, this.options.epoch));
+      const parent = native.peerCredentials(channel.fd);
+      if (!this.options.allowedUids.includes(parent.uid)) {
+        channel.close();
+        throw new BatonError(ErrorCodes.PEER_REFUSED, `the process at ${address.display} (pid ${parent.pid}) runs as uid ${parent.uid}, not ${this.options.allowedUids.join(', ')}`);
+      }
+      this.parent = new Connection(channel);
+      this.to('handshaking', `parent pid ${parent.pid}`);
+      await this.handshake(this.parent);
+      this.parent.on('close', () => this.onParentGone());
+      this.to('initializing');
+    } catch (error) {
+      this.detach();
+      throw error;
+    }
+  }
+
+  /** Asks for all sockets in one request; the answer may span several records. */
+  async takeSockets(listeners: ListenerAddress[], workers: number[]): Promise<InheritedSockets> {
+    this.to('takingSockets');
+    if (!this.hasParent || listeners.length === 0) return { fds: new Map(), available: listeners.map(() => 0) };
+    try {
+      const { reply, fds } = await this.parent!.request({ type: 'getSockets', listeners, workers }, this.options.requestTimeoutMs);
+      return byListener(reply as Sockets, fds, listeners.length);
+    } catch (error) {
+      this.detach();
+      throw error;
+    }
+  }
+
+  startingWorkers(): void {
+    this.to('startingWorkers');
+  }
+
+  /** Our workers accept: the parent drains now and is terminated after parentShutdownMs. */
+  takeOver(): void {
+    if (!this.hasParent) return this.to('serving', 'no parent');
+    this.to('drainingParent');
+    this.parent!.request({ type: 'drain' }, this.options.requestTimeoutMs).catch((error: Error) =>
+      this.emit('warning', `the parent did not confirm the drain: ${error.message}`),
+    );
+    this.expire(this.options.parentShutdownMs, () => this.terminateParent());
+  }
+
+  /** Asks the parent to exit now instead of at its shutdown time. */
+  terminateParent(): void {
+    if (!this.is('drainingParent')) return;
+    this.to('terminatingParent');
+    this.parent!.request({ type: 'terminate' }, this.options.requestTimeoutMs).catch(() => undefined);
+    // The parent closes the channel as it exits; one that does not is cut off.
+    this.expire(this.options.requestTimeoutMs, () => this.parent?.close());
+  }
+
+  /**
+   * Lets go of the parent: before taking over this fails the handoff, and a
+   * parent that was draining accepts again. Either way the parent serves.
+   */
+  detach(): void {
+    if (this.can('failed')) this.to('failed');
+    this.parent?.close();
+  }
+
+  private handshake(parent: Connection): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        settle(new BatonError(ErrorCodes.TIMEOUT, `the parent sent no welcome within ${this.options.handshakeTimeoutMs} ms`));
+      }, this.options.handshakeTimeoutMs);
+      const onMessage = (message: Message, fds: number[]) => {
+        closeAll(fds);
+        if (message.type === 'welcome') {
+          if (message.protocol !== PROTOCOL_VERSION || message.hotRestartVersion !== this.options.hotRestartVersion) {
+            return settle(new BatonError(ErrorCodes.VERSION_MISMATCH, `the parent runs protocol ${message.protocol}, hot restart version '${message.hotRestartVersion}'; this generation runs ${PROTOCOL_VERSION}, '${this.options.hotRestartVersion}'`));
+          }
+          return settle();
+        }
+        if (message.type === 'refused') return settle(new BatonError(errorCodeOf(message.code), `the parent refused this generation: ${message.message}`));
+        settle(new BatonError(ErrorCodes.PROTOCOL, `expected welcome from the parent, got ${message.type}`));
+      };
+      const onClose = () => settle(new BatonError(ErrorCodes.CHANNEL_CLOSED, 'the parent closed the control channel during the handshake'));
+      const settle = (error?: Error) => {
+        clearTimeout(timer);
+        parent.off('message', onMessage).off('close', onClose);
+        if (error) reject(error);
+        else resolve();
+      };
+      parent.on('message', onMessage).on('close', onClose);
+      parent.send({ type: 'hello', protocol: PROTOCOL_VERSION, hotRestartVersion: this.options.hotRestartVersion, epoch: this.options.epoch, pid: process.pid });
+    });
+  }
+
+  private onParentGone(): void {
+    if (this.is('drainingParent', 'terminatingParent')) this.to('serving', 'parent exited');
+  }
+}
+
+function byListener(reply: Sockets, fds: number[], listeners: number): InheritedSockets {
+  const result = new Map<number, Map<number, number>>();
+  reply.sockets.forEach((ref, i) => {
+    if (ref.listener >= listeners || result.get(ref.listener)?.has(ref.worker)) {
+      closeAll(fds);
+      throw new BatonError(ErrorCodes.PROTOCOL, `the parent sent socket ${JSON.stringify(ref)} that was not asked for`);
+    }
+    if (!result.has(ref.listener)) result.set(ref.listener, new Map());
+    result.get(ref.listener)!.set(ref.worker, fds[i]);
+  });
+  return { fds: result, available: reply.available };
+}

@@ -1,0 +1,230 @@
+// This generation as the parent of the next one. It serves fully until the
+// child asks it to drain; a child that fails, times out or disconnects before
+// then changes nothing, and one that goes away during the drain makes it
+// accept again. Only one child at a time; everything else is refused with a
+// reason the refused peer can print.
+
+import { BatonError, ErrorCodes, type ErrorCode } from '../errors';
+import type { Channel } from '../channel/channel';
+import type { Credentials } from '../binding';
+import { Connection, closeAll } from '../protocol/connection';
+import {
+  PROTOCOL_VERSION,
+  socketsRecords,
+  type GetSockets,
+  type ListenerAddress,
+  type Message,
+  type SocketRef,
+} from '../protocol/messages';
+import { StateMachine, type TransitionTable } from './machine';
+
+export type ParentState =
+  | 'notReady' // this generation has not taken over yet: it cannot have a child
+  | 'serving' // accepting, no child
+  | 'handshaking' // a child connected; waiting for its hello
+  | 'childInitializing' // hello accepted; the child initializes, we keep serving
+  | 'childTakingOver' // the child has our sockets; we keep serving until it asks us to drain
+  | 'draining' // stopped accepting; open connections are asked to close
+  | 'drained' // drain time is over; waiting for the child's terminate
+  | 'terminating' // closing everything
+  | 'terminated';
+
+const transitions: TransitionTable<ParentState> = {
+  notReady: ['serving', 'terminating'],
+  serving: ['handshaking', 'terminating'],
+  handshaking: ['childInitializing', 'serving', 'terminating'],
+  childInitializing: ['childTakingOver', 'serving', 'terminating'],
+  childTakingOver: ['draining', 'serving', 'terminating'],
+  draining: ['drained', 'serving', 'terminating'],
+  drained: ['serving', 'terminating'],
+  terminating: ['terminated'],
+  terminated: [],
+};
+
+export interface ParentHooks {
+  /** Our sockets for these listeners and worker indexes (fds stay ours), and how many we hold per listener. */
+  sockets(listeners: ListenerAddress[], workers: number[]): { refs: SocketRef[]; fds: number[]; available: number[] };
+  stopAccepting(): void;
+  resumeAccepting(): void;
+  /** Open connections should close within `ms`. */
+  drain(ms: number): void;
+  /** Close everything; called once. */
+  terminate(): Promise<void>;
+  /** Something worth an operator's attention that changes nothing. */
+  warn(message: string): void;
+}
+
+export interface ParentOptions {
+  epoch: number;
+  hotRestartVersion: string;
+  allowedUids: number[];
+  handshakeTimeoutMs: number;
+  childInitTimeoutMs: number;
+  drainMs: number;
+}
+
+export class ParentMachine extends StateMachine<ParentState> {
+  private child?: { connection: Connection; pid: number };
+
+  constructor(
+    private readonly options: ParentOptions,
+    private readonly hooks: ParentHooks,
+  ) {
+    super('parent', 'notReady', transitions);
+  }
+
+  /** This generation has taken over: from now on it may have a child. */
+  ready(): void {
+    if (this.is('notReady')) this.to('serving');
+  }
+
+  /** A peer connected to our control socket. */
+  accept(channel: Channel, peer: Credentials): void {
+    const connection = new Connection(channel);
+    const refusal = this.refusal(peer);
+    if (refusal) return refuse(connection, refusal.code, refusal.message, this.hooks);
+
+    this.child = { connection, pid: peer.pid };
+    this.to('handshaking', `pid ${peer.pid}`);
+    this.expire(this.options.handshakeTimeoutMs, () =>
+      this.dropChild(`child pid ${peer.pid} sent no hello within ${this.options.handshakeTimeoutMs} ms`),
+    );
+    connection.on('message', (message, fds) => this.onMessage(connection, message, fds));
+    connection.on('protocolError', (error) => this.hooks.warn(`child pid ${peer.pid}: ${error.message}`));
+    connection.on('close', () => this.onChildGone(connection));
+  }
+
+  /** Stop now, whatever the child does (our own shutdown). */
+  async terminate(reason: string): Promise<void> {
+    if (this.is('terminating', 'terminated')) return;
+    this.to('terminating', reason);
+    this.child?.connection.close();
+    await this.hooks.terminate();
+    this.to('terminated');
+  }
+
+  private refusal(peer: Credentials): { code: ErrorCode; message: string } | undefined {
+    if (!this.options.allowedUids.includes(peer.uid)) {
+      return {
+        code: ErrorCodes.PEER_REFUSED,
+        message: `peer pid ${peer.pid} runs as uid ${peer.uid}; generation ${this.options.epoch} accepts only uid ${this.options.allowedUids.join(', ')}`,
+      };
+    }
+    if (!this.is('serving')) {
+      return {
+        code: ErrorCodes.PARENT_BUSY,
+        message: this.child
+          ? `generation ${this.options.epoch} is already handing over to pid ${this.child.pid}; restart again once that one has taken over`
+          : `generation ${this.options.epoch} is ${this.state}, not serving: restart from the newest generation`,
+      };
+    }
+    return undefined;
+  }
+
+  private onMessage(connection: Connection, message: Message, fds: number[]): void {
+    closeAll(fds); // requests never carry fds; decode() has refused any that do
+    try {
+      this.handle(connection, message);
+    } catch (error) {
+      const e = error as BatonError;
+      const re = 'id' in message ? message.id : undefined;
+      connection.send({ type: 'error', ...(re === undefined ? {} : { re }), code: e.code ?? ErrorCodes.PROTOCOL, message: e.message });
+    }
+  }
+
+  private handle(connection: Connection, message: Message): void {
+    switch (message.type) {
+      case 'hello':
+        return this.onHello(connection, message.protocol, message.hotRestartVersion, message.epoch);
+      case 'getSockets':
+        return this.onGetSockets(connection, message);
+      case 'drain':
+        this.require('drain', 'childInitializing', 'childTakingOver');
+        this.hooks.stopAccepting();
+        this.to('draining', `asked by child pid ${this.child?.pid}`);
+        this.hooks.drain(this.options.drainMs);
+        this.expire(this.options.drainMs, () => this.to('drained'));
+        return connection.send({ type: 'ack', re: message.id, drainMs: this.options.drainMs });
+      case 'terminate':
+        this.require('terminate', 'draining', 'drained');
+        connection.send({ type: 'ack', re: message.id });
+        void this.terminate(`asked by child pid ${this.child?.pid}`);
+        return;
+      default:
+        throw new BatonError(ErrorCodes.PROTOCOL, `a child does not send ${message.type}`);
+    }
+  }
+
+  private onHello(connection: Connection, protocol: number, version: string, epoch: number): void {
+    this.require('hello', 'handshaking');
+    const mismatch =
+      protocol !== PROTOCOL_VERSION
+        ? `protocol ${protocol}, this generation speaks ${PROTOCOL_VERSION}`
+        : version !== this.options.hotRestartVersion
+          ? `hot restart version '${version}', this generation runs '${this.options.hotRestartVersion}'`
+          : epoch !== this.options.epoch + 1
+            ? `restart epoch ${epoch}, the next after ${this.options.epoch} is ${this.options.epoch + 1}`
+            : undefined;
+    if (mismatch) {
+      const code = protocol !== PROTOCOL_VERSION || version !== this.options.hotRestartVersion ? ErrorCodes.VERSION_MISMATCH : ErrorCodes.PROTOCOL;
+      this.child = undefined;
+      refuse(connection, code, `incompatible child: ${mismatch}; stop all generations for a cold restart, or run compatible builds`, this.hooks);
+      this.to('serving', mismatch);
+      return;
+    }
+    connection.send({
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      hotRestartVersion: this.options.hotRestartVersion,
+      epoch: this.options.epoch,
+      pid: process.pid,
+    });
+    this.to('childInitializing');
+    this.expire(this.options.childInitTimeoutMs, () =>
+      this.dropChild(`child pid ${this.child?.pid} did not take over within ${this.options.childInitTimeoutMs} ms`),
+    );
+  }
+
+  private onGetSockets(connection: Connection, request: GetSockets): void {
+    this.require('getSockets', 'childInitializing', 'childTakingOver');
+    const { refs, fds, available } = this.hooks.sockets(request.listeners, request.workers);
+    const records = socketsRecords(request.id, refs, available);
+    let sent = 0;
+    for (const record of records) {
+      connection.send(record, fds.slice(sent, sent + record.sockets.length));
+      sent += record.sockets.length;
+    }
+    if (this.is('childInitializing')) {
+      this.to('childTakingOver', `${fds.length} sockets in ${records.length} records`);
+      this.expire(this.options.childInitTimeoutMs, () =>
+        this.dropChild(`child pid ${this.child?.pid} took sockets but did not ask to drain within ${this.options.childInitTimeoutMs} ms`),
+      );
+    }
+  }
+
+  private require(what: string, ...states: ParentState[]): void {
+    if (!this.is(...states)) {
+      throw new BatonError(ErrorCodes.INVALID_STATE, `${what} is not expected while the parent is ${this.state}`);
+    }
+  }
+
+  private dropChild(reason: string): void {
+    this.hooks.warn(reason);
+    this.child?.connection.close();
+  }
+
+  private onChildGone(connection: Connection): void {
+    if (this.child?.connection !== connection) return;
+    const pid = this.child.pid;
+    this.child = undefined;
+    if (this.is('terminating', 'terminated')) return;
+    if (this.is('draining', 'drained')) this.hooks.resumeAccepting();
+    if (!this.is('serving')) this.to('serving', `child pid ${pid} went away`);
+  }
+}
+
+function refuse(connection: Connection, code: ErrorCode, message: string, hooks: ParentHooks): void {
+  hooks.warn(`refused a child: ${message}`);
+  connection.send({ type: 'refused', code, message });
+  connection.close();
+}

@@ -1,0 +1,50 @@
+// How a generation tells its supervisor what it is doing: one JSON object per
+// line on the pipe whose fd is in BATON_STATUS_FD. Without a supervisor the
+// reports go nowhere. Writes never block the loop and a supervisor that went
+// away costs nothing.
+
+import { createWriteStream, type WriteStream } from 'node:fs';
+import * as native from '../binding';
+
+export const STATUS_FD_ENV = 'BATON_STATUS_FD';
+
+export type StatusReport =
+  | { event: 'transition'; machine: string; from: string; to: string; atMs: number; inStateMs: number; reason?: string }
+  | { event: 'baseId'; baseId: number }
+  | { event: 'takenOver'; epoch: number; ms: number; inherited: number; created: number }
+  | { event: 'failed'; code: string; message: string }
+  | { event: 'warning'; message: string };
+
+export class StatusPipe {
+  private readonly stream?: WriteStream;
+
+  constructor(env: NodeJS.ProcessEnv = process.env) {
+    const raw = env[STATUS_FD_ENV];
+    if (!raw || !/^\d+$/.test(raw)) return;
+    // Our own CLOEXEC copy, so processes the application spawns do not hold the pipe open.
+    let fd: number;
+    try {
+      fd = native.dup(Number(raw));
+      native.close(Number(raw));
+    } catch {
+      return; // no such fd: started by hand with a stale environment
+    }
+    delete env[STATUS_FD_ENV];
+    this.stream = createWriteStream('', { fd, autoClose: true });
+    this.stream.on('error', () => undefined);
+  }
+
+  report(report: StatusReport): void {
+    this.stream?.write(`${JSON.stringify(report)}\n`);
+  }
+
+  /** Flushes what was reported (for at most a second: a stalled supervisor must not hold us). */
+  close(): Promise<void> {
+    const stream = this.stream;
+    if (!stream || stream.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      setTimeout(resolve, 1000).unref();
+      stream.end(resolve);
+    });
+  }
+}

@@ -1,0 +1,46 @@
+// The whole hot-restart sequence for the common case: start the generation,
+// let the application initialize while the parent serves, take the sockets,
+// start the worker threads, take over. Any failure before taking over
+// abandons this generation and leaves the parent serving untouched.
+
+import { parseListen, type ListenerSpec } from './listeners/listener-set';
+import { Generation, type StartOptions } from './restart/generation';
+import { WorkerPool, type WorkerPoolOptions } from './workers/pool';
+
+export interface ServeOptions extends StartOptions, WorkerPoolOptions {
+  /** Listener specs, or 'host:port' / '[v6]:port' / 'udp://host:port' strings. */
+  listen: Array<ListenerSpec | string>;
+  /** Worker threads, one per worker index. */
+  workers: number;
+  /** Application initialization that needs this generation but not its sockets yet. */
+  initialize?: (generation: Generation) => Promise<void> | void;
+  /** SIGTERM/SIGINT shut this generation down gracefully, draining for this long. Default 5000; false to leave signals alone. */
+  shutdownGraceMs?: number | false;
+}
+
+export interface Served {
+  generation: Generation;
+  pool: WorkerPool;
+}
+
+export async function serve(options: ServeOptions): Promise<Served> {
+  const { listen, workers, initialize, shutdownGraceMs = 5000, script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv, ...start } =
+    options;
+  const specs = listen.map((l) => (typeof l === 'string' ? parseListen(l) : l));
+  const generation = await Generation.start(start);
+  let pool: WorkerPool;
+  try {
+    await initialize?.(generation);
+    await generation.listen(specs, workers);
+    pool = await WorkerPool.start(generation, { script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv });
+  } catch (error) {
+    await generation.abandon(error as Error);
+    throw error;
+  }
+  generation.takeOver();
+  if (shutdownGraceMs !== false) {
+    const stop = (signal: NodeJS.Signals) => void generation.shutdown(signal, shutdownGraceMs);
+    process.once('SIGTERM', stop).once('SIGINT', stop);
+  }
+  return { generation, pool };
+}

@@ -1,0 +1,163 @@
+// N worker threads, one per worker index, each serving its own sockets with
+// plain net/http/dgram on its own event loop. The pool follows the
+// generation: stop, resume, drain, terminate. A worker that dies while the
+// generation accepts is started again on the same sockets.
+
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { BatonError, ErrorCodes, invalidArgument } from '../errors';
+import type { Generation } from '../restart/generation';
+import { BOOT_KEY, isFromWorker, type ToWorker, type WorkerBootData } from './messages';
+
+export interface WorkerPoolOptions {
+  /** The worker's module (a path or file: URL); it calls workerContext().serve(...). */
+  script: string | URL;
+  /** Passed to every worker as workerContext().data. */
+  workerData?: unknown;
+  /** How long a worker may take to serve all its listeners. Default 10 s. */
+  startTimeoutMs?: number;
+  /** How long a worker may take to exit once told to terminate. Default 5 s. */
+  stopTimeoutMs?: number;
+  /** Wait before starting a worker again after it died. Default 100 ms. */
+  restartDelayMs?: number;
+  execArgv?: string[];
+}
+
+export interface WorkerPoolEvents {
+  /** A worker died and is being started again. */
+  workerExit: [index: number, code: number, error?: Error];
+  warning: [message: string];
+}
+
+export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
+  private readonly workers: Worker[] = [];
+  private terminating = false;
+  private readonly startTimeoutMs: number;
+  private readonly stopTimeoutMs: number;
+  private readonly restartDelayMs: number;
+
+  private constructor(
+    private readonly generation: Generation,
+    private readonly options: WorkerPoolOptions,
+  ) {
+    super();
+    this.startTimeoutMs = positive(options.startTimeoutMs ?? 10_000, 'startTimeoutMs');
+    this.stopTimeoutMs = positive(options.stopTimeoutMs ?? 5_000, 'stopTimeoutMs');
+    this.restartDelayMs = positive(options.restartDelayMs ?? 100, 'restartDelayMs');
+  }
+
+  /** Starts one worker per worker index and resolves once every one serves all its listeners. */
+  static async start(generation: Generation, options: WorkerPoolOptions): Promise<WorkerPool> {
+    if (typeof options.script !== 'string' && !(options.script instanceof URL)) throw invalidArgument('script must be a path or a URL');
+    const pool = new WorkerPool(generation, options);
+    const count = generation.listenerSet.workers;
+    try {
+      await Promise.all(Array.from({ length: count }, (_, index) => pool.spawn(index)));
+    } catch (error) {
+      await pool.stopAll();
+      throw error;
+    }
+    pool.follow();
+    return pool;
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /** Thread ids, for tests and diagnostics. */
+  get threadIds(): number[] {
+    return this.workers.map((w) => w.threadId);
+  }
+
+  private follow(): void {
+    const g = this.generation;
+    g.on('stopAccepting', () => this.broadcast({ baton: 'stop' }));
+    g.on('resumeAccepting', () => this.broadcast({ baton: 'resume' }));
+    g.on('drain', (ms) => this.broadcast({ baton: 'drain', ms }));
+    g.onTerminate(() => this.stopAll());
+  }
+
+  private broadcast(message: ToWorker): void {
+    for (const worker of this.workers) worker.postMessage(message);
+  }
+
+  private spawn(index: number): Promise<void> {
+    const set = this.generation.listenerSet;
+    const boot: WorkerBootData = {
+      index,
+      epoch: this.generation.epoch,
+      accepting: this.generation.accepting,
+      listeners: set.listeners.map((l) => ({
+        name: l.name,
+        protocol: l.address.protocol,
+        host: l.address.host,
+        port: l.address.port,
+        backlog: l.backlog,
+        fd: set.fd(l.index, index),
+      })),
+      data: this.options.workerData,
+    };
+    const worker = new Worker(this.options.script, {
+      workerData: { [BOOT_KEY]: boot },
+      ...(this.options.execArgv ? { execArgv: this.options.execArgv } : {}),
+    });
+    this.workers[index] = worker;
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      const timer = setTimeout(() => {
+        reject(new BatonError(ErrorCodes.WORKER, `worker ${index} did not serve its listeners within ${this.startTimeoutMs} ms`));
+        void worker.terminate();
+      }, this.startTimeoutMs);
+      worker.on('message', (message) => {
+        if (!isFromWorker(message) || ready) return;
+        ready = true;
+        clearTimeout(timer);
+        resolve();
+      });
+      let failure: Error | undefined;
+      worker.on('error', (error) => (failure = error));
+      worker.on('exit', (code) => {
+        clearTimeout(timer);
+        if (!ready) {
+          ready = true;
+          reject(new BatonError(ErrorCodes.WORKER, `worker ${index} exited (code ${code}) before serving: ${failure?.message ?? 'no error given'}`, { cause: failure }));
+          return;
+        }
+        if (this.terminating || this.workers[index] !== worker) return;
+        this.emit('workerExit', index, code, failure);
+        if (this.generation.accepting) this.respawn(index);
+      });
+    });
+  }
+
+  private respawn(index: number): void {
+    setTimeout(() => {
+      if (this.terminating) return;
+      this.spawn(index).catch((error: Error) => {
+        this.emit('warning', `worker ${index} failed to start again: ${error.message}`);
+        if (!this.terminating) this.respawn(index);
+      });
+    }, this.restartDelayMs);
+  }
+
+  /** Tells every worker to terminate and waits; a worker that lingers is stopped by force. */
+  private async stopAll(): Promise<void> {
+    this.terminating = true;
+    await Promise.all(
+      this.workers.map(async (worker) => {
+        if (!worker || worker.threadId === -1) return; // never started, or already gone
+        const exited = new Promise((resolve) => worker.once('exit', resolve));
+        worker.postMessage({ baton: 'terminate' } satisfies ToWorker);
+        const timer = setTimeout(() => void worker.terminate(), this.stopTimeoutMs);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isInteger(value) || value <= 0) throw invalidArgument(`${name} must be a positive integer (milliseconds)`);
+  return value;
+}

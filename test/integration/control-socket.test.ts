@@ -1,0 +1,134 @@
+// Whatever reaches a serving generation's control socket (garbage, oversized
+// records, unexpected fds, wrong versions, a second child, a peer running as
+// another uid) gets a clear answer and costs the generation nothing: it
+// keeps serving every connection, and its fd count does not move.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import * as native from '../../src/binding';
+import { Channel } from '../../src/channel/channel';
+import { controlAddress } from '../../src/channel/address';
+import { spawnLoad } from '../../src/load';
+import { PROTOCOL_VERSION, type Message } from '../../src/protocol/messages';
+import { fdCount, freePort, ROOT, sleep, startGeneration, uniqueSocketPath } from '../support/processes';
+
+/** A raw client of the control socket: send any bytes, read the answers. */
+class RawPeer {
+  readonly records: Message[] = [];
+  closed = false;
+  private readonly channel: Channel;
+
+  constructor(socketPath: string) {
+    const address = controlAddress(socketPath, 0, 0);
+    this.channel = new Channel(native.unixConnect(address.path, address.abstract));
+    this.channel.on('message', (data, fds) => {
+      fds.forEach((fd) => native.close(fd));
+      this.records.push(JSON.parse(data.toString()) as Message);
+    });
+    this.channel.on('close', () => (this.closed = true));
+  }
+
+  send(data: Buffer | object, fds: number[] = []): void {
+    this.channel.send(Buffer.isBuffer(data) ? data : Buffer.from(JSON.stringify(data)), fds);
+  }
+
+  async next(): Promise<Message> {
+    for (let i = 0; i < 100 && this.records.length === 0; i++) await sleep(20);
+    const record = this.records.shift();
+    assert.ok(record, 'no answer from the generation');
+    return record;
+  }
+
+  async waitClosed(): Promise<void> {
+    for (let i = 0; i < 100 && !this.closed; i++) await sleep(20);
+    assert.ok(this.closed, 'the generation did not close the connection');
+  }
+
+  close(): void {
+    this.channel.close();
+  }
+}
+
+const hello = (extra: object = {}) => ({ type: 'hello', protocol: PROTOCOL_VERSION, hotRestartVersion: 'baton.protocol1', epoch: 1, pid: process.pid, ...extra });
+
+test('bad input on the control socket gets clear errors and loses nothing', async (t) => {
+  const port = await freePort();
+  const socketPath = uniqueSocketPath('input');
+  const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: socketPath, BATON_RESTART_EPOCH: 0 });
+  await generation.waitFor((l) => l.event === 'serving', 15_000, 'serving');
+  await sleep(200);
+  const fdsBefore = fdCount(generation.pid);
+  const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: 8, durationMs: 30_000 });
+
+  const peer = new RawPeer(socketPath);
+  peer.send(Buffer.from('not json at all'));
+  assert.deepEqual(await peer.next(), { type: 'error', code: 'BATON_PROTOCOL', message: 'record is not JSON (15 bytes)' });
+  peer.send(Buffer.alloc(100_000, 0x7b));
+  assert.match(((await peer.next()) as { message: string }).message, /over 65536 bytes/);
+  peer.send({ type: 'launchMissiles', id: 4 });
+  assert.deepEqual(await peer.next(), { type: 'error', re: 4, code: 'BATON_PROTOCOL', message: 'unrecognized message type "launchMissiles"' });
+  // A request before hello is refused as out of order; fds on it are closed by the generation.
+  const extra = native.tcpListen(4, '127.0.0.1', 0, false, 8);
+  peer.send({ type: 'drain', id: 5 }, [extra, extra]);
+  assert.match(((await peer.next()) as { message: string }).message, /drain record came with 2 fds, expected 0/);
+  native.close(extra);
+  peer.send({ type: 'getSockets', id: 6, listeners: [], workers: [0] });
+  assert.match(((await peer.next()) as { message: string }).message, /getSockets is not expected while the parent is handshaking/);
+
+  // While this peer holds the handshake, a second would-be child is refused.
+  const second = new RawPeer(socketPath);
+  const busy = (await second.next()) as { type: string; code: string; message: string };
+  assert.equal(busy.type, 'refused');
+  assert.equal(busy.code, 'BATON_PARENT_BUSY');
+  await second.waitClosed();
+
+  // A wrong protocol version is refused and the connection closed.
+  peer.send(hello({ protocol: 99 }));
+  const refused = (await peer.next()) as { type: string; code: string; message: string };
+  assert.equal(refused.type, 'refused');
+  assert.equal(refused.code, 'BATON_VERSION_MISMATCH');
+  assert.match(refused.message, /protocol 99, this generation speaks 1/);
+  await peer.waitClosed();
+
+  // A child that says hello and vanishes.
+  const vanishing = new RawPeer(socketPath);
+  vanishing.send(hello());
+  assert.equal((await vanishing.next()).type, 'welcome');
+  vanishing.close();
+
+  await sleep(300);
+  load.stop();
+  const result = await load.done;
+  assert.ok(result.attempted > 100);
+  assert.equal(result.lost, 0, JSON.stringify(result.errors));
+  assert.equal(fdCount(generation.pid), fdsBefore, 'fds of the generation after all of it');
+});
+
+test('a peer running as another uid is refused (run as nobody when the suite runs as root)', async (t) => {
+  if (process.getuid!() !== 0) return t.skip('needs root to start a process as another uid');
+  const port = await freePort();
+  const socketPath = uniqueSocketPath('uid');
+  const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: socketPath, BATON_RESTART_EPOCH: 0 });
+  await generation.waitFor((l) => l.event === 'serving', 15_000, 'serving');
+
+  const address = controlAddress(socketPath, 0, 0);
+  const script = `
+    const native = require(${JSON.stringify(`${ROOT}/dist/src/binding.js`)});
+    const fd = native.unixConnect(${JSON.stringify(address.path)}, true);
+    const deadline = Date.now() + 3000;
+    (function poll() {
+      const record = native.receiveMessage(fd, 65536, 0);
+      if (record) return console.log(record.data.toString());
+      if (Date.now() > deadline) return console.log('{"type":"none"}');
+      setTimeout(poll, 20);
+    })();`;
+  const run = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 10_000 });
+  if (/EACCES|permission denied/i.test(run.stderr)) return t.skip(`uid 65534 cannot read the build here: ${run.stderr.split('\n')[0]}`);
+  const answer = JSON.parse(run.stdout.trim()) as { type: string; code: string; message: string };
+  assert.equal(answer.type, 'refused', run.stderr);
+  assert.equal(answer.code, 'BATON_PEER_REFUSED');
+  assert.match(answer.message, /runs as uid 65534; generation 0 accepts only uid 0/);
+  const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: 4, durationMs: 300 });
+  assert.equal((await load.done).lost, 0);
+});

@@ -1,0 +1,81 @@
+// A new generation that dies at any step of the handoff, or is refused,
+// leaves the old one serving: under continuous load nothing is lost, and the
+// old one's fd count is what it was before.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { spawnLoad } from '../../src/load';
+import { fdCount, freePort, sleep, startGeneration, uniqueSocketPath, type Line, type Proc } from '../support/processes';
+
+const serving = (l: Line) => l.event === 'serving';
+const parentIs = (state: string) => (l: Line) => l.event === 'transition' && l.machine === 'parent' && l.to === state;
+
+async function waitGone(proc: Proc): Promise<void> {
+  await proc.exited;
+  await sleep(100); // the parent sees the channel close on its next loop turn
+}
+
+test('a child killed at each step of the handoff, or refused, leaves the parent serving with zero lost', async (t) => {
+  const port = await freePort();
+  const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('failures'), BATON_DRAIN_TIME_S: 2, BATON_PARENT_SHUTDOWN_TIME_S: 60 };
+  const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
+  await parent.waitFor(serving, 15_000, 'epoch 0 serving');
+  await sleep(200);
+  const fdsBefore = fdCount(parent.pid);
+
+  const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: 16, durationMs: 60_000 });
+  await sleep(300);
+
+  for (const step of ['initializing', 'takingSockets', 'startingWorkers'] as const) {
+    for (let round = 0; round < 3; round++) {
+      const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_CRASH_AT: step });
+      const { signal } = await child.exited;
+      assert.equal(signal, 'SIGKILL', `the child should have died at ${step}:\n${child.dump()}`);
+      assert.ok(child.lines.some((l) => l.to === step), `the child never reached ${step}:\n${child.dump()}`);
+      await sleep(100);
+    }
+  }
+
+  const mismatched = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_COMPAT: 'other-build' });
+  const refusal = await mismatched.waitFor((l) => l.event === 'failed', 10_000, 'version refusal');
+  assert.equal(refusal.code, 'BATON_VERSION_MISMATCH');
+  assert.match(String(refusal.message), /hot restart version 'baton.protocol1.other-build', this generation runs 'baton.protocol1'/);
+  await waitGone(mismatched);
+
+  const wrongEpoch = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 2 });
+  const noParent = await wrongEpoch.waitFor((l) => l.event === 'failed', 10_000, 'no parent for epoch 2');
+  assert.equal(noParent.code, 'BATON_NO_PARENT');
+  await waitGone(wrongEpoch);
+
+  // After the parent has stopped accepting: the child stops, the parent accepts again.
+  const quitter = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_STOP_AT: 'drainingParent', TEST_CRASH_DELAY_MS: 300 });
+  await parent.waitFor(parentIs('draining'), 15_000, 'parent draining');
+  await waitGone(quitter);
+  await parent.waitFor((l) => parentIs('serving')(l) && /went away/.test(String(l.reason)), 5_000, 'parent serving again');
+  await sleep(500);
+
+  load.stop();
+  const result = await load.done;
+  t.diagnostic(`attempted ${result.attempted}, answered ${result.answered}, lost ${result.lost} ${JSON.stringify(result.errors)}`);
+  assert.ok(result.attempted > 300, `load too small: ${result.attempted}`);
+  assert.equal(result.lost, 0, `lost: ${JSON.stringify(result.errors)}`);
+  assert.ok(result.byResponder['epoch=1 worker=0'] > 0, 'the quitting child served before it stopped');
+  assert.equal(fdCount(parent.pid), fdsBefore, 'parent fds after 12 failed handoffs');
+});
+
+test('a child SIGKILLed while the parent drains: the parent accepts again at once', async (t) => {
+  const port = await freePort();
+  const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('resume'), BATON_DRAIN_TIME_S: 2, BATON_PARENT_SHUTDOWN_TIME_S: 60 };
+  const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
+  await parent.waitFor(serving, 15_000, 'epoch 0 serving');
+  const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_CRASH_AT: 'drainingParent', TEST_CRASH_DELAY_MS: 300 });
+  await parent.waitFor(parentIs('draining'), 15_000, 'parent draining');
+  await waitGone(child);
+  await parent.waitFor((l) => parentIs('serving')(l) && /went away/.test(String(l.reason)), 5_000, 'parent serving again');
+
+  const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: 16, durationMs: 1000 });
+  const result = await load.done;
+  assert.ok(result.attempted > 100);
+  assert.equal(result.lost, 0, JSON.stringify(result.errors));
+  assert.deepEqual(Object.keys(result.byResponder).sort(), ['epoch=0 worker=0', 'epoch=0 worker=1']);
+});

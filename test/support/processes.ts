@@ -1,0 +1,116 @@
+// Real processes for the integration tests: generations started directly or
+// under the supervisor, their JSON output collected, fds counted. Every
+// process started here is killed when the test ends.
+
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { TestContext } from 'node:test';
+
+export const ROOT = resolve(__dirname, '../../..');
+export const FIXTURE = resolve(ROOT, 'test/fixtures/generation.mjs');
+export const EXAMPLE = resolve(ROOT, 'examples/http-server.mjs');
+export const CLI = resolve(ROOT, 'dist/src/supervisor/cli.js');
+
+export type Line = Record<string, unknown>;
+
+export class Proc {
+  readonly lines: Line[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly child: ChildProcess, stream: 'stdout' | 'stderr') {
+    this.exited = new Promise((done) => child.on('exit', (code, signal) => done({ code, signal })));
+    createInterface({ input: child[stream]! }).on('line', (text) => {
+      try {
+        this.lines.push(JSON.parse(text) as Line);
+      } catch {
+        this.lines.push({ text });
+      }
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** The first line (from the start) that matches, waiting for it for at most `ms`. */
+  async waitFor(match: (line: Line) => boolean, ms = 15_000, what = 'line'): Promise<Line> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const found = this.lines.find(match);
+      if (found) return found;
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`process ${this.pid} exited before printing the ${what}; it printed:\n${this.dump()}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for the ${what}; printed:\n${this.dump()}`);
+      await new Promise<void>((wake) => {
+        const timer = setTimeout(wake, Math.min(left, 250));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          wake();
+        });
+      });
+    }
+  }
+
+  dump(): string {
+    return this.lines.map((l) => JSON.stringify(l)).join('\n');
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+  }
+}
+
+/** Starts a process whose JSON lines on `stream` are collected; it is killed at the end of the test. */
+export function start(t: TestContext, command: string, args: string[], options: SpawnOptions & { lines?: 'stdout' | 'stderr' } = {}): Proc {
+  const { lines = 'stdout', ...spawnOptions } = options;
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
+  const proc = new Proc(child, lines);
+  const other = lines === 'stdout' ? child.stderr : child.stdout;
+  other?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+  t.after(() => proc.kill());
+  return proc;
+}
+
+/** A generation of test/fixtures/generation.mjs, started without the supervisor. */
+export function startGeneration(t: TestContext, env: Record<string, string | number>): Proc {
+  return start(t, process.execPath, [FIXTURE], {
+    env: { ...process.env, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
+  });
+}
+
+/** The supervisor running the example server; its JSON log lines (stderr) are collected. */
+export function startSupervisor(t: TestContext, configPath: string, flags: string[] = []): Proc {
+  return start(t, process.execPath, [CLI, 'run', '--log', 'json', ...flags, '--', process.execPath, EXAMPLE, '--config', configPath], {
+    lines: 'stderr',
+  });
+}
+
+export function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => done(port));
+    });
+  });
+}
+
+/** A socket path prefix that no other test or instance shares. */
+export function uniqueSocketPath(name: string): string {
+  return `@baton-test-${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));

@@ -1,0 +1,310 @@
+// The load generator is the counter behind every "zero lost" claim, so these
+// tests show both that it counts what a server answers and that it sees each
+// way a connection can be lost, including the one a hot restart risks: a
+// listener closed with connections still in its accept queue.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer as createHttpServer, type RequestListener } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { close, socketInfo, tcpListen } from '../../src/binding';
+import { ErrorCodes } from '../../src/errors';
+import { assertLoopback, LatencyHistogram, spawnLoad, startLoad, type LoadOptions, type LoadResult } from '../../src/load';
+
+const CLI = join(__dirname, '../../src/load/cli.js');
+const LIMIT = { timeout: 5000 };
+const RESPONDER = 'epoch=0 worker=0';
+
+interface Listening {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Starts a server on 127.0.0.1:0; close() also ends the connections it still holds. */
+async function listen(server: Server, host = '127.0.0.1'): Promise<Listening> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.listen(0, host);
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+const httpServer = (handler: RequestListener): Promise<Listening> => listen(createHttpServer(handler));
+const epochServer = (): Promise<Listening> => httpServer((_request, response) => response.end(`${RESPONDER}\n`));
+
+function options(port: number, more: Partial<LoadOptions> = {}): LoadOptions {
+  return { targets: [{ host: '127.0.0.1', port }], concurrency: 4, durationMs: 200, ...more };
+}
+
+/** Polls every 10 ms until check() holds, failing after `ms`. */
+async function until(what: string, check: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
+    await new Promise((wake) => setTimeout(wake, 10));
+  }
+}
+
+/** Every connection finished, and each is counted once: answered, or lost under some reason. */
+function assertBalanced(result: LoadResult): void {
+  assert.equal(result.attempted, result.answered + result.lost);
+  const byReason = Object.values(result.errors).reduce((sum, n) => sum + n, 0);
+  assert.equal(byReason, result.lost);
+  assert.equal(result.latencyMs.count, result.answered);
+}
+
+function assertAllAnswered(result: LoadResult): void {
+  assertBalanced(result);
+  assert.ok(result.attempted > 100, `only ${result.attempted} connections attempted`);
+  assert.equal(result.lost, 0, `lost: ${JSON.stringify(result.errors)}`);
+  assert.deepEqual(result.byResponder, { [RESPONDER]: result.answered });
+  const { p50, p99, max } = result.latencyMs;
+  assert.ok(0 < p50 && p50 <= p99 && p99 <= max && max < 5000, `latencies ${JSON.stringify(result.latencyMs)}`);
+  assert.ok(result.connectionsPerSecond > 0);
+}
+
+test('startLoad: every connection to a healthy server is answered', LIMIT, async () => {
+  const server = await epochServer();
+  try {
+    const result = await startLoad(options(server.port, { concurrency: 16, durationMs: 500 })).done;
+    assertAllAnswered(result);
+    assert.ok(result.durationMs >= 500 && result.durationMs < 1500, `ran ${result.durationMs} ms`);
+  } finally {
+    await server.close();
+  }
+});
+
+test('spawnLoad: the same from a separate process, stopped early', LIMIT, async () => {
+  const server = await epochServer();
+  try {
+    const run = spawnLoad(options(server.port, { concurrency: 16, durationMs: 60_000 }));
+    assert.notEqual(run.pid, process.pid);
+    await until('the child reports answers', () => run.snapshot().answered > 100);
+    run.stop();
+    const result = await run.done;
+    assertAllAnswered(result);
+    assert.ok(result.durationMs < 4000, `stop() was ignored: ran ${result.durationMs} ms`);
+    assert.throws(() => process.kill(run.pid, 0), { code: 'ESRCH' }, 'the load process is gone');
+  } finally {
+    await server.close();
+  }
+});
+
+test('spawnLoad: done rejects when the load process dies without a result', LIMIT, async () => {
+  const run = spawnLoad(options(9, { durationMs: 60_000 }));
+  process.kill(run.pid, 'SIGKILL');
+  await assert.rejects(run.done, /exited \(SIGKILL\) without a result/);
+});
+
+test('maxConnections caps attempts exactly', LIMIT, async () => {
+  const server = await epochServer();
+  try {
+    const result = await startLoad(options(server.port, { concurrency: 16, durationMs: 4000, maxConnections: 37 })).done;
+    assert.equal(result.attempted, 37);
+    assert.equal(result.answered, 37);
+    assert.ok(result.durationMs < 2000, 'the run stopped by itself at the cap');
+  } finally {
+    await server.close();
+  }
+});
+
+test('an abort signal stops the run', LIMIT, async () => {
+  const server = await epochServer();
+  try {
+    const controller = new AbortController();
+    const run = startLoad(options(server.port, { durationMs: 60_000, signal: controller.signal }));
+    setTimeout(() => controller.abort(), 100);
+    const result = await run.done;
+    assertBalanced(result);
+    assert.ok(result.answered > 0 && result.durationMs < 1000, `ran ${result.durationMs} ms`);
+  } finally {
+    await server.close();
+  }
+});
+
+// Each wrong answer is lost, and under its own reason.
+const wrongAnswers: Array<[string, RequestListener]> = [
+  ['bad-body', (_request, response) => response.end('nope\n')],
+  ['bad-status', (_request, response) => response.writeHead(503).end(`${RESPONDER}\n`)],
+  ['closed-early', (_request, response) => response.writeHead(200, { 'content-length': 100 }).end('epoch=0')],
+];
+for (const [reason, handler] of wrongAnswers) {
+  test(`a wrong answer is lost as '${reason}'`, LIMIT, async () => {
+    const server = await httpServer(handler);
+    try {
+      const result = await startLoad(options(server.port)).done;
+      assertBalanced(result);
+      assert.ok(result.attempted > 0);
+      assert.deepEqual(result.errors, { [reason]: result.attempted });
+      assert.deepEqual(result.byResponder, {});
+    } finally {
+      await server.close();
+    }
+  });
+}
+
+test('a server destroying every connection loses them all', LIMIT, async () => {
+  const server = await listen(createNetServer((socket) => socket.destroy()));
+  try {
+    const result = await startLoad(options(server.port)).done;
+    assertBalanced(result);
+    assert.ok(result.lost > 0);
+    assert.equal(result.answered, 0);
+    const { ECONNRESET = 0, 'closed-early': closedEarly = 0 } = result.errors;
+    assert.equal(ECONNRESET + closedEarly, result.lost, JSON.stringify(result.errors));
+  } finally {
+    await server.close();
+  }
+});
+
+test('a closed port loses every connection as ECONNREFUSED', LIMIT, async () => {
+  const server = await epochServer();
+  await server.close();
+  const result = await startLoad(options(server.port)).done;
+  assertBalanced(result);
+  assert.ok(result.attempted > 0);
+  assert.deepEqual(result.errors, { ECONNREFUSED: result.attempted });
+});
+
+test('a server that never answers loses connections as timeout', LIMIT, async () => {
+  const server = await listen(createNetServer(() => {}));
+  try {
+    const result = await startLoad(options(server.port, { durationMs: 100, timeoutMs: 300 })).done;
+    assertBalanced(result);
+    assert.equal(result.attempted, 4, 'each loop waits out its connection');
+    assert.deepEqual(result.errors, { timeout: 4 });
+    assert.ok(result.durationMs >= 300 && result.durationMs < 1000, `ran ${result.durationMs} ms`);
+  } finally {
+    await server.close();
+  }
+});
+
+test('targets go round-robin, IPv6 loopback included', LIMIT, async () => {
+  const v4 = await epochServer();
+  const v6 = await listen(createHttpServer((_request, response) => response.end('epoch=1 worker=3\n')), '::1');
+  try {
+    const targets = [
+      { host: '127.0.0.1', port: v4.port },
+      { host: '::1', port: v6.port },
+    ];
+    const result = await startLoad({ targets, concurrency: 2, durationMs: 1000, maxConnections: 10 }).done;
+    assert.deepEqual(result.byResponder, { [RESPONDER]: 5, 'epoch=1 worker=3': 5 });
+  } finally {
+    await Promise.all([v4.close(), v6.close()]);
+  }
+});
+
+test('only loopback targets are accepted, before any connection', () => {
+  for (const host of ['127.0.0.1', '127.200.3.4', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', 'localhost']) {
+    assertLoopback(host);
+  }
+  for (const host of ['10.0.0.1', '8.8.8.8', 'example.com', '0.0.0.0', '::', '::ffff:10.0.0.1', '']) {
+    const refused = { code: ErrorCodes.INVALID_ARGUMENT, message: /not loopback/ };
+    assert.throws(() => assertLoopback(host), refused);
+    // Thrown synchronously: neither a run nor a child process exists.
+    assert.throws(() => startLoad({ targets: [{ host, port: 80 }], concurrency: 1, durationMs: 100 }), refused);
+    assert.throws(() => spawnLoad({ targets: [{ host, port: 80 }], concurrency: 1, durationMs: 100 }), refused);
+  }
+});
+
+test('bad options are refused with a message naming them', () => {
+  const bad: Array<[Partial<LoadOptions>, RegExp]> = [
+    [{ targets: [] }, /targets must be a non-empty array/],
+    [{ targets: [{ host: '127.0.0.1', port: 70000 }] }, /targets\[0\]\.port must be an integer in 1\.\.65535/],
+    [{ concurrency: 0 }, /concurrency must be an integer in 1\.\.1024, got 0/],
+    [{ concurrency: 1025 }, /concurrency/],
+    [{ concurrency: 2.5 }, /concurrency/],
+    [{ durationMs: 600_001 }, /durationMs must be an integer in 1\.\.600000/],
+    [{ maxConnections: 0 }, /maxConnections/],
+    [{ timeoutMs: -1 }, /timeoutMs/],
+    [{ path: 'x' }, /path must start with '\/'/],
+    [{ path: '/a b' }, /path/],
+    [{ path: '/\r\nX: y' }, /path/],
+  ];
+  for (const [change, message] of bad) {
+    assert.throws(() => startLoad({ ...options(80), ...change }), { code: ErrorCodes.INVALID_ARGUMENT, message });
+  }
+});
+
+test('latency percentiles are within 1% of the exact samples', () => {
+  const histogram = new LatencyHistogram();
+  const samples = Array.from({ length: 100_000 }, (_, i) => 0.05 * Math.exp(((i * 7919) % 100_000) / 10_000));
+  for (const sample of samples) histogram.record(sample);
+  const sorted = [...samples].sort((a, b) => a - b);
+  for (const p of [0.5, 0.9, 0.99, 0.999]) {
+    const exact = sorted[Math.ceil(p * sorted.length) - 1];
+    const error = Math.abs(histogram.percentile(p) - exact) / exact;
+    assert.ok(error < 0.01, `p${p * 100}: ${histogram.percentile(p)} vs ${exact}`);
+  }
+  assert.equal(histogram.max, sorted[sorted.length - 1]);
+  assert.equal(new LatencyHistogram().percentile(0.99), 0);
+});
+
+test('cli: prints the result as one JSON line, exits 2 on bad arguments', LIMIT, async () => {
+  const run = promisify(execFile);
+  const server = await epochServer();
+  try {
+    const { stdout } = await run(process.execPath, [
+      CLI, '--target', `127.0.0.1:${server.port}`, '--target', `[::1]:${server.port}`,
+      '--concurrency', '2', '--duration-ms', '100', '--max-connections', '10',
+    ]);
+    const result = JSON.parse(stdout) as LoadResult;
+    // Half of the targets ([::1]) has no server: the counter says so.
+    assert.deepEqual([result.answered, result.errors], [5, { ECONNREFUSED: 5 }]);
+  } finally {
+    await server.close();
+  }
+  for (const args of [
+    ['--target', '10.0.0.1:80', '--concurrency', '2', '--duration-ms', '100'],
+    ['--target', '127.0.0.1:80', '--concurrency', 'many', '--duration-ms', '100'],
+    ['--target', '::1:80', '--concurrency', '2', '--duration-ms', '100'],
+    ['--target', '127.0.0.1:80', '--duration-ms', '100'],
+    ['--target', '127.0.0.1:80', '--concurrency', '2', '--duration-ms', '100', '--bogus'],
+  ]) {
+    await assert.rejects(run(process.execPath, [CLI, ...args]), (error: { code: number; stderr: string }) => {
+      assert.equal(error.code, 2, args.join(' '));
+      assert.match(error.stderr, /^baton load: .+\nusage: /);
+      return true;
+    });
+  }
+});
+
+// The control case: without it, "0 lost" could mean the counter is blind.
+// Connections the kernel has accepted into a listener's queue but nobody has
+// accept()ed are reset when that listener closes: exactly the loss a hot
+// restart must avoid, and the counter must see every one of them.
+test('control: closing a listener with a full accept queue is counted as lost', LIMIT, async () => {
+  const concurrency = 20;
+  const fd = tcpListen(4, '127.0.0.1', 0, false, 64);
+  let open = true;
+  const run = startLoad(options(socketInfo(fd).port, { concurrency, durationMs: 4000 }));
+  try {
+    await until(`${concurrency} connections wait in the accept queue`, () => socketInfo(fd).acceptQueue >= concurrency);
+    close(fd);
+    open = false;
+    run.stop(); // every loop is still waiting on its queued connection: no new one starts
+    const result = await run.done;
+    assertBalanced(result);
+    assert.equal(result.answered, 0);
+    assert.equal(result.attempted, concurrency);
+    assert.deepEqual(result.errors, { ECONNRESET: concurrency });
+  } finally {
+    if (open) close(fd);
+    run.stop();
+    await run.done;
+  }
+});

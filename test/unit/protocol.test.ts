@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  decode,
+  encode,
+  MAX_FDS_PER_MESSAGE,
+  MAX_MESSAGE_BYTES,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  socketsRecords,
+  type Message,
+} from '../../src/protocol/messages';
+
+const samples: Message[] = [
+  { type: 'hello', protocol: PROTOCOL_VERSION, hotRestartVersion: 'baton.protocol1', epoch: 3, pid: 42 },
+  { type: 'welcome', protocol: PROTOCOL_VERSION, hotRestartVersion: 'baton.protocol1.app', epoch: 2, pid: 41 },
+  { type: 'getSockets', id: 1, listeners: [{ protocol: 'tcp', host: '127.0.0.1', port: 8080 }, { protocol: 'udp', host: '::1', port: 53 }], workers: [0, 1, 2] },
+  { type: 'drain', id: 2 },
+  { type: 'terminate', id: 3 },
+  { type: 'ack', re: 2, drainMs: 1000 },
+  { type: 'ack', re: 3 },
+  { type: 'error', re: 1, code: 'BATON_PROTOCOL', message: 'no' },
+  { type: 'error', code: 'BATON_PROTOCOL', message: 'unreadable' },
+  { type: 'refused', code: 'BATON_VERSION_MISMATCH', message: 'old' },
+];
+
+function rejects(data: Buffer | string, fds: number, pattern: RegExp, re?: number): void {
+  assert.throws(
+    () => decode(Buffer.isBuffer(data) ? data : Buffer.from(data), fds),
+    (error: unknown) => {
+      assert.ok(error instanceof ProtocolError, `expected ProtocolError, got ${error}`);
+      assert.equal(error.code, 'BATON_PROTOCOL');
+      assert.match(error.message, pattern);
+      assert.equal(error.re, re);
+      return true;
+    },
+  );
+}
+
+describe('protocol', () => {
+  test('every message type survives encode and decode', () => {
+    for (const message of samples) assert.deepEqual(decode(encode(message), 0), message);
+    const [sockets] = socketsRecords(7, [{ listener: 0, worker: 1 }], [2]);
+    assert.deepEqual(decode(encode(sockets), 1), sockets);
+  });
+
+  test('malformed records are refused with a reason', () => {
+    rejects('not json', 0, /not JSON/);
+    rejects('[1,2]', 0, /not a JSON object/);
+    rejects('null', 0, /not a JSON object/);
+    rejects('{"type":"launch","id":5}', 0, /unrecognized message type "launch"/, 5);
+    rejects('{"type":"__proto__"}', 0, /unrecognized/);
+    rejects('{"type":"toString"}', 0, /unrecognized/);
+    rejects('{"id":1}', 0, /unrecognized message type undefined/, 1);
+    rejects('{"type":"drain"}', 0, /drain.id must be an integer/);
+    rejects('{"type":"drain","id":-1}', 0, /drain.id/);
+    rejects('{"type":"drain","id":1.5}', 0, /drain.id/);
+    rejects('{"type":"hello","protocol":1,"hotRestartVersion":7,"epoch":1,"pid":1}', 0, /hotRestartVersion must be a string/);
+    rejects('{"type":"hello","protocol":1,"hotRestartVersion":"v","epoch":1,"pid":0}', 0, /pid/);
+    rejects(JSON.stringify({ type: 'getSockets', id: 4, listeners: [{ protocol: 'sctp', host: 'a', port: 1 }], workers: [] }), 0, /protocol must be 'tcp' or 'udp'/, 4);
+    rejects(JSON.stringify({ type: 'getSockets', id: 4, listeners: [{ protocol: 'tcp', host: 'a', port: 70000 }], workers: [] }), 0, /port/, 4);
+    rejects(JSON.stringify({ type: 'getSockets', id: 4, listeners: [], workers: [999] }), 0, /worker index/, 4);
+    rejects(JSON.stringify({ type: 'getSockets', id: 4, listeners: {}, workers: [] }), 0, /listeners must be an array/, 4);
+    rejects(JSON.stringify({ type: 'sockets', re: 1, part: 2, parts: 2, sockets: [], available: [] }), 0, /part must be/, 1);
+    rejects(JSON.stringify({ type: 'error', code: 'x', message: 'y'.repeat(5000) }), 0, /message must be a string/);
+  });
+
+  test('fds are allowed only on sockets records, one per entry', () => {
+    rejects(encode({ type: 'drain', id: 9 }), 1, /drain record came with 1 fds, expected 0/, 9);
+    const [sockets] = socketsRecords(3, [{ listener: 0, worker: 0 }, { listener: 0, worker: 1 }], [2]);
+    rejects(encode(sockets), 1, /came with 1 fds, expected 2/, 3);
+    rejects(encode(sockets), 3, /came with 3 fds, expected 2/, 3);
+  });
+
+  test('oversized records are refused both ways', () => {
+    rejects(Buffer.alloc(MAX_MESSAGE_BYTES + 1, 0x20), 0, /over the limit/);
+    const huge = { type: 'error', code: 'x', message: 'y'.repeat(MAX_MESSAGE_BYTES) } as const;
+    assert.throws(() => encode(huge), ProtocolError);
+  });
+
+  test('bounded arrays: too many listeners is refused', () => {
+    const listeners = Array.from({ length: 257 }, (_, i) => ({ protocol: 'tcp', host: '127.0.0.1', port: i + 1 }));
+    rejects(JSON.stringify({ type: 'getSockets', id: 1, listeners, workers: [0] }), 0, /at most 256/, 1);
+  });
+
+  test('socketsRecords batches at most 253 fds a record, in order, and fits the size limit', () => {
+    for (const count of [0, 1, 253, 254, 1024, 256 * 16]) {
+      const refs = Array.from({ length: count }, (_, i) => ({ listener: Math.floor(i / 16) % 256, worker: i % 16 }));
+      const records = socketsRecords(5, refs, [Math.min(count, 16)]);
+      assert.equal(records.length, Math.max(1, Math.ceil(count / MAX_FDS_PER_MESSAGE)));
+      assert.deepEqual(records.flatMap((r) => r.sockets), refs);
+      records.forEach((r, part) => {
+        assert.equal(r.part, part);
+        assert.equal(r.parts, records.length);
+        assert.ok(r.sockets.length <= MAX_FDS_PER_MESSAGE);
+        assert.deepEqual(r.available, part === 0 ? [Math.min(count, 16)] : []);
+        assert.deepEqual(decode(encode(r), r.sockets.length), r);
+      });
+    }
+  });
+});
