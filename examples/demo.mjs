@@ -25,7 +25,10 @@ const interval = Number(values['interval-ms']);
 const root = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 
 const port = await new Promise((done) => {
-  const s = createServer().listen(0, '127.0.0.1', () => s.close(() => done(s.address().port)));
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => done(port));
+  });
 });
 const dir = mkdtempSync(join(tmpdir(), 'baton-demo-'));
 const config = join(dir, 'server.json');
@@ -73,7 +76,7 @@ try {
     const h = handoffs.get(epoch);
     console.log(
       `  restart ${epoch}: epoch ${epoch} took over in ${h.tookOverMs} ms (process start to taking over ${h.ms} ms), ` +
-        `${h.inherited} sockets inherited, ${h.created} created, ${workers} workers; load so far: ${load.snapshot().answered} answered`,
+        `${h.inherited} sockets inherited, ${h.created} created, ${workers} workers; `,
     );
     await new Promise((r) => setTimeout(r, interval));
   }

@@ -18,6 +18,8 @@ export interface SupervisedGeneration {
   phase: GenerationPhase;
   /** When the restart that started it was asked for (performance.now()). */
   askedAt: number;
+  /** Milliseconds its child machine spent in each state on the way to taking over. */
+  phases: Record<string, number>;
   process: ChildProcess;
 }
 
@@ -118,7 +120,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       [STATUS_FD_ENV]: '3',
     };
     const child = spawn(this.options.command, this.options.args, { env, stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
-    const generation: SupervisedGeneration = { epoch, pid: child.pid ?? 0, phase: 'starting', askedAt, process: child };
+    const generation: SupervisedGeneration = { epoch, pid: child.pid ?? 0, phase: 'starting', askedAt, phases: {}, process: child };
     this.generations.push(generation);
     this.log('info', `epoch ${epoch} starting (pid ${child.pid})`, epoch, { pid: child.pid });
     child.on('error', (error) => this.log('error', `epoch ${epoch} could not start: ${error.message}`, epoch));
@@ -145,6 +147,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       case 'warning':
         return this.log('warn', `epoch ${g.epoch}: ${report.message}`, g.epoch);
       case 'transition':
+        if (report.machine === 'child') g.phases[report.from] = report.inStateMs;
         return;
     }
   }
@@ -154,7 +157,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     for (const older of this.generations) if (older.phase === 'serving') older.phase = 'draining';
     g.phase = 'serving';
     const sinceAsked = Math.round(performance.now() - g.askedAt);
-    this.log('info', `epoch ${g.epoch} took over ${sinceAsked} ms after the restart was asked (inherited ${report.inherited} sockets, created ${report.created})`, g.epoch, { tookOverMs: sinceAsked, ...report });
+    const phases = Object.entries(g.phases).map(([state, ms]) => `${state} ${ms.toFixed(1)}`).join(', ');
+    this.log(
+      'info',
+      `epoch ${g.epoch} took over ${sinceAsked} ms after the restart was asked (inherited ${report.inherited} sockets, created ${report.created}; ms in ${phases})`,
+      g.epoch,
+      { tookOverMs: sinceAsked, phases: g.phases, ...report },
+    );
     if (this.restartQueued) {
       this.restartQueued = false;
       this.restart();

@@ -9,9 +9,8 @@ import { test } from 'node:test';
 import * as native from '../../src/binding';
 import { Channel } from '../../src/channel/channel';
 import { controlAddress } from '../../src/channel/address';
-import { spawnLoad } from '../../src/load';
 import { PROTOCOL_VERSION, type Message } from '../../src/protocol/messages';
-import { fdCount, freePort, ROOT, sleep, startGeneration, uniqueSocketPath } from '../support/processes';
+import { fdCount, load, freePort, ROOT, sleep, startGeneration, uniqueSocketPath } from '../support/processes';
 
 /** A raw client of the control socket: send any bytes, read the answers. */
 class RawPeer {
@@ -29,8 +28,9 @@ class RawPeer {
     this.channel.on('close', () => (this.closed = true));
   }
 
+  /** Straight to the socket: this peer may send what a Channel would refuse to. */
   send(data: Buffer | object, fds: number[] = []): void {
-    this.channel.send(Buffer.isBuffer(data) ? data : Buffer.from(JSON.stringify(data)), fds);
+    assert.ok(native.sendMessage(this.channel.fd, Buffer.isBuffer(data) ? data : Buffer.from(JSON.stringify(data)), fds));
   }
 
   async next(): Promise<Message> {
@@ -59,7 +59,7 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   await generation.waitFor((l) => l.event === 'serving', 15_000, 'serving');
   await sleep(200);
   const fdsBefore = fdCount(generation.pid);
-  const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: 8, durationMs: 30_000 });
+  const traffic = load(t, port, { concurrency: 8, durationMs: 30_000 });
 
   const peer = new RawPeer(socketPath);
   peer.send(Buffer.from('not json at all'));
@@ -98,8 +98,8 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   vanishing.close();
 
   await sleep(300);
-  load.stop();
-  const result = await load.done;
+  traffic.stop();
+  const result = await traffic.done;
   assert.ok(result.attempted > 100);
   assert.equal(result.lost, 0, JSON.stringify(result.errors));
   assert.equal(fdCount(generation.pid), fdsBefore, 'fds of the generation after all of it');
@@ -129,6 +129,6 @@ test('a peer running as another uid is refused (run as nobody when the suite run
   assert.equal(answer.type, 'refused', run.stderr);
   assert.equal(answer.code, 'BATON_PEER_REFUSED');
   assert.match(answer.message, /runs as uid 65534; generation 0 accepts only uid 0/);
-  const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: 4, durationMs: 300 });
-  assert.equal((await load.done).lost, 0);
+  const traffic = load(t, port, { concurrency: 4, durationMs: 300 });
+  assert.equal((await traffic.done).lost, 0);
 });

@@ -4,8 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { spawnLoad } from '../../src/load';
-import { fdCount, freePort, sleep, startGeneration, uniqueSocketPath, type Line, type Proc } from '../support/processes';
+import { fdCount, load, freePort, sleep, startGeneration, uniqueSocketPath, type Line, type Proc } from '../support/processes';
 
 const serving = (l: Line) => l.event === 'serving';
 const parentIs = (state: string) => (l: Line) => l.event === 'transition' && l.machine === 'parent' && l.to === state;
@@ -23,7 +22,7 @@ test('a child killed at each step of the handoff, or refused, leaves the parent 
   await sleep(200);
   const fdsBefore = fdCount(parent.pid);
 
-  const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: 16, durationMs: 60_000 });
+  const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
   await sleep(300);
 
   for (const step of ['initializing', 'takingSockets', 'startingWorkers'] as const) {
@@ -54,8 +53,8 @@ test('a child killed at each step of the handoff, or refused, leaves the parent 
   await parent.waitFor((l) => parentIs('serving')(l) && /went away/.test(String(l.reason)), 5_000, 'parent serving again');
   await sleep(500);
 
-  load.stop();
-  const result = await load.done;
+  traffic.stop();
+  const result = await traffic.done;
   t.diagnostic(`attempted ${result.attempted}, answered ${result.answered}, lost ${result.lost} ${JSON.stringify(result.errors)}`);
   assert.ok(result.attempted > 300, `load too small: ${result.attempted}`);
   assert.equal(result.lost, 0, `lost: ${JSON.stringify(result.errors)}`);
@@ -73,8 +72,8 @@ test('a child SIGKILLed while the parent drains: the parent accepts again at onc
   await waitGone(child);
   await parent.waitFor((l) => parentIs('serving')(l) && /went away/.test(String(l.reason)), 5_000, 'parent serving again');
 
-  const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: 16, durationMs: 1000 });
-  const result = await load.done;
+  const traffic = load(t, port, { concurrency: 16, durationMs: 1000 });
+  const result = await traffic.done;
   assert.ok(result.attempted > 100);
   assert.equal(result.lost, 0, JSON.stringify(result.errors));
   assert.deepEqual(Object.keys(result.byResponder).sort(), ['epoch=0 worker=0', 'epoch=0 worker=1']);

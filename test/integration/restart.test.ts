@@ -7,8 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { spawnLoad } from '../../src/load';
-import { fdCount, freePort, sleep, startSupervisor, uniqueSocketPath, type Line, type Proc } from '../support/processes';
+import { fdCount, load, freePort, sleep, startSupervisor, uniqueSocketPath, type Line, type Proc } from '../support/processes';
 
 const tookOver = (epoch: number) => (l: Line) => l.epoch === epoch && typeof l.tookOverMs === 'number';
 const pidOf = (supervisor: Proc, epoch: number) => Number(supervisor.lines.find((l) => l.epoch === epoch && typeof l.pid === 'number')!.pid);
@@ -28,7 +27,7 @@ test('repeated hot restarts under load lose no connection, leak no fd, pick up t
   await sleep(200);
   const fdsAtEpoch0 = fdCount(pidOf(supervisor, 0));
 
-  const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: 32, durationMs: 60_000 });
+  const traffic = load(t, port, { concurrency: 32, durationMs: 60_000 });
   await sleep(300);
   const restarts = 6;
   for (let epoch = 1; epoch <= restarts; epoch++) {
@@ -43,8 +42,8 @@ test('repeated hot restarts under load lose no connection, leak no fd, pick up t
   writeConfig(4);
   await restart(supervisor, restarts + 1);
   await sleep(1000);
-  load.stop();
-  const result = await load.done;
+  traffic.stop();
+  const result = await traffic.done;
 
   t.diagnostic(`attempted ${result.attempted}, answered ${result.answered}, lost ${result.lost} ${JSON.stringify(result.errors)}`);
   assert.ok(result.attempted > 500, `load too small to mean anything: ${result.attempted}`);

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
+import { spawnLoad, type LoadOptions } from '../../src/load';
 
 export const ROOT = resolve(__dirname, '../../..');
 export const FIXTURE = resolve(ROOT, 'test/fixtures/generation.mjs');
@@ -114,3 +115,10 @@ export function uniqueSocketPath(name: string): string {
 }
 
 export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+/** A load from a separate process against loopback, stopped when the test ends whatever happens. */
+export function load(t: TestContext, port: number, options: Partial<Omit<LoadOptions, 'signal'>> = {}) {
+  const run = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: 16, durationMs: 60_000, ...options });
+  t.after(() => run.stop());
+  return run;
+}
