@@ -1,0 +1,245 @@
+// The addon through its validated wrappers: sockets, the control channel's
+// records and fds, readiness, error shapes, and teardown in worker threads.
+
+import assert from 'node:assert/strict';
+import * as dgram from 'node:dgram';
+import { readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import * as native from '../../src/binding';
+
+const fdCount = () => readdirSync('/proc/self/fd').length;
+const fdsAtStart = fdCount();
+const O_CLOEXEC = 0o2000000;
+const isCloexec = (fd: number) => (parseInt(/flags:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1], 8) & O_CLOEXEC) !== 0;
+const unique = () => `baton-native-${process.pid}-${Math.random().toString(36).slice(2)}`;
+
+/** A connected SEQPACKET pair: [client, server side]. */
+function pair(): [number, number, () => void] {
+  const name = unique();
+  const listener = native.unixListen(name, true, 0o600, 4);
+  const client = native.unixConnect(name, true);
+  const server = native.accept(listener);
+  native.close(listener);
+  return [client, server, () => [client, server].forEach(native.close)];
+}
+
+async function until(check: () => boolean, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    assert.ok(Date.now() < deadline, 'condition not reached in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('listeners', () => {
+  test('TCP over IPv4 and IPv6, reuseport, v6only, backlog, CLOEXEC', () => {
+    const a = native.tcpListen(4, '127.0.0.1', 0, false, 128);
+    const info = native.socketInfo(a);
+    assert.deepEqual({ ...info, port: 0 }, { family: 4, type: 'stream', address: '127.0.0.1', port: 0, listening: true, reusePort: true, acceptQueue: 0, backlog: 128 });
+    assert.ok(info.port > 0);
+    const b = native.tcpListen(4, '127.0.0.1', info.port, false, 16); // same group
+    assert.equal(native.socketInfo(b).port, info.port);
+    assert.ok(isCloexec(a) && isCloexec(b));
+    const v6 = native.tcpListen(6, '::1', 0, true, 8);
+    assert.equal(native.socketInfo(v6).family, 6);
+    assert.equal(native.socketInfo(v6).address, '::1');
+    [a, b, v6].forEach(native.close);
+  });
+
+  test('accept queue length is what the kernel holds', async () => {
+    const fd = native.tcpListen(4, '127.0.0.1', 0, false, 64);
+    const { port } = native.socketInfo(fd);
+    const clients = Array.from({ length: 5 }, () => net.connect(port, '127.0.0.1'));
+    await until(() => native.socketInfo(fd).acceptQueue === 5);
+    clients.forEach((c) => c.destroy());
+    native.close(fd);
+  });
+
+  test('UDP: bound, reuseport, served by dgram bind({ fd })', async () => {
+    const fd = native.udpBind(4, '127.0.0.1', 0, false);
+    const info = native.socketInfo(fd);
+    assert.equal(info.type, 'dgram');
+    assert.equal(info.listening, false);
+    assert.equal(info.reusePort, true);
+    const socket = dgram.createSocket('udp4');
+    const got = new Promise<string>((resolve) => socket.on('message', (m) => resolve(m.toString())));
+    socket.bind({ fd: native.dup(fd) });
+    const sender = dgram.createSocket('udp4');
+    sender.send('ping', info.port, '127.0.0.1');
+    assert.equal(await got, 'ping');
+    socket.close();
+    sender.close();
+    native.close(fd);
+  });
+
+  test('syscall errors look like Node\'s; bad arguments never reach native code', async () => {
+    const server = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as net.AddressInfo;
+    assert.throws(() => native.tcpListen(4, '127.0.0.1', port, false, 8), (e: NodeJS.ErrnoException) => {
+      assert.equal(e.code, 'EADDRINUSE');
+      assert.equal(e.syscall, 'bind');
+      assert.equal(e.errno, -98);
+      assert.equal(e.message, 'bind EADDRINUSE: address already in use');
+      return true;
+    });
+    server.close();
+    assert.throws(() => native.close(1_000_000), { code: 'EBADF', syscall: 'close' });
+    for (const bad of [
+      () => native.tcpListen(4, '::1', 80, false, 8),
+      () => native.tcpListen(6, '127.0.0.1', 80, false, 8),
+      () => native.tcpListen(4, '127.0.0.1', 70000, false, 8),
+      () => native.tcpListen(4, '127.0.0.1', 80, false, 0),
+      () => native.dup(-1),
+      () => native.dup(1.5),
+      () => native.unixListen('', true, 0o600, 1),
+      () => native.unixListen('x'.repeat(108), false, 0o600, 1),
+      () => native.unixListen('x', false, 0o1777, 1),
+      () => native.sendMessage(0, 'text' as unknown as Buffer, []),
+      () => native.sendMessage(0, Buffer.alloc(1), new Array(254).fill(0)),
+      () => native.receiveMessage(0, 0, 0),
+      () => new native.Poll(0, undefined as unknown as () => void),
+    ]) {
+      assert.throws(bad, { code: 'BATON_INVALID_ARGUMENT' });
+    }
+  });
+});
+
+describe('control channel', () => {
+  test('filesystem socket gets its mode before anyone can connect; abstract has no file', () => {
+    const path = join(tmpdir(), unique());
+    const fd = native.unixListen(path, false, 0o600, 4);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.equal(native.socketInfo(fd).address, path);
+    native.close(fd);
+    unlinkSync(path);
+    const name = unique();
+    const abstract = native.unixListen(name, true, 0o600, 4);
+    assert.equal(native.socketInfo(abstract).address, `@${name}`);
+    assert.equal(native.socketInfo(abstract).type, 'seqpacket');
+    assert.throws(() => native.unixListen(name, true, 0o600, 4), { code: 'EADDRINUSE' });
+    native.close(abstract);
+    assert.throws(() => native.unixConnect(name, true), { code: 'ECONNREFUSED' });
+  });
+
+  test('accept returns -1 when nobody waits; peer credentials are ours', () => {
+    const name = unique();
+    const listener = native.unixListen(name, true, 0o600, 4);
+    assert.equal(native.accept(listener), -1);
+    const client = native.unixConnect(name, true);
+    const server = native.accept(listener);
+    assert.deepEqual(native.peerCredentials(server), { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() });
+    assert.ok(isCloexec(server) && isCloexec(client));
+    [listener, client, server].forEach(native.close);
+  });
+
+  test('records keep their boundaries and carry 0, 1, 16 and 253 fds, received CLOEXEC', () => {
+    const [client, server, done] = pair();
+    const listener = native.tcpListen(4, '127.0.0.1', 0, false, 8);
+    const { port } = native.socketInfo(listener);
+    for (const count of [0, 1, 16, 253]) {
+      assert.equal(native.sendMessage(client, Buffer.from(`record ${count}`), new Array(count).fill(listener)), true);
+    }
+    for (const count of [0, 1, 16, 253]) {
+      const record = native.receiveMessage(server, 1024, 253)!;
+      assert.equal(record.data.toString(), `record ${count}`);
+      assert.equal(record.fds.length, count);
+      assert.equal(record.truncated, false);
+      assert.equal(record.controlTruncated, false);
+      for (const fd of record.fds) {
+        assert.ok(isCloexec(fd));
+        assert.equal(native.socketInfo(fd).port, port, 'the same socket');
+        native.close(fd);
+      }
+    }
+    assert.equal(native.receiveMessage(server, 1024, 253), null);
+    native.close(listener);
+    done();
+  });
+
+  test('MSG_TRUNC and MSG_CTRUNC are reported; the fds that did arrive are returned', () => {
+    const [client, server, done] = pair();
+    native.sendMessage(client, Buffer.alloc(100, 1), []);
+    const cut = native.receiveMessage(server, 10, 0)!;
+    assert.equal(cut.truncated, true);
+    assert.equal(cut.data.length, 10);
+    const before = fdCount();
+    native.sendMessage(client, Buffer.from('x'), [0, 1, 2, 0, 1]);
+    const record = native.receiveMessage(server, 16, 2)!;
+    assert.equal(record.controlTruncated, true);
+    assert.ok(record.fds.length <= 2);
+    record.fds.forEach(native.close);
+    assert.equal(fdCount(), before, 'the kernel closed the fds that did not fit');
+    done();
+  });
+
+  test('peer close reads as an empty record; a full buffer makes send return false', () => {
+    const [client, , done] = pair();
+    let sent = 0;
+    while (native.sendMessage(client, Buffer.alloc(4096), [])) sent++;
+    assert.ok(sent > 0);
+    const [a, b] = pair();
+    native.close(a);
+    const eof = native.receiveMessage(b, 16, 0)!;
+    assert.equal(eof.data.length, 0);
+    assert.equal(eof.fds.length, 0);
+    native.close(b);
+    done();
+  });
+});
+
+describe('poll', () => {
+  test('readable and writable readiness arrive on the loop; close is idempotent', async () => {
+    const [client, server, done] = pair();
+    const events: string[] = [];
+    const poll = new native.Poll(server, (error, readable, writable) => {
+      assert.equal(error, null);
+      if (readable) events.push(native.receiveMessage(server, 64, 0)!.data.toString());
+      if (writable) events.push('writable');
+    });
+    assert.equal(native.openHandles(), 1);
+    poll.start(true, false);
+    native.sendMessage(client, Buffer.from('hello'), []);
+    await until(() => events.includes('hello'));
+    poll.start(false, true);
+    await until(() => events.includes('writable'));
+    poll.stop();
+    poll.close();
+    poll.close();
+    assert.equal(native.openHandles(), 0);
+    done();
+  });
+
+  test('a worker thread that exits with an open poll is torn down cleanly', async () => {
+    const binding = require.resolve('../../src/binding');
+    for (const exit of ['terminate', 'natural']) {
+      const worker = new Worker(
+        `const native = require(${JSON.stringify(binding)});
+         const { parentPort } = require('node:worker_threads');
+         const name = 'baton-worker-' + process.pid + '-' + Math.random();
+         const fd = native.unixListen(name, true, 0o600, 4);
+         if (${JSON.stringify(exit)} === 'terminate') {
+           new native.Poll(fd, () => {}).start(true, false); // keeps the thread alive until terminate()
+         } else {
+           const p = new native.Poll(fd, () => {}); p.start(true, false); p.stop();
+           global.keep = p; // not closed, not active: the thread ends by itself
+         }
+         parentPort.postMessage(fd);`,
+        { eval: true },
+      );
+      const fd = await new Promise<number>((resolve) => worker.once('message', resolve));
+      if (exit === 'terminate') await worker.terminate();
+      else await new Promise((resolve) => worker.once('exit', resolve));
+      native.close(fd);
+    }
+    assert.equal(native.openHandles(), 0, 'the main thread\'s count is its own');
+  });
+});
+
+after(() => {
+  assert.equal(fdCount(), fdsAtStart, 'every fd created in this file was closed');
+});
