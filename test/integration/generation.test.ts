@@ -1,0 +1,55 @@
+// One generation's own duties: a worker thread that dies is started again on
+// the same socket; control sockets on the filesystem get their mode and are
+// cleaned up, and a stale one left by a killed process does not block the next.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fdCount, freePort, load, sleep, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
+
+const serving = (l: Line) => l.event === 'serving';
+
+test('a worker thread that dies is started again on the same socket', async (t) => {
+  const port = await freePort();
+  const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('worker'), BATON_RESTART_EPOCH: 0, TEST_WORKERS: 2 });
+  await generation.waitFor(serving, 15_000, 'serving');
+  await sleep(200);
+  const fds = fdCount(generation.pid);
+  for (let i = 0; i < 4; i++) {
+    await new Promise((done) => get({ host: '127.0.0.1', port, path: '/crash' }, (res) => res.resume().on('end', done)).on('error', done));
+  }
+  const exit = await generation.waitFor((l) => l.event === 'workerExit', 5_000, 'a worker exit');
+  assert.match(String(exit.message), /crashes on purpose/);
+  await sleep(500);
+  const result = await load(t, port, { concurrency: 8, durationMs: 800 }).done;
+  assert.equal(result.lost, 0, JSON.stringify(result.errors));
+  assert.ok(result.byResponder['epoch=0 worker=0'] > 0 && result.byResponder['epoch=0 worker=1'] > 0, JSON.stringify(result.byResponder));
+  assert.equal(fdCount(generation.pid), fds, 'same sockets, same fds: nothing leaked by the dead workers');
+});
+
+test('a filesystem control socket gets its mode, survives a stale file, and is removed at exit', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-sock-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const prefix = join(dir, 'ctl');
+  writeFileSync(`${prefix}_0_0`, 'left behind by a killed process');
+  const port = await freePort();
+  const base = { TEST_PORT: port, BATON_SOCKET_PATH: prefix, BATON_SOCKET_MODE: '640', BATON_DRAIN_TIME_S: 1, BATON_PARENT_SHUTDOWN_TIME_S: 1 };
+  const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
+  await parent.waitFor(serving, 15_000, 'epoch 0 serving');
+  assert.equal(statSync(`${prefix}_0_0`).mode & 0o777, 0o640);
+  assert.ok(statSync(`${prefix}_0_0`).isSocket());
+
+  const traffic = load(t, port, { concurrency: 16 });
+  const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1 });
+  await child.waitFor(serving, 15_000, 'epoch 1 serving');
+  assert.deepEqual(await parent.exited, { code: 0, signal: null });
+  assert.equal(existsSync(`${prefix}_0_0`), false, "the parent's socket is gone with it");
+  assert.ok(existsSync(`${prefix}_0_1`));
+  traffic.stop();
+  const result = await traffic.done;
+  assert.equal(result.lost, 0, JSON.stringify(result.errors));
+  assert.ok(result.byResponder['epoch=1 worker=0'] > 0);
+});
