@@ -1,15 +1,31 @@
-// Module init. Node-API modules are context-aware: each environment (main
-// thread, worker thread) runs this and gets its own AddonData.
+// Module entry point. Napi::Addon gives each environment (main thread, every
+// worker thread) its own Baton instance, freed when that environment ends.
 #include "addon.h"
 
-static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData(new baton::AddonData());
-  baton::InitFd(env, exports);
-  baton::InitListener(env, exports);
-  baton::InitSockInfo(env, exports);
-  baton::InitChannel(env, exports);
-  baton::InitPoll(env, exports);
-  return exports;
+Baton::Baton(Napi::Env env, Napi::Object exports) {
+  auto fn = [env](const char* name, Napi::Function::Callback cb) {
+    return InstanceValue(name, Napi::Function::New(env, cb, name), napi_enumerable);
+  };
+  DefineAddon(exports, {
+      fn("tcpListen", TcpListen),
+      fn("udpBind", UdpBind),
+      fn("listen", Listen),
+      fn("dup", Dup),
+      fn("close", Close),
+      fn("socketInfo", SocketInfo),
+      fn("unixListen", UnixListen),
+      fn("unixConnect", UnixConnect),
+      fn("accept", Accept),
+      fn("peerCredentials", PeerCredentials),
+      fn("sendMessage", SendMessage),
+      fn("receiveMessage", ReceiveMessage),
+      InstanceValue("Poll", DefinePoll(env), napi_enumerable),
+      InstanceMethod("openHandles", &Baton::OpenHandles, napi_enumerable),
+  });
 }
 
-NODE_API_MODULE(baton, Init)
+Napi::Value Baton::OpenHandles(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(openPolls));
+}
+
+NODE_API_ADDON(Baton)

@@ -1,33 +1,74 @@
-// What the addon's files share: per-environment state and the functions each
-// file adds to the module's exports.
+// Declarations shared by the addon's files: the per-environment state, the
+// exported functions, and small helpers for fds and (already validated) args.
 #pragma once
 
 #include <napi.h>
+#include <unistd.h>
 
-namespace baton {
+#include <cstddef>
+#include <string>
 
-// One per environment (the main thread and each worker thread load their own).
-struct AddonData {
-  int openPolls = 0;
+// Per napi_env state (one per thread that loads the addon), so nothing is
+// shared between worker threads.
+class Baton : public Napi::Addon<Baton> {
+ public:
+  Baton(Napi::Env env, Napi::Object exports);
+
+  // Poll handles neither closed nor closing.
+  size_t openPolls = 0;
+
+ private:
+  Napi::Value OpenHandles(const Napi::CallbackInfo& info);
 };
 
-inline AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+// Closes the fd when an error unwinds before ownership reaches JS.
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd) : fd_(fd) {}
+  OwnedFd(OwnedFd&& other) : fd_(other.release()) {}
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
-// Argument readers: TypeScript validates first; these are the last line of defence.
+ private:
+  int fd_;
+};
+
+// Arguments are validated in src/binding.ts; these conversions only throw a
+// TypeError if a caller bypassed it.
 inline int IntArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number");
   return info[i].As<Napi::Number>().Int32Value();
 }
+inline bool BoolArg(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::Boolean>().Value();
+}
 inline std::string StringArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a string");
   return info[i].As<Napi::String>().Utf8Value();
 }
-inline bool BoolArg(const Napi::CallbackInfo& info, size_t i) { return info[i].ToBoolean().Value(); }
 
-void InitFd(Napi::Env env, Napi::Object exports);
-void InitListener(Napi::Env env, Napi::Object exports);
-void InitSockInfo(Napi::Env env, Napi::Object exports);
-void InitChannel(Napi::Env env, Napi::Object exports);
-void InitPoll(Napi::Env env, Napi::Object exports);
-
-}  // namespace baton
+// listener.cc
+Napi::Value TcpListen(const Napi::CallbackInfo& info);
+Napi::Value UdpBind(const Napi::CallbackInfo& info);
+// fd.cc
+Napi::Value Listen(const Napi::CallbackInfo& info);
+Napi::Value Dup(const Napi::CallbackInfo& info);
+Napi::Value Close(const Napi::CallbackInfo& info);
+// sockinfo.cc
+Napi::Value SocketInfo(const Napi::CallbackInfo& info);
+// channel.cc
+Napi::Value UnixListen(const Napi::CallbackInfo& info);
+Napi::Value UnixConnect(const Napi::CallbackInfo& info);
+Napi::Value Accept(const Napi::CallbackInfo& info);
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
+Napi::Value SendMessage(const Napi::CallbackInfo& info);
+Napi::Value ReceiveMessage(const Napi::CallbackInfo& info);
+// poll.cc
+Napi::Function DefinePoll(Napi::Env env);

@@ -1,7 +1,5 @@
-// The control channel's syscalls: Unix SOCK_SEQPACKET sockets (record
-// boundaries kept), connect/accept, SO_PEERCRED, and records carrying fds
-// as SCM_RIGHTS. Nothing here blocks: every call is MSG_DONTWAIT or on a
-// non-blocking socket, and "would block" is a return value, not an error.
+// The control channel between generations: SOCK_SEQPACKET Unix sockets, which
+// keep record boundaries and carry fds (SCM_RIGHTS) and peer credentials.
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -9,188 +7,169 @@
 
 #include <cstddef>
 #include <cstring>
-#include <vector>
+#include <memory>
+#include <string>
 
 #include "addon.h"
 #include "errors.h"
 
-namespace baton {
+namespace {
 
-static constexpr size_t kMaxFds = 253;  // SCM_MAX_FD
+// SCM_MAX_FD: the kernel refuses more fds in one message.
+constexpr size_t kMaxFds = 253;
 
-static socklen_t UnixAddress(const Napi::CallbackInfo& info, sockaddr_un& address) {
-  const std::string path = StringArg(info, 0);
-  const bool abstract = BoolArg(info, 1);
-  address = sockaddr_un{};
-  address.sun_family = AF_UNIX;
-  // The abstract name is the bytes after a leading NUL; its length is part of the address.
+struct UnixAddress {
+  sockaddr_un addr;
+  socklen_t length;
+};
+
+// An abstract name is a leading NUL plus the name, and its length is exact:
+// trailing bytes would be part of the name.
+UnixAddress MakeAddress(Napi::Env env, const char* syscall, const std::string& path, bool abstract) {
+  UnixAddress result;
+  std::memset(&result.addr, 0, sizeof(result.addr));
+  result.addr.sun_family = AF_UNIX;
   const size_t offset = abstract ? 1 : 0;
-  if (path.empty() || path.size() + offset + (abstract ? 0 : 1) > sizeof address.sun_path) {
-    throw SystemError(info.Env(), ENAMETOOLONG, "bind");
-  }
-  memcpy(address.sun_path + offset, path.data(), path.size());
-  return offsetof(sockaddr_un, sun_path) + offset + path.size() + (abstract ? 0 : 1);
-}
-
-static int SeqpacketSocket(Napi::Env env) {
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) ThrowErrno(env, "socket");
-  return fd;
-}
-
-static Napi::Value UnixListen(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  sockaddr_un address;
-  socklen_t length = UnixAddress(info, address);
-  const bool abstract = BoolArg(info, 1);
-  const int mode = IntArg(info, 2);
-  const int backlog = IntArg(info, 3);
-  int fd = SeqpacketSocket(env);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) < 0) {
-    int err = errno;
-    close(fd);
-    throw SystemError(env, err, "bind");
-  }
-  // chmod before listen(): until listen() every connect() is refused, so no
-  // peer can slip in while the mode is still the umask's.
-  const char* failed = nullptr;
-  if (!abstract && chmod(address.sun_path, mode) < 0) {
-    failed = "chmod";
-  } else if (listen(fd, backlog) < 0) {
-    failed = "listen";
-  }
-  if (failed) {
-    int err = errno;
-    if (!abstract) unlink(address.sun_path);
-    close(fd);
-    throw SystemError(env, err, failed);
-  }
-  return Napi::Number::New(env, fd);
-}
-
-static Napi::Value UnixConnect(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  sockaddr_un address;
-  socklen_t length = UnixAddress(info, address);
-  int fd = SeqpacketSocket(env);
-  int result;
-  do {
-    result = connect(fd, reinterpret_cast<sockaddr*>(&address), length);
-  } while (result < 0 && errno == EINTR);
-  if (result < 0) {
-    int err = errno;
-    close(fd);
-    throw SystemError(env, err, "connect");
-  }
-  return Napi::Number::New(env, fd);
-}
-
-static Napi::Value Accept(const Napi::CallbackInfo& info) {
-  const int listener = IntArg(info, 0);
-  for (;;) {
-    int fd = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) return Napi::Number::New(info.Env(), fd);
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(info.Env(), -1);
-    if (errno != EINTR && errno != ECONNABORTED) ThrowErrno(info.Env(), "accept4");
-  }
-}
-
-static Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  ucred credentials{};
-  socklen_t length = sizeof credentials;
-  if (getsockopt(IntArg(info, 0), SOL_SOCKET, SO_PEERCRED, &credentials, &length) < 0) ThrowErrno(env, "getsockopt");
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("pid", credentials.pid);
-  result.Set("uid", credentials.uid);
-  result.Set("gid", credentials.gid);
+  // A filesystem path needs room for its terminating NUL.
+  if (path.size() + 1 > sizeof(result.addr.sun_path)) throw SystemError(env, syscall, ENAMETOOLONG);
+  std::memcpy(result.addr.sun_path + offset, path.data(), path.size());
+  result.length = offsetof(sockaddr_un, sun_path) + offset + path.size() + (abstract ? 0 : 1);
   return result;
 }
 
-static Napi::Value SendMessage(const Napi::CallbackInfo& info) {
+OwnedFd SeqpacketSocket(Napi::Env env) {
+  return OwnedFd(Check(env, "socket", socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)));
+}
+
+template <typename F>
+ssize_t RetryOnEintr(F call) {
+  ssize_t result;
+  do result = call();
+  while (result < 0 && errno == EINTR);
+  return result;
+}
+
+bool WouldBlock() { return errno == EAGAIN || errno == EWOULDBLOCK; }
+
+}  // namespace
+
+Napi::Value UnixListen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string path = StringArg(info, 0);
+  const bool abstract = BoolArg(info, 1);
+  const UnixAddress address = MakeAddress(env, "bind", path, abstract);
+  OwnedFd fd = SeqpacketSocket(env);
+  Check(env, "bind", bind(fd.get(), reinterpret_cast<const sockaddr*>(&address.addr), address.length));
+  try {
+    // Mode before listen(): no peer can connect while the mode is still wrong.
+    if (!abstract) Check(env, "chmod", chmod(path.c_str(), IntArg(info, 2)));
+    Check(env, "listen", listen(fd.get(), IntArg(info, 3)));
+  } catch (...) {
+    if (!abstract) unlink(path.c_str());  // bind() created it; do not leave it behind
+    throw;
+  }
+  return Napi::Number::New(env, fd.release());
+}
+
+Napi::Value UnixConnect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const UnixAddress address = MakeAddress(env, "connect", StringArg(info, 0), BoolArg(info, 1));
+  OwnedFd fd = SeqpacketSocket(env);
+  // A Unix connect completes or fails at once; EAGAIN (listener backlog full)
+  // is a failure too, as there is no handshake to wait for.
+  Check(env, "connect", connect(fd.get(), reinterpret_cast<const sockaddr*>(&address.addr), address.length));
+  return Napi::Number::New(env, fd.release());
+}
+
+Napi::Value Accept(const Napi::CallbackInfo& info) {
+  const int listener = IntArg(info, 0);
+  for (;;) {
+    const int fd = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return Napi::Number::New(info.Env(), fd);
+    if (WouldBlock()) return Napi::Number::New(info.Env(), -1);
+    // ECONNABORTED: that peer gave up while queued; the next one may be fine.
+    if (errno != EINTR && errno != ECONNABORTED) throw SystemError(info.Env(), "accept4", errno);
+  }
+}
+
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ucred cred;
+  socklen_t length = sizeof(cred);
+  Check(env, "getsockopt", getsockopt(IntArg(info, 0), SOL_SOCKET, SO_PEERCRED, &cred, &length));
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("pid", cred.pid);
+  result.Set("uid", cred.uid);
+  result.Set("gid", cred.gid);
+  return result;
+}
+
+Napi::Value SendMessage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int fd = IntArg(info, 0);
-  if (!info[1].IsBuffer() || !info[2].IsArray()) throw Napi::TypeError::New(env, "sendMessage(fd, Buffer, fds[])");
-  auto data = info[1].As<Napi::Buffer<char>>();
-  auto list = info[2].As<Napi::Array>();
-  const size_t count = list.Length();
-  if (count > kMaxFds) throw SystemError(env, EINVAL, "sendmsg");
+  Napi::Buffer<char> data = info[1].As<Napi::Buffer<char>>();
+  Napi::Array fds = info[2].As<Napi::Array>();
+  const size_t count = fds.Length();
+  if (count > kMaxFds) throw SystemError(env, "sendmsg", EINVAL);
 
   iovec iov{data.Data(), data.Length()};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  std::vector<char> control(count > 0 ? CMSG_SPACE(count * sizeof(int)) : 0);
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(kMaxFds * sizeof(int))];
   if (count > 0) {
-    message.msg_control = control.data();
-    message.msg_controllen = control.size();
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(count * sizeof(int));
-    int* fds = reinterpret_cast<int*>(CMSG_DATA(header));
-    for (size_t i = 0; i < count; i++) fds[i] = list.Get(i).As<Napi::Number>().Int32Value();
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(count * sizeof(int));
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(count * sizeof(int));
+    int* out = reinterpret_cast<int*>(CMSG_DATA(cmsg));
+    for (uint32_t i = 0; i < count; i++) out[i] = fds.Get(i).As<Napi::Number>().Int32Value();
   }
-  ssize_t sent;
-  do {
-    sent = sendmsg(fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-  } while (sent < 0 && errno == EINTR);
-  if (sent < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Boolean::New(env, false);
-    ThrowErrno(env, "sendmsg");
+  // MSG_NOSIGNAL: a closed peer is an EPIPE error, not a process-killing SIGPIPE.
+  if (RetryOnEintr([&] { return sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL); }) < 0) {
+    if (WouldBlock()) return Napi::Boolean::New(env, false);
+    throw SystemError(env, "sendmsg", errno);
   }
   return Napi::Boolean::New(env, true);
 }
 
-static Napi::Value ReceiveMessage(const Napi::CallbackInfo& info) {
+Napi::Value ReceiveMessage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int fd = IntArg(info, 0);
   const size_t maxBytes = IntArg(info, 1);
   const size_t maxFds = IntArg(info, 2);
+  if (maxFds > kMaxFds) throw SystemError(env, "recvmsg", EINVAL);
 
-  std::vector<char> buffer(maxBytes);
-  std::vector<char> control(CMSG_SPACE(maxFds * sizeof(int)));
-  iovec iov{buffer.data(), buffer.size()};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control.data();
-  message.msg_controllen = control.size();
-  ssize_t received;
-  do {
-    received = recvmsg(fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  } while (received < 0 && errno == EINTR);
-  if (received < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return env.Null();
-    ThrowErrno(env, "recvmsg");
+  std::unique_ptr<char[]> buffer(new char[maxBytes]);
+  iovec iov{buffer.get(), maxBytes};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(kMaxFds * sizeof(int))];
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(maxFds * sizeof(int));
+  // MSG_CMSG_CLOEXEC: received fds must not leak into children we spawn.
+  const ssize_t length = RetryOnEintr([&] { return recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC); });
+  if (length < 0) {
+    if (WouldBlock()) return env.Null();
+    throw SystemError(env, "recvmsg", errno);
   }
 
+  // Every fd installed in this process is returned, even with MSG_CTRUNC, so
+  // that the caller can close what it did not want.
   Napi::Array fds = Napi::Array::New(env);
-  uint32_t count = 0;
-  if (message.msg_controllen > 0) {
-    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
-      if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
-      const size_t n = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      const int* received_fds = reinterpret_cast<const int*>(CMSG_DATA(header));
-      for (size_t i = 0; i < n; i++) fds.Set(count++, received_fds[i]);
-    }
+  for (cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const int* in = reinterpret_cast<const int*>(CMSG_DATA(cmsg));
+    for (size_t i = 0; i < count; i++) fds.Set(fds.Length(), in[i]);
   }
   Napi::Object result = Napi::Object::New(env);
-  const size_t length = std::min(static_cast<size_t>(received), buffer.size());
-  result.Set("data", Napi::Buffer<char>::Copy(env, buffer.data(), length));
+  result.Set("data", Napi::Buffer<char>::Copy(env, buffer.get(), length));
   result.Set("fds", fds);
-  result.Set("truncated", (message.msg_flags & MSG_TRUNC) != 0);
-  result.Set("controlTruncated", (message.msg_flags & MSG_CTRUNC) != 0);
+  result.Set("truncated", (msg.msg_flags & MSG_TRUNC) != 0);
+  result.Set("controlTruncated", (msg.msg_flags & MSG_CTRUNC) != 0);
   return result;
 }
-
-void InitChannel(Napi::Env env, Napi::Object exports) {
-  exports.Set("unixListen", Napi::Function::New(env, UnixListen, "unixListen"));
-  exports.Set("unixConnect", Napi::Function::New(env, UnixConnect, "unixConnect"));
-  exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
-  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
-  exports.Set("sendMessage", Napi::Function::New(env, SendMessage, "sendMessage"));
-  exports.Set("receiveMessage", Napi::Function::New(env, ReceiveMessage, "receiveMessage"));
-}
-
-}  // namespace baton

@@ -1,78 +1,71 @@
-// TCP listeners and UDP sockets for one worker: SO_REUSEPORT (and
-// SO_REUSEADDR) so every worker and generation can join the same group.
+// TCP listeners and UDP sockets that join a SO_REUSEPORT group, so an old and
+// a new generation can hold the same port at once.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstring>
 
 #include "addon.h"
 #include "errors.h"
 
-namespace baton {
+namespace {
 
-// Creates, configures and binds; closes the socket before throwing.
-static int BoundSocket(const Napi::CallbackInfo& info, int type) {
+union InetAddress {
+  sockaddr sa;
+  sockaddr_in v4;
+  sockaddr_in6 v6;
+};
+
+void SetOption(Napi::Env env, int fd, int level, int name, int value) {
+  Check(env, "setsockopt", setsockopt(fd, level, name, &value, sizeof(value)));
+}
+
+// (family, host, port, v6only) -> a bound socket of `type`.
+OwnedFd BoundInetSocket(const Napi::CallbackInfo& info, int type) {
   Napi::Env env = info.Env();
-  const int family = IntArg(info, 0) == 6 ? AF_INET6 : AF_INET;
+  const int family = IntArg(info, 0);
   const std::string host = StringArg(info, 1);
   const int port = IntArg(info, 2);
-  const int v6only = BoolArg(info, 3) ? 1 : 0;
+  const bool v6only = BoolArg(info, 3);
+  if (family != 4 && family != 6) throw Napi::TypeError::New(env, "family must be 4 or 6");
 
-  sockaddr_storage address{};
+  InetAddress addr;
+  std::memset(&addr, 0, sizeof(addr));
   socklen_t length;
-  if (family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&address);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    if (inet_pton(AF_INET, host.c_str(), &in->sin_addr) != 1) throw SystemError(env, EINVAL, "inet_pton");
-    length = sizeof(sockaddr_in);
+  void* ip;
+  if (family == 4) {
+    addr.v4.sin_family = AF_INET;
+    addr.v4.sin_port = htons(port);
+    ip = &addr.v4.sin_addr;
+    length = sizeof(addr.v4);
   } else {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(port);
-    if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) != 1) throw SystemError(env, EINVAL, "inet_pton");
-    length = sizeof(sockaddr_in6);
+    addr.v6.sin6_family = AF_INET6;
+    addr.v6.sin6_port = htons(port);
+    ip = &addr.v6.sin6_addr;
+    length = sizeof(addr.v6);
+  }
+  // Parsed before socket() so there is nothing to close on a bad host.
+  if (inet_pton(addr.sa.sa_family, host.c_str(), ip) != 1) {
+    throw SystemError(env, "inet_pton", EINVAL);
   }
 
-  int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) ThrowErrno(env, "socket");
-  const int on = 1;
-  const char* failed = nullptr;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0) {
-    failed = "setsockopt";
-  } else if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0) {
-    failed = "setsockopt";
-  } else if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) < 0) {
-    failed = "bind";
-  }
-  if (failed) {
-    int err = errno;
-    close(fd);
-    throw SystemError(env, err, failed);
-  }
+  OwnedFd fd(Check(env, "socket", socket(addr.sa.sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)));
+  SetOption(env, fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
+  SetOption(env, fd.get(), SOL_SOCKET, SO_REUSEPORT, 1);
+  if (family == 6) SetOption(env, fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, v6only);
+  Check(env, "bind", bind(fd.get(), &addr.sa, length));
   return fd;
 }
 
-static Napi::Value TcpListen(const Napi::CallbackInfo& info) {
-  int fd = BoundSocket(info, SOCK_STREAM);
-  if (listen(fd, IntArg(info, 4)) < 0) {
-    int err = errno;
-    close(fd);
-    throw SystemError(info.Env(), err, "listen");
-  }
-  return Napi::Number::New(info.Env(), fd);
+}  // namespace
+
+Napi::Value TcpListen(const Napi::CallbackInfo& info) {
+  OwnedFd fd = BoundInetSocket(info, SOCK_STREAM);
+  Check(info.Env(), "listen", listen(fd.get(), IntArg(info, 4)));
+  return Napi::Number::New(info.Env(), fd.release());
 }
 
-static Napi::Value UdpBind(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), BoundSocket(info, SOCK_DGRAM));
+Napi::Value UdpBind(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), BoundInetSocket(info, SOCK_DGRAM).release());
 }
-
-void InitListener(Napi::Env env, Napi::Object exports) {
-  exports.Set("tcpListen", Napi::Function::New(env, TcpListen, "tcpListen"));
-  exports.Set("udpBind", Napi::Function::New(env, UdpBind, "udpBind"));
-}
-
-}  // namespace baton

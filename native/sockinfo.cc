@@ -1,6 +1,5 @@
-// What a socket is: family, type, address, listening, SO_REUSEPORT, and for
-// a TCP listener its accept queue (TCP_INFO: tcpi_unacked is the current
-// queue length, tcpi_sacked the backlog).
+// What a socket fd is: the kernel's view (domain, type, local address,
+// listening state, reuseport) plus accept-queue figures for TCP listeners.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -8,75 +7,85 @@
 #include <sys/un.h>
 
 #include <cstddef>
+#include <cstring>
+#include <string>
 
 #include "addon.h"
 #include "errors.h"
 
-namespace baton {
+namespace {
 
-static int IntOption(Napi::Env env, int fd, int level, int name) {
+int GetOption(Napi::Env env, int fd, int level, int name) {
   int value = 0;
-  socklen_t length = sizeof value;
-  if (getsockopt(fd, level, name, &value, &length) < 0) ThrowErrno(env, "getsockopt");
+  socklen_t length = sizeof(value);
+  Check(env, "getsockopt", getsockopt(fd, level, name, &value, &length));
   return value;
 }
 
-static Napi::Value SocketInfo(const Napi::CallbackInfo& info) {
+const char* TypeName(Napi::Env env, int type) {
+  switch (type) {
+    case SOCK_STREAM: return "stream";
+    case SOCK_DGRAM: return "dgram";
+    case SOCK_SEQPACKET: return "seqpacket";
+  }
+  throw SystemError(env, "getsockopt", ESOCKTNOSUPPORT);
+}
+
+// Abstract names start with a NUL byte, shown as '@' like ss(8) does.
+std::string UnixPath(const sockaddr_un& addr, socklen_t length) {
+  const size_t size = length - offsetof(sockaddr_un, sun_path);
+  if (size == 0) return "";
+  if (addr.sun_path[0] == '\0') return "@" + std::string(addr.sun_path + 1, size - 1);
+  return std::string(addr.sun_path, strnlen(addr.sun_path, size));
+}
+
+}  // namespace
+
+Napi::Value SocketInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int fd = IntArg(info, 0);
-  const int domain = IntOption(env, fd, SOL_SOCKET, SO_DOMAIN);
-  const int type = IntOption(env, fd, SOL_SOCKET, SO_TYPE);
-  const bool listening = IntOption(env, fd, SOL_SOCKET, SO_ACCEPTCONN) != 0;
+  const int domain = GetOption(env, fd, SOL_SOCKET, SO_DOMAIN);
+  const int type = GetOption(env, fd, SOL_SOCKET, SO_TYPE);
+  const bool listening = GetOption(env, fd, SOL_SOCKET, SO_ACCEPTCONN) != 0;
+
+  sockaddr_storage storage;
+  socklen_t length = sizeof(storage);
+  Check(env, "getsockname", getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length));
 
   Napi::Object result = Napi::Object::New(env);
-  result.Set("family", domain == AF_INET    ? Napi::Value(Napi::Number::New(env, 4))
-                       : domain == AF_INET6 ? Napi::Value(Napi::Number::New(env, 6))
-                                            : Napi::Value(Napi::String::New(env, "unix")));
-  result.Set("type", type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : "seqpacket");
-  result.Set("listening", listening);
-  result.Set("reusePort", domain != AF_UNIX && IntOption(env, fd, SOL_SOCKET, SO_REUSEPORT) != 0);
-
-  sockaddr_storage address{};
-  socklen_t length = sizeof address;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) < 0) ThrowErrno(env, "getsockname");
-  char text[INET6_ADDRSTRLEN] = "";
+  char ip[INET6_ADDRSTRLEN] = "";
   int port = 0;
-  std::string name;
   if (domain == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&address);
-    name = inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
-    port = ntohs(in->sin_port);
+    const auto& addr = reinterpret_cast<const sockaddr_in&>(storage);
+    inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
+    port = ntohs(addr.sin_port);
+    result.Set("family", 4);
   } else if (domain == AF_INET6) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
-    name = inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
-    port = ntohs(in6->sin6_port);
-  } else if (domain == AF_UNIX && length > offsetof(sockaddr_un, sun_path)) {
-    auto* un = reinterpret_cast<sockaddr_un*>(&address);
-    size_t pathLength = length - offsetof(sockaddr_un, sun_path);
-    if (un->sun_path[0] == '\0') {
-      name = "@" + std::string(un->sun_path + 1, pathLength - 1);
-    } else {
-      name = std::string(un->sun_path, strnlen(un->sun_path, pathLength));
-    }
+    const auto& addr = reinterpret_cast<const sockaddr_in6&>(storage);
+    inet_ntop(AF_INET6, &addr.sin6_addr, ip, sizeof(ip));
+    port = ntohs(addr.sin6_port);
+    result.Set("family", 6);
+  } else if (domain == AF_UNIX) {
+    result.Set("family", "unix");
+  } else {
+    throw SystemError(env, "getsockname", EAFNOSUPPORT);
   }
-  result.Set("address", name);
+  result.Set("type", TypeName(env, type));
+  // Port 0 means never bound: bind() always picks a port.
+  result.Set("address", domain == AF_UNIX ? UnixPath(reinterpret_cast<const sockaddr_un&>(storage), length)
+                                          : std::string(port == 0 ? "" : ip));
   result.Set("port", port);
+  result.Set("listening", listening);
+  result.Set("reusePort", GetOption(env, fd, SOL_SOCKET, SO_REUSEPORT) != 0);
 
-  uint32_t queue = 0, backlog = 0;
-  if (listening && type == SOCK_STREAM && (domain == AF_INET || domain == AF_INET6)) {
-    tcp_info tcp{};
-    socklen_t tcpLength = sizeof tcp;
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &tcp, &tcpLength) < 0) ThrowErrno(env, "getsockopt");
-    queue = tcp.tcpi_unacked;
-    backlog = tcp.tcpi_sacked;
+  // For a listening TCP socket the kernel reports the accept queue length in
+  // tcpi_unacked and the backlog limit in tcpi_sacked.
+  tcp_info tcp{};
+  if (listening && type == SOCK_STREAM && domain != AF_UNIX) {
+    socklen_t size = sizeof(tcp);
+    Check(env, "getsockopt", getsockopt(fd, IPPROTO_TCP, TCP_INFO, &tcp, &size));
   }
-  result.Set("acceptQueue", queue);
-  result.Set("backlog", backlog);
+  result.Set("acceptQueue", tcp.tcpi_unacked);
+  result.Set("backlog", tcp.tcpi_sacked);
   return result;
 }
-
-void InitSockInfo(Napi::Env env, Napi::Object exports) {
-  exports.Set("socketInfo", Napi::Function::New(env, SocketInfo, "socketInfo"));
-}
-
-}  // namespace baton

@@ -130,6 +130,11 @@ export class ListenerSet {
     return entry.fd;
   }
 
+  /** A new fd for the socket of (listener, worker), owned by the caller: give it to net/http/dgram. */
+  dup(listener: number, worker: number): number {
+    return native.dup(this.fd(listener, worker));
+  }
+
   /** The sockets a child asks for, matched by address and worker index; the fds stay ours. */
   lookup(addresses: ListenerAddress[], workers: number[]): { refs: SocketRef[]; fds: number[]; available: number[] } {
     const refs: SocketRef[] = [];

@@ -11,6 +11,7 @@ import { Channel } from '../../src/channel/channel';
 import { controlAddress } from '../../src/channel/address';
 import { PROTOCOL_VERSION, type Message } from '../../src/protocol/messages';
 import { fdCount, load, freePort, ROOT, sleep, startGeneration, uniqueSocketPath } from '../support/processes';
+import { assertCounterSeesLoss } from '../support/control';
 
 /** A raw client of the control socket: send any bytes, read the answers. */
 class RawPeer {
@@ -53,6 +54,7 @@ class RawPeer {
 const hello = (extra: object = {}) => ({ type: 'hello', protocol: PROTOCOL_VERSION, hotRestartVersion: 'baton.protocol1', epoch: 1, pid: process.pid, ...extra });
 
 test('bad input on the control socket gets clear errors and loses nothing', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
   const port = await freePort();
   const socketPath = uniqueSocketPath('input');
   const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: socketPath, BATON_RESTART_EPOCH: 0 });

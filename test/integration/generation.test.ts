@@ -8,11 +8,13 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fdCount, freePort, load, sleep, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
+import { fdCount, freePort, load, ROOT, sleep, start, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
+import { assertCounterSeesLoss } from '../support/control';
 
 const serving = (l: Line) => l.event === 'serving';
 
 test('a worker thread that dies is started again on the same socket', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
   const port = await freePort();
   const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('worker'), BATON_RESTART_EPOCH: 0, TEST_WORKERS: 2 });
   await generation.waitFor(serving, 15_000, 'serving');
@@ -31,6 +33,7 @@ test('a worker thread that dies is started again on the same socket', async (t) 
 });
 
 test('a filesystem control socket gets its mode, survives a stale file, and is removed at exit', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
   const dir = mkdtempSync(join(tmpdir(), 'baton-sock-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const prefix = join(dir, 'ctl');
@@ -52,4 +55,25 @@ test('a filesystem control socket gets its mode, survives a stale file, and is r
   const result = await traffic.done;
   assert.equal(result.lost, 0, JSON.stringify(result.errors));
   assert.ok(result.byResponder['epoch=1 worker=0'] > 0);
+});
+
+test('an application serving without the worker pool hands over with zero lost', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
+  const port = await freePort();
+  const env = { ...process.env, BATON_SOCKET_PATH: uniqueSocketPath('own'), BATON_DRAIN_TIME_S: '1', BATON_PARENT_SHUTDOWN_TIME_S: '1' };
+  const example = (epoch: number) =>
+    start(t, process.execPath, [join(ROOT, 'examples/main-thread-server.mjs'), '--port', String(port)], { env: { ...env, BATON_RESTART_EPOCH: String(epoch) } });
+  const isServing = (l: Line) => /serving 127.0.0.1/.test(String(l.text));
+  const parent = example(0);
+  await parent.waitFor(isServing, 15_000, 'epoch 0 serving');
+  const traffic = load(t, port, { concurrency: 16 });
+  await sleep(300);
+  const child = example(1);
+  await child.waitFor(isServing, 15_000, 'epoch 1 serving');
+  assert.deepEqual(await parent.exited, { code: 0, signal: null });
+  await sleep(300);
+  traffic.stop();
+  const result = await traffic.done;
+  assert.equal(result.lost, 0, JSON.stringify(result.errors));
+  assert.ok(result.byResponder['epoch=0 worker=0'] > 0 && result.byResponder['epoch=1 worker=0'] > 0, JSON.stringify(result.byResponder));
 });

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fdCount, load, freePort, sleep, startGeneration, uniqueSocketPath, type Line, type Proc } from '../support/processes';
+import { assertCounterSeesLoss } from '../support/control';
 
 const serving = (l: Line) => l.event === 'serving';
 const parentIs = (state: string) => (l: Line) => l.event === 'transition' && l.machine === 'parent' && l.to === state;
@@ -15,6 +16,7 @@ async function waitGone(proc: Proc): Promise<void> {
 }
 
 test('a child killed at each step of the handoff, or refused, leaves the parent serving with zero lost', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
   const port = await freePort();
   const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('failures'), BATON_DRAIN_TIME_S: 2, BATON_PARENT_SHUTDOWN_TIME_S: 60 };
   const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
@@ -63,6 +65,7 @@ test('a child killed at each step of the handoff, or refused, leaves the parent 
 });
 
 test('a child SIGKILLed while the parent drains: the parent accepts again at once', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
   const port = await freePort();
   const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('resume'), BATON_DRAIN_TIME_S: 2, BATON_PARENT_SHUTDOWN_TIME_S: 60 };
   const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });

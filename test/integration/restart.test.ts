@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fdCount, load, freePort, sleep, startSupervisor, uniqueSocketPath, type Line, type Proc } from '../support/processes';
+import { assertCounterSeesLoss } from '../support/control';
 
 const tookOver = (epoch: number) => (l: Line) => l.epoch === epoch && typeof l.tookOverMs === 'number';
 const pidOf = (supervisor: Proc, epoch: number) => Number(supervisor.lines.find((l) => l.epoch === epoch && typeof l.pid === 'number')!.pid);
@@ -18,6 +19,7 @@ async function restart(supervisor: Proc, epoch: number): Promise<void> {
 }
 
 test('repeated hot restarts under load lose no connection, leak no fd, pick up the new config', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
   const port = await freePort();
   const config = join(tmpdir(), `baton-restart-${process.pid}.json`);
   const writeConfig = (concurrency: number) => writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`] }));
@@ -34,25 +36,31 @@ test('repeated hot restarts under load lose no connection, leak no fd, pick up t
     await restart(supervisor, epoch);
     await sleep(300);
   }
-  // The serving generation, alone again once its parent is terminated, holds what epoch 0 held.
-  await supervisor.waitFor((l) => /draining epoch 5 exited \(code 0\)/.test(String(l.message)), 10_000, 'epoch 5 exiting');
-  await sleep(100);
-  assert.equal(fdCount(pidOf(supervisor, restarts)), fdsAtEpoch0, 'fds of the serving generation after 6 handoffs');
-
-  writeConfig(4);
-  await restart(supervisor, restarts + 1);
-  await sleep(1000);
   traffic.stop();
   const result = await traffic.done;
+  // The serving generation, alone and idle again once its parent is terminated, holds what epoch 0 held.
+  await supervisor.waitFor((l) => /draining epoch 5 exited \(code 0\)/.test(String(l.message)), 10_000, 'epoch 5 exiting');
+  await sleep(200);
+  assert.equal(fdCount(pidOf(supervisor, restarts)), fdsAtEpoch0, 'fds of the serving generation after 6 handoffs');
 
-  t.diagnostic(`attempted ${result.attempted}, answered ${result.answered}, lost ${result.lost} ${JSON.stringify(result.errors)}`);
-  assert.ok(result.attempted > 500, `load too small to mean anything: ${result.attempted}`);
-  assert.equal(result.lost, 0, `lost connections: ${JSON.stringify(result.errors)}`);
-  assert.equal(result.answered, result.attempted);
-  for (let epoch = 0; epoch <= restarts + 1; epoch++) {
-    assert.ok(Object.keys(result.byResponder).some((r) => r.startsWith(`epoch=${epoch} `)), `epoch ${epoch} answered nothing`);
+  const second = load(t, port, { concurrency: 32, durationMs: 60_000 });
+  writeConfig(4);
+  await sleep(300);
+  await restart(supervisor, restarts + 1);
+  await sleep(1000);
+  second.stop();
+  const after = await second.done;
+
+  for (const [run, epochs] of [[result, [0, 1, 2, 3, 4, 5, 6]], [after, [6, 7]]] as const) {
+    t.diagnostic(`attempted ${run.attempted}, answered ${run.answered}, lost ${run.lost} ${JSON.stringify(run.errors)}`);
+    assert.ok(run.attempted > 500, `load too small to mean anything: ${run.attempted}`);
+    assert.equal(run.lost, 0, `lost connections: ${JSON.stringify(run.errors)}`);
+    assert.equal(run.answered, run.attempted);
+    for (const epoch of epochs) {
+      assert.ok(Object.keys(run.byResponder).some((r) => r.startsWith(`epoch=${epoch} `)), `epoch ${epoch} answered nothing`);
+    }
   }
-  assert.ok(result.byResponder[`epoch=${restarts + 1} worker=3`] > 0, 'the restarted generation runs the 4 workers of the new config');
+  assert.ok(after.byResponder[`epoch=${restarts + 1} worker=3`] > 0, 'the restarted generation runs the 4 workers of the new config');
 
   supervisor.child.kill('SIGTERM');
   assert.deepEqual(await supervisor.exited, { code: 0, signal: null });

@@ -66,6 +66,30 @@ export class Proc {
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
   }
+
+  /** Every pid this process reported (a supervisor's generations). */
+  reportedPids(): number[] {
+    return this.lines.map((l) => l.pid).filter((pid): pid is number => typeof pid === 'number' && pid !== this.pid);
+  }
+
+  /**
+   * Ends it whatever state the test left it in: SIGTERM, SIGKILL after a
+   * grace period, SIGKILL for anything it reported starting, and its pipes
+   * closed so that nothing it left behind can keep the test process alive.
+   */
+  async cleanUp(graceMs = 3000): Promise<void> {
+    this.kill('SIGTERM');
+    await Promise.race([this.exited, sleep(graceMs)]);
+    this.kill('SIGKILL');
+    for (const pid of this.reportedPids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    for (const stream of [this.child.stdout, this.child.stderr]) stream?.destroy();
+  }
 }
 
 /** Starts a process whose JSON lines on `stream` are collected; it is killed at the end of the test. */
@@ -75,7 +99,7 @@ export function start(t: TestContext, command: string, args: string[], options: 
   const proc = new Proc(child, lines);
   const other = lines === 'stdout' ? child.stderr : child.stdout;
   other?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
-  t.after(() => proc.kill());
+  t.after(() => proc.cleanUp());
   return proc;
 }
 

@@ -11,8 +11,8 @@ import { createServer as createNetServer, type AddressInfo, type Server, type So
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { close, socketInfo, tcpListen } from '../../src/binding';
 import { ErrorCodes } from '../../src/errors';
+import { assertCounterSeesLoss } from '../support/control';
 import { assertLoopback, LatencyHistogram, spawnLoad, startLoad, type LoadOptions, type LoadResult } from '../../src/load';
 
 const CLI = join(__dirname, '../../src/load/cli.js');
@@ -288,23 +288,5 @@ test('cli: prints the result as one JSON line, exits 2 on bad arguments', LIMIT,
 // accept()ed are reset when that listener closes: exactly the loss a hot
 // restart must avoid, and the counter must see every one of them.
 test('control: closing a listener with a full accept queue is counted as lost', LIMIT, async () => {
-  const concurrency = 20;
-  const fd = tcpListen(4, '127.0.0.1', 0, false, 64);
-  let open = true;
-  const run = startLoad(options(socketInfo(fd).port, { concurrency, durationMs: 4000 }));
-  try {
-    await until(`${concurrency} connections wait in the accept queue`, () => socketInfo(fd).acceptQueue >= concurrency);
-    close(fd);
-    open = false;
-    run.stop(); // every loop is still waiting on its queued connection: no new one starts
-    const result = await run.done;
-    assertBalanced(result);
-    assert.equal(result.answered, 0);
-    assert.equal(result.attempted, concurrency);
-    assert.deepEqual(result.errors, { ECONNRESET: concurrency });
-  } finally {
-    if (open) close(fd);
-    run.stop();
-    await run.done;
-  }
+  await assertCounterSeesLoss(startLoad);
 });
