@@ -91,6 +91,8 @@ export class ChildMachine extends StateMachine<ChildState> {
       const { reply, fds } = await this.parent!.request({ type: 'getSockets', listeners, workers }, this.options.requestTimeoutMs);
       return byListener(reply as Sockets, fds, listeners.length);
     } catch (error) {
+      // A parent that died has nothing left to hand over: we survive it and serve on new sockets.
+      if ((error as BatonError).code === ErrorCodes.CHANNEL_CLOSED) return { fds: new Map(), available: listeners.map(() => 0) };
       this.detach();
       throw error;
     }
@@ -158,6 +160,9 @@ export class ChildMachine extends StateMachine<ChildState> {
 
   private onParentGone(): void {
     if (this.is('drainingParent', 'terminatingParent')) this.to('serving', 'parent exited');
+    else if (this.is('initializing', 'takingSockets', 'startingWorkers')) {
+      this.emit('warning', `the parent went away during our ${this.state}: going on without it`);
+    }
   }
 }
 

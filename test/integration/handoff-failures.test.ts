@@ -81,3 +81,19 @@ test('a child SIGKILLed while the parent drains: the parent accepts again at onc
   assert.equal(result.lost, 0, JSON.stringify(result.errors));
   assert.deepEqual(Object.keys(result.byResponder).sort(), ['epoch=0 worker=0', 'epoch=0 worker=1']);
 });
+
+test('a parent killed while its child initializes: the child serves alone', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
+  const port = await freePort();
+  const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('orphan'), BATON_DRAIN_TIME_S: 1, BATON_PARENT_SHUTDOWN_TIME_S: 1 };
+  const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
+  await parent.waitFor(serving, 15_000, 'epoch 0 serving');
+  const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_INIT_MS: 500 });
+  await child.waitFor((l) => l.to === 'initializing', 15_000, 'the child initializing');
+  parent.kill('SIGKILL');
+  await child.waitFor(serving, 15_000, 'the child serving without its parent');
+  const result = await load(t, port, { concurrency: 16, durationMs: 800 }).done;
+  assert.ok(result.attempted > 100);
+  assert.equal(result.lost, 0, JSON.stringify(result.errors));
+  assert.deepEqual(Object.keys(result.byResponder).sort(), ['epoch=1 worker=0', 'epoch=1 worker=1']);
+});
