@@ -37,7 +37,9 @@ export interface ReceivedMessage {
   fds: number[];
   /** MSG_TRUNC: the record was longer than maxBytes and was cut. */
   truncated: boolean;
-  /** MSG_CTRUNC: more fds were sent than maxFds; the kernel closed the rest. */
+  /** MSG_CTRUNC: more fds were sent than fit; the kernel closed the rest. The
+   * control buffer is CMSG_SPACE(maxFds * 4), padded to 8 bytes, so with an odd
+   * maxFds one fd more than maxFds can arrive: close every fd in `fds`. */
   controlTruncated: boolean;
 }
 

@@ -50,6 +50,21 @@ describe('listeners', () => {
     [a, b, v6].forEach(native.close);
   });
 
+  test('v6only decides whether an IPv6 wildcard listener also takes the IPv4 port', async () => {
+    const listenV4 = (port: number) =>
+      new Promise<net.Server>((resolve, reject) => {
+        const server = net.createServer().once('error', reject);
+        server.listen(port, '127.0.0.1', () => resolve(server));
+      });
+    const only = native.tcpListen(6, '::', 0, true, 8);
+    const v4 = await listenV4(native.socketInfo(only).port); // no conflict: IPv6 only
+    await new Promise((r) => v4.close(r));
+    native.close(only);
+    const dual = native.tcpListen(6, '::', 0, false, 8);
+    await assert.rejects(listenV4(native.socketInfo(dual).port), { code: 'EADDRINUSE' });
+    native.close(dual);
+  });
+
   test('accept queue length is what the kernel holds', async () => {
     const fd = native.tcpListen(4, '127.0.0.1', 0, false, 64);
     const { port } = native.socketInfo(fd);
@@ -174,6 +189,14 @@ describe('control channel', () => {
     assert.ok(record.fds.length <= 2);
     record.fds.forEach(native.close);
     assert.equal(fdCount(), before, 'the kernel closed the fds that did not fit');
+    // The control buffer is CMSG_SPACE(maxFds * 4), padded to 8 bytes: with an
+    // odd maxFds one more fd fits, and it must come back to be closed too.
+    native.sendMessage(client, Buffer.from('x'), [0, 1, 2, 0, 1]);
+    const odd = native.receiveMessage(server, 16, 1)!;
+    assert.equal(odd.controlTruncated, true);
+    assert.equal(odd.fds.length, 2);
+    odd.fds.forEach(native.close);
+    assert.equal(fdCount(), before);
     done();
   });
 
@@ -211,6 +234,7 @@ describe('poll', () => {
     poll.close();
     poll.close();
     assert.equal(native.openHandles(), 0);
+    assert.throws(() => poll.start(true, false), /after close/);
     done();
   });
 
@@ -238,6 +262,76 @@ describe('poll', () => {
     }
     assert.equal(native.openHandles(), 0, 'the main thread\'s count is its own');
   });
+
+  // A worker that opens a connected pair, posts both fds (they belong to the
+  // process, so this thread closes them after the worker is gone), then runs
+  // `body`; `stop` ends it if it would not end by itself. Resolves with its
+  // next message, exit code and uncaught error.
+  async function runWorker(body: string, stop: (worker: Worker) => Promise<unknown> = async () => {}) {
+    const worker = new Worker(
+      `const native = require(${JSON.stringify(require.resolve('../../src/binding'))});
+       const { parentPort } = require('node:worker_threads');
+       const name = 'baton-worker-' + process.pid + '-' + Math.random();
+       const listener = native.unixListen(name, true, 0o600, 4);
+       const client = native.unixConnect(name, true);
+       parentPort.postMessage([listener, client]);
+       ${body}`,
+      { eval: true },
+    );
+    let error: Error | undefined;
+    worker.on('error', (e) => (error = e));
+    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+    const received: unknown[] = [];
+    const second = new Promise<void>((resolve) => worker.on('message', (m) => received.push(m) === 2 && resolve()));
+    await Promise.race([second, exited]);
+    await stop(worker);
+    const code = await exited;
+    (received[0] as number[]).forEach(native.close);
+    return { message: received[1], code, error };
+  }
+
+  // Events keep coming while terminate() stops the thread; calling into JS
+  // then must fail quietly (through node-addon-api it aborted within 200 rounds).
+  test('terminating a worker whose poll fires on every loop turn does not abort', async () => {
+    for (let i = 0; i < 200; i++) {
+      const { message } = await runWorker(
+        `let n = 0;
+         new native.Poll(client, () => { if (++n === 3) parentPort.postMessage('busy'); }).start(true, true);`,
+        (worker) => worker.terminate(),
+      );
+      assert.equal(message, 'busy');
+    }
+  });
+
+  test('a throwing callback is the worker\'s uncaught exception, not a crash', async () => {
+    const { code, error } = await runWorker(
+      `parentPort.postMessage('armed');
+       new native.Poll(client, () => { throw new Error('from the callback'); }).start(false, true);`,
+    );
+    assert.equal(error?.message, 'from the callback');
+    assert.equal(code, 1);
+  });
+
+  test('a worker that only loads the addon exits normally', async () => {
+    const { message, code } = await runWorker(`parentPort.postMessage(native.openHandles());`);
+    assert.deepEqual([message, code], [0, 0]);
+  });
+});
+
+test('200 create/send/receive/close cycles leave the fd count unchanged', () => {
+  const before = fdCount();
+  for (let i = 0; i < 200; i++) {
+    const [client, server, done] = pair();
+    const listener = native.tcpListen(4, '127.0.0.1', 0, false, 8);
+    assert.equal(native.sendMessage(client, Buffer.from('fds'), [listener, listener]), true);
+    const record = native.receiveMessage(server, 64, 4)!;
+    [listener, ...record.fds].forEach(native.close);
+    const poll = new native.Poll(server, () => {});
+    poll.close();
+    done();
+  }
+  assert.equal(fdCount(), before);
+  assert.equal(native.openHandles(), 0);
 });
 
 after(() => {
