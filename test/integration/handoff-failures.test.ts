@@ -3,12 +3,22 @@
 // old one's fd count is what it was before.
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { fdCount, load, freePort, sleep, startGeneration, uniqueSocketPath, type Line, type Proc } from '../support/processes';
 import { assertCounterSeesLoss } from '../support/control';
 
 const serving = (l: Line) => l.event === 'serving';
 const parentIs = (state: string) => (l: Line) => l.event === 'transition' && l.machine === 'parent' && l.to === state;
+
+/** The control case, then epoch 0 serving on a free port; `base` starts more generations of the same instance. */
+async function firstGeneration(t: TestContext, name: string, drainTimeS: number, parentShutdownTimeS: number) {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
+  const port = await freePort();
+  const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath(name), BATON_DRAIN_TIME_S: drainTimeS, BATON_PARENT_SHUTDOWN_TIME_S: parentShutdownTimeS };
+  const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
+  await parent.waitFor(serving, 15_000, 'epoch 0 serving');
+  return { port, base, parent };
+}
 
 async function waitGone(proc: Proc): Promise<void> {
   await proc.exited;
@@ -16,11 +26,7 @@ async function waitGone(proc: Proc): Promise<void> {
 }
 
 test('a child killed at each step of the handoff, or refused, leaves the parent serving with zero lost', async (t) => {
-  await assertCounterSeesLoss(); // control: the same counter does see a loss
-  const port = await freePort();
-  const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('failures'), BATON_DRAIN_TIME_S: 2, BATON_PARENT_SHUTDOWN_TIME_S: 60 };
-  const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
-  await parent.waitFor(serving, 15_000, 'epoch 0 serving');
+  const { port, base, parent } = await firstGeneration(t, 'failures', 2, 60);
   await sleep(200);
   const fdsBefore = fdCount(parent.pid);
 
@@ -65,11 +71,7 @@ test('a child killed at each step of the handoff, or refused, leaves the parent 
 });
 
 test('a child SIGKILLed while the parent drains: the parent accepts again at once', async (t) => {
-  await assertCounterSeesLoss(); // control: the same counter does see a loss
-  const port = await freePort();
-  const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('resume'), BATON_DRAIN_TIME_S: 2, BATON_PARENT_SHUTDOWN_TIME_S: 60 };
-  const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
-  await parent.waitFor(serving, 15_000, 'epoch 0 serving');
+  const { port, base, parent } = await firstGeneration(t, 'resume', 2, 60);
   const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_CRASH_AT: 'drainingParent', TEST_CRASH_DELAY_MS: 300 });
   await parent.waitFor(parentIs('draining'), 15_000, 'parent draining');
   await waitGone(child);
@@ -83,11 +85,7 @@ test('a child SIGKILLed while the parent drains: the parent accepts again at onc
 });
 
 test('a parent killed while its child initializes: the child serves alone', async (t) => {
-  await assertCounterSeesLoss(); // control: the same counter does see a loss
-  const port = await freePort();
-  const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('orphan'), BATON_DRAIN_TIME_S: 1, BATON_PARENT_SHUTDOWN_TIME_S: 1 };
-  const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
-  await parent.waitFor(serving, 15_000, 'epoch 0 serving');
+  const { port, base, parent } = await firstGeneration(t, 'orphan', 1, 1);
   const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_INIT_MS: 500 });
   await child.waitFor((l) => l.to === 'initializing', 15_000, 'the child initializing');
   parent.kill('SIGKILL');
