@@ -74,9 +74,11 @@ try {
     supervisor.kill('SIGHUP');
     await tookOver(epoch);
     const h = handoffs.get(epoch);
+    const ms = (state) => (h.phases[state] ?? 0).toFixed(1);
     console.log(
-      `  restart ${epoch}: epoch ${epoch} took over in ${h.tookOverMs} ms (process start to taking over ${h.ms} ms), ` +
-        `${h.inherited} sockets inherited, ${h.created} created, ${workers} workers; `,
+      `  restart ${epoch}: took over ${h.tookOverMs} ms after SIGHUP: node start-up and imports ${h.tookOverMs - h.ms} ms, then ms in ` +
+        `handshake ${ms('handshaking')}, init ${ms('initializing')}, sockets ${ms('takingSockets')}, workers ${ms('startingWorkers')}; ` +
+        `${h.inherited} sockets inherited, ${h.created} created, ${workers} workers`,
     );
     await new Promise((r) => setTimeout(r, interval));
   }
