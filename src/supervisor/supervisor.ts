@@ -154,7 +154,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private onTakenOver(g: SupervisedGeneration, report: Extract<StatusReport, { event: 'takenOver' }>): void {
     if (g.phase !== 'starting') return;
-    for (const older of this.generations) if (older.phase === 'serving') older.phase = 'draining';
+    for (const older of this.generations) {
+      if (older.phase !== 'serving') continue;
+      older.phase = 'draining';
+      // Without hot restart no child will ever tell it to drain: stopping it is ours to do.
+      if (this.options.engine.disableHotRestart) older.process.kill('SIGTERM');
+    }
     g.phase = 'serving';
     const sinceAsked = Math.round(performance.now() - g.askedAt);
     const phases = Object.entries(g.phases).map(([state, ms]) => `${state} ${ms.toFixed(1)}`).join(', ');
