@@ -14,7 +14,11 @@ export interface ServeOptions extends StartOptions, WorkerPoolOptions {
   workers: number;
   /** Application initialization that needs this generation but not its sockets yet. */
   initialize?: (generation: Generation) => Promise<void> | void;
-  /** SIGTERM/SIGINT shut this generation down gracefully, draining for this long. Default 5000; false to leave signals alone. */
+  /**
+   * SIGTERM/SIGINT shut this generation down gracefully, draining for this
+   * long, and SIGUSR1 emits 'reopenLogs'. Default 5000; false to leave
+   * signals alone (Node then opens its inspector on SIGUSR1).
+   */
   shutdownGraceMs?: number | false;
 }
 
@@ -41,6 +45,7 @@ export async function serve(options: ServeOptions): Promise<Served> {
   if (shutdownGraceMs !== false) {
     const stop = (signal: NodeJS.Signals) => void generation.shutdown(signal, shutdownGraceMs);
     process.once('SIGTERM', stop).once('SIGINT', stop);
+    process.on('SIGUSR1', () => generation.emit('reopenLogs'));
   }
   return { generation, pool };
 }

@@ -26,6 +26,8 @@ export interface GenerationEvents {
   /** Ask open connections to close within `ms`. */
   drain: [ms: number];
   warning: [message: string];
+  /** SIGUSR1 (which `baton run` forwards to every generation): reopen log files, as Envoy does. */
+  reopenLogs: [];
 }
 
 export interface StartOptions extends Partial<HotRestartOptions> {

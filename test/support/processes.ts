@@ -22,16 +22,19 @@ export class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: Array<() => void> = [];
 
-  constructor(readonly child: ChildProcess, stream: 'stdout' | 'stderr') {
+  constructor(readonly child: ChildProcess) {
     this.exited = new Promise((done) => child.on('exit', (code, signal) => done({ code, signal })));
-    createInterface({ input: child[stream]! }).on('line', (text) => {
-      try {
-        this.lines.push(JSON.parse(text) as Line);
-      } catch {
-        this.lines.push({ text });
-      }
-      for (const wake of this.waiters.splice(0)) wake();
-    });
+    for (const stream of [child.stdout!, child.stderr!]) {
+      createInterface({ input: stream }).on('line', (text) => {
+        try {
+          this.lines.push(JSON.parse(text) as Line);
+        } catch {
+          this.lines.push({ text });
+          process.stderr.write(`${text}\n`);
+        }
+        for (const wake of this.waiters.splice(0)) wake();
+      });
+    }
   }
 
   get pid(): number {
@@ -92,30 +95,33 @@ export class Proc {
   }
 }
 
-/** Starts a process whose JSON lines on `stream` are collected; it is killed at the end of the test. */
-export function start(t: TestContext, command: string, args: string[], options: SpawnOptions & { lines?: 'stdout' | 'stderr' } = {}): Proc {
-  const { lines = 'stdout', ...spawnOptions } = options;
-  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
-  const proc = new Proc(child, lines);
-  const other = lines === 'stdout' ? child.stderr : child.stdout;
-  other?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+/**
+ * Starts a process whose JSON lines on stdout and stderr are collected (under
+ * the supervisor: its log on stderr, its generations' lines on stdout); other
+ * lines are passed on to ours. It is killed at the end of the test.
+ */
+export function start(t: TestContext, command: string, args: string[], options: SpawnOptions = {}): Proc {
+  const proc = new Proc(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...options }));
   t.after(() => proc.cleanUp());
   return proc;
 }
 
 /** A generation of test/fixtures/generation.mjs, started without the supervisor. */
 export function startGeneration(t: TestContext, env: Record<string, string | number>): Proc {
-  return start(t, process.execPath, [FIXTURE], {
-    env: { ...process.env, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
-  });
+  return start(t, process.execPath, [FIXTURE], { env: testEnv(env) });
 }
 
-/** The supervisor running the example server; its JSON log lines (stderr) are collected. */
+/** The supervisor running the example server, its log in JSON. */
 export function startSupervisor(t: TestContext, configPath: string, flags: string[] = []): Proc {
-  return start(t, process.execPath, [CLI, 'run', '--log', 'json', ...flags, '--', process.execPath, EXAMPLE, '--config', configPath], {
-    lines: 'stderr',
-  });
+  return start(t, process.execPath, [CLI, 'run', '--log', 'json', ...flags, '--', process.execPath, EXAMPLE, '--config', configPath]);
 }
+
+/** The supervisor running generations of test/fixtures/generation.mjs, driven by `env`. */
+export function superviseFixture(t: TestContext, flags: string[], env: Record<string, string | number>): Proc {
+  return start(t, process.execPath, [CLI, 'run', '--log', 'json', ...flags, '--', process.execPath, FIXTURE], { env: testEnv(env) });
+}
+
+const testEnv = (env: Record<string, string | number>) => ({ ...process.env, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) });
 
 export function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;

@@ -1,0 +1,198 @@
+// `baton run`, the supervisor, with real generations of the test fixture:
+// restarts queued and coalesced, older generations draining on their own
+// deadlines, a failed epoch that harms nothing, the serving one's death,
+// signals, pid file and base ids.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { CLI, freePort, load, sleep, superviseFixture, uniqueSocketPath, type Line, type Proc } from '../support/processes';
+import { assertCounterSeesLoss } from '../support/control';
+
+const tookOver = (epoch: number) => (l: Line) => l.epoch === epoch && typeof l.tookOverMs === 'number';
+const logged = (pattern: RegExp) => (l: Line) => typeof l.level === 'string' && pattern.test(String(l.message));
+/** The pid of the newest process started as `epoch`. */
+const pidOf = (supervisor: Proc, epoch: number) => Number(supervisor.lines.findLast((l) => l.level && l.epoch === epoch && typeof l.pid === 'number')!.pid);
+const indexOf = (supervisor: Proc, match: (l: Line) => boolean) => supervisor.lines.findIndex(match);
+/** `match`, for lines printed from now on. */
+const from = (proc: Proc, match: (l: Line) => boolean) => {
+  const start = proc.lines.length;
+  return (l: Line) => proc.lines.indexOf(l) >= start && match(l);
+};
+const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+
+/** A file of TEST_* values every epoch reads as it starts: what the next deploy does. */
+function behaviour(t: TestContext, name: string) {
+  const path = join(tmpdir(), `baton-${name}-${process.pid}.json`);
+  t.after(() => rmSync(path, { force: true }));
+  return { path, set: (values: Record<string, string | number> = {}) => writeFileSync(path, JSON.stringify(values)) };
+}
+
+async function supervised(t: TestContext, name: string, flags: string[] = [], env: Record<string, string | number> = {}) {
+  const port = await freePort();
+  const next = behaviour(t, name);
+  next.set();
+  const supervisor = superviseFixture(t, ['--socket-path', uniqueSocketPath(name), ...flags], { TEST_PORT: port, TEST_ENV_FILE: next.path, ...env });
+  await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
+  return { port, next, supervisor };
+}
+
+function assertNoneLost(t: TestContext, run: { attempted: number; answered: number; lost: number; errors: object }, min = 300): void {
+  t.diagnostic(`attempted ${run.attempted}, answered ${run.answered}, lost ${run.lost} ${JSON.stringify(run.errors)}`);
+  assert.ok(run.attempted > min, `load too small to mean anything: ${run.attempted}`);
+  assert.equal(run.lost, 0, `lost: ${JSON.stringify(run.errors)}`);
+  assert.equal(run.answered, run.attempted);
+}
+
+test('--hot-restart-version prints the version; a bad command line exits 2 with the usage', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  assert.equal(run('--hot-restart-version').stdout, 'baton.protocol1\n');
+  assert.equal(run('--hot-restart-version', '--compatibility', 'v2').stdout, 'baton.protocol1.v2\n');
+  for (const bad of [['run'], ['start', '--', 'true'], ['run', '--drain-time-s', 'soon', '--', 'true'], ['run', '--frobnicate', '--', 'true']]) {
+    const result = run(...bad);
+    assert.equal(result.status, 2, `${bad.join(' ')} exits 2`);
+    assert.match(result.stderr, /^baton: .+\n\nusage: baton run/, bad.join(' '));
+  }
+});
+
+test('SIGHUPs while an epoch starts are coalesced; older generations drain on their own deadlines; nothing is lost', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
+  const { port, next, supervisor } = await supervised(t, 'coalesce', ['--drain-time-s', '2', '--parent-shutdown-time-s', '3']);
+  const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
+  await sleep(200);
+
+  next.set({ TEST_INIT_MS: 600 }); // slow starts, so that the SIGHUPs below land while epoch 1 starts
+  for (let i = 0; i < 3; i++) {
+    supervisor.child.kill('SIGHUP');
+    await sleep(50);
+  }
+  await supervisor.waitFor(tookOver(2), 15_000, 'epoch 2 taking over');
+  await sleep(300);
+  assert.equal(supervisor.lines.filter(logged(/restart queued/)).length, 1, 'three SIGHUPs: one start, one queued restart');
+  assert.ok(indexOf(supervisor, logged(/^epoch 2 starting/)) > indexOf(supervisor, tookOver(1)), 'epoch 2 started only after epoch 1 took over');
+  assert.equal(indexOf(supervisor, logged(/^epoch 3 starting/)), -1, 'the queued SIGHUPs became one restart');
+
+  // Epoch 0 still drains (its shutdown is 3 s after epoch 1 took over) while epoch 1, its child, is
+  // already the draining parent of epoch 2: three generations, each on its own deadlines.
+  const [pid0, pid1] = [pidOf(supervisor, 0), pidOf(supervisor, 1)];
+  assert.ok(alive(pid0) && alive(pid1), 'epochs 0 and 1 both still draining');
+  assert.ok(supervisor.lines.some((l) => l.event === 'transition' && l.machine === 'parent' && l.to === 'draining' && l.pid === pid1), 'epoch 1 drains as a parent');
+  await supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), 10_000, 'epoch 0 exiting');
+  await supervisor.waitFor(logged(/^draining epoch 1 exited \(code 0\)/), 10_000, 'epoch 1 exiting');
+  assert.ok(indexOf(supervisor, logged(/^draining epoch 0 exited/)) < indexOf(supervisor, logged(/^draining epoch 1 exited/)), 'the older one first');
+
+  traffic.stop();
+  const result = await traffic.done;
+  assertNoneLost(t, result);
+  for (const epoch of [0, 1, 2]) assert.ok(Object.keys(result.byResponder).some((r) => r.startsWith(`epoch=${epoch} `)), `epoch ${epoch} answered`);
+
+  supervisor.child.kill('SIGINT');
+  assert.deepEqual(await supervisor.exited, { code: 0, signal: null });
+});
+
+test('a new epoch that fails before taking over leaves the old one serving; the next good one takes over', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
+  const { port, next, supervisor } = await supervised(t, 'failing', ['--drain-time-s', '1', '--parent-shutdown-time-s', '1']);
+  const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
+  await sleep(200);
+
+  // A failed epoch leaves the serving one's epoch the newest: the next attempt is epoch 1 again.
+  next.set({ TEST_CRASH_AT: 'takingSockets' });
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/)), 15_000, 'epoch 1 crashing');
+  next.set({ TEST_COMPAT: 'incompatible-build' });
+  supervisor.child.kill('SIGHUP');
+  const refused = await supervisor.waitFor(from(supervisor, logged(/^epoch 1 failed: /)), 15_000, 'epoch 1 refused');
+  assert.match(String(refused.message), /hot restart version .*\(BATON_VERSION_MISMATCH\)$/);
+  await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(code 3\) before taking over; epoch 0 keeps serving/)), 15_000, 'epoch 1 exiting');
+  await sleep(300);
+
+  next.set();
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over at the third attempt');
+  await sleep(300);
+  traffic.stop();
+  const result = await traffic.done;
+  assertNoneLost(t, result);
+  assert.ok(result.byResponder['epoch=1 worker=0'] > 0, 'the good epoch 1 served');
+  assert.ok(alive(pidOf(supervisor, 1)), 'the good epoch 1 serves on');
+});
+
+test('when the serving generation dies, the supervisor stops the draining ones and exits 1', async (t) => {
+  const { supervisor } = await supervised(t, 'death', ['--drain-time-s', '30', '--parent-shutdown-time-s', '60']);
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  const [pid0, pid1] = [pidOf(supervisor, 0), pidOf(supervisor, 1)];
+  process.kill(pid1, 'SIGKILL');
+  assert.deepEqual(await supervisor.exited, { code: 1, signal: null });
+  assert.ok(supervisor.lines.some(logged(/^epoch 1, the serving generation, exited \(signal SIGKILL\): stopping the rest/)), supervisor.dump());
+  assert.ok(supervisor.lines.some(logged(/^epoch 0 exited \(code 0\)/)), 'the draining epoch 0 stopped gracefully');
+  assert.ok(!alive(pid0));
+});
+
+test('SIGTERM stops every generation gracefully; one that ignores it is SIGKILLed after --kill-timeout-s', async (t) => {
+  const { supervisor } = await supervised(t, 'kill', ['--kill-timeout-s', '1'], { TEST_IGNORE_SIGTERM: 1 });
+  const pid0 = pidOf(supervisor, 0);
+  supervisor.child.kill('SIGTERM');
+  assert.deepEqual(await supervisor.exited, { code: 0, signal: null });
+  assert.ok(supervisor.lines.some((l) => l.event === 'ignored'), 'the generation got SIGTERM');
+  assert.ok(supervisor.lines.some(logged(/^epoch 0 still running 1000 ms after SIGTERM: SIGKILL/)), supervisor.dump());
+  assert.ok(supervisor.lines.some(logged(/^epoch 0 exited \(signal SIGKILL\)/)));
+  assert.ok(!alive(pid0));
+});
+
+test('SIGUSR1 reaches every generation as reopenLogs (not Node inspector); --pid-file holds the pid until exit', async (t) => {
+  const pidFile = join(tmpdir(), `baton-pid-${process.pid}`);
+  t.after(() => rmSync(pidFile, { force: true }));
+  const { supervisor } = await supervised(t, 'usr1', ['--pid-file', pidFile, '--drain-time-s', '30', '--parent-shutdown-time-s', '60']);
+  assert.equal(readFileSync(pidFile, 'utf8'), `${supervisor.pid}\n`);
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  supervisor.child.kill('SIGUSR1');
+  for (const epoch of [0, 1]) await supervisor.waitFor((l) => l.event === 'reopenLogs' && l.epoch === epoch, 5000, `epoch ${epoch} reopening logs`);
+  assert.ok(!supervisor.lines.some((l) => /Debugger listening/.test(String(l.text))));
+  supervisor.child.kill('SIGTERM');
+  assert.deepEqual(await supervisor.exited, { code: 0, signal: null });
+  assert.equal(existsSync(pidFile), false, 'pid file removed at exit');
+});
+
+test('--use-dynamic-base-id gives a second instance the next free base id; the same --base-id twice is refused', async (t) => {
+  const socketPath = uniqueSocketPath('baseid');
+  const files = [0, 1].map((i) => join(tmpdir(), `baton-base-id-${process.pid}-${i}`));
+  t.after(() => files.forEach((f) => rmSync(f, { force: true })));
+  const instance = async (i: number) => {
+    const proc = superviseFixture(t, ['--socket-path', socketPath, '--use-dynamic-base-id', '--base-id-path', files[i]], { TEST_PORT: await freePort() });
+    await proc.waitFor(tookOver(0), 15_000, `instance ${i} taking over`);
+    return proc;
+  };
+  const first = await instance(0);
+  const second = await instance(1);
+  assert.deepEqual(files.map((f) => readFileSync(f, 'utf8')), ['0\n', '1\n']);
+  assert.ok(second.lines.some(logged(/^using base id 1$/)));
+
+  // The second instance restarts within its own base id.
+  second.child.kill('SIGHUP');
+  await second.waitFor(tookOver(1), 15_000, 'instance 1 epoch 1 taking over');
+
+  const clash = superviseFixture(t, ['--socket-path', socketPath, '--base-id', '0'], { TEST_PORT: await freePort() });
+  assert.deepEqual(await clash.exited, { code: 1, signal: null });
+  const failed = clash.lines.find(logged(/^epoch 0 failed/));
+  assert.match(String(failed?.message), /base id 0 at .* is in use by a running instance; give this one another --base-id, or --use-dynamic-base-id \(BATON_BASE_ID_IN_USE\)/);
+  assert.ok(clash.lines.some(logged(/nothing is serving/)));
+  assert.ok(alive(pidOf(first, 0)), 'the instance that had base id 0 is untouched');
+});
+
+test('--disable-hot-restart: each epoch starts cold on new sockets, and the supervisor stops the old one', async (t) => {
+  const { supervisor } = await supervised(t, 'cold', ['--disable-hot-restart']);
+  const pid0 = pidOf(supervisor, 0);
+  supervisor.child.kill('SIGHUP');
+  const took = await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  assert.equal(took.inherited, 0);
+  assert.equal(took.created, 2);
+  await supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), 10_000, 'epoch 0 stopped');
+  assert.ok(!alive(pid0));
+  assert.ok(!supervisor.lines.some((l) => l.event === 'transition' && l.machine === 'child' && l.to === 'handshaking'), 'no handshake at all');
+});
