@@ -25,4 +25,8 @@ generation.on('drain', () => server.closeIdleConnections());
 generation.onTerminate(() => server.closeAllConnections());
 // 4. Take over: the parent drains, and this generation can have a child of its own.
 generation.takeOver();
+// 5. Signals are ours without serve(): stop gracefully, and take the SIGUSR1 that `baton run`
+//    forwards (reopen logs), or Node would open its inspector on it.
+for (const signal of ['SIGTERM', 'SIGINT']) process.once(signal, () => generation.shutdown(signal, 5000));
+process.on('SIGUSR1', () => console.log(`epoch ${generation.epoch}: nothing to reopen`));
 console.log(`epoch ${generation.epoch}: serving 127.0.0.1:${values.port} from the main thread`);

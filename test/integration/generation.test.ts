@@ -76,4 +76,8 @@ test('an application serving without the worker pool hands over with zero lost',
   const result = await traffic.done;
   assert.equal(result.lost, 0, JSON.stringify(result.errors));
   assert.ok(result.byResponder['epoch=0 worker=0'] > 0 && result.byResponder['epoch=1 worker=0'] > 0, JSON.stringify(result.byResponder));
+  child.child.kill('SIGUSR1');
+  await child.waitFor((l) => /nothing to reopen/.test(String(l.text)), 5000, 'SIGUSR1 handled');
+  child.child.kill('SIGTERM');
+  assert.deepEqual(await child.exited, { code: 0, signal: null }, 'SIGTERM stops it gracefully');
 });
