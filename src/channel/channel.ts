@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import * as native from '../binding';
 import type { PollHandle } from '../binding';
+import { isSystemError } from '../errors';
 import { MAX_FDS_PER_MESSAGE, MAX_MESSAGE_BYTES } from '../protocol/messages';
 
 /** Records read per readiness callback, so a flooding peer cannot starve the loop. */
@@ -82,7 +83,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   private onReady(error: Error | null, readable: boolean, writable: boolean, disconnect: boolean): void {
     if (this.closed) return;
-    if (error) return this.close(error);
+    if (error) {
+      // libuv reports a pending socket error (a peer that reset us) as a poll error and stops
+      // polling: read what is still queued, then close.
+      this.read();
+      return this.close(error);
+    }
     if (writable) this.flush();
     if (readable || disconnect) this.read();
   }
@@ -93,6 +99,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
       try {
         record = native.receiveMessage(this.fd, MAX_MESSAGE_BYTES + 1, MAX_FDS_PER_MESSAGE);
       } catch (error) {
+        // A peer that closed with our records unread resets the connection, but what it sent
+        // before closing (a refusal, say) is still queued behind the error: read on to EOF.
+        if (isSystemError(error, 'ECONNRESET')) continue;
         return this.close(error as Error);
       }
       if (record === null) return;

@@ -73,9 +73,9 @@ export class ChildMachine extends StateMachine<ChildState> {
         throw new BatonError(ErrorCodes.PEER_REFUSED, `the process at ${address.display} (pid ${parent.pid}) runs as uid ${parent.uid}, not ${this.options.allowedUids.join(', ')}`);
       }
       this.parent = new Connection(channel);
+      this.parent.on('close', () => this.onParentGone());
       this.to('handshaking', `parent pid ${parent.pid}`);
       await this.handshake(this.parent);
-      this.parent.on('close', () => this.onParentGone());
       this.to('initializing');
     } catch (error) {
       this.detach();

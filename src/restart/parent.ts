@@ -33,7 +33,7 @@ const transitions: TransitionTable<ParentState> = {
   notReady: ['serving', 'terminating'],
   serving: ['handshaking', 'terminating'],
   handshaking: ['childInitializing', 'serving', 'terminating'],
-  childInitializing: ['childTakingOver', 'serving', 'terminating'],
+  childInitializing: ['childTakingOver', 'draining', 'serving', 'terminating'], // draining: a child with no listeners needs no sockets
   childTakingOver: ['draining', 'serving', 'terminating'],
   draining: ['drained', 'serving', 'terminating'],
   drained: ['serving', 'terminating'],
@@ -99,7 +99,11 @@ export class ParentMachine extends StateMachine<ParentState> {
     if (this.is('terminating', 'terminated')) return;
     this.to('terminating', reason);
     this.child?.connection.close();
-    await this.hooks.terminate();
+    try {
+      await this.hooks.terminate();
+    } catch (error) {
+      this.hooks.warn(`terminating: ${(error as Error).message}`);
+    }
     this.to('terminated');
   }
 
@@ -140,8 +144,8 @@ export class ParentMachine extends StateMachine<ParentState> {
         return this.onGetSockets(connection, message);
       case 'drain':
         this.require('drain', 'childInitializing', 'childTakingOver');
-        this.hooks.stopAccepting();
         this.to('draining', `asked by child pid ${this.child?.pid}`);
+        this.hooks.stopAccepting();
         this.hooks.drain(this.options.drainMs);
         this.expire(this.options.drainMs, () => this.to('drained'));
         return connection.send({ type: 'ack', re: message.id, drainMs: this.options.drainMs });
