@@ -5,11 +5,13 @@
 import { EventEmitter } from 'node:events';
 import * as native from '../binding';
 import type { PollHandle } from '../binding';
-import { isSystemError } from '../errors';
+import { BatonError, ErrorCodes, isSystemError } from '../errors';
 import { MAX_FDS_PER_MESSAGE, MAX_MESSAGE_BYTES } from '../protocol/messages';
 
 /** Records read per readiness callback, so a flooding peer cannot starve the loop. */
 const READS_PER_WAKEUP = 64;
+/** Records waiting for a peer that does not read: past this it is cut off rather than growing our memory. */
+const MAX_QUEUED = 1024;
 
 export interface ChannelEvents {
   /** One record. The listener owns `fds` from here on. */
@@ -53,6 +55,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.closed) return;
     if (data.length > MAX_MESSAGE_BYTES || fds.length > MAX_FDS_PER_MESSAGE) {
       throw new RangeError(`record too large: ${data.length} bytes, ${fds.length} fds`);
+    }
+    if (this.queue.length >= MAX_QUEUED) {
+      return this.close(new BatonError(ErrorCodes.PROTOCOL, `the peer has not read ${MAX_QUEUED} records: cut off`));
     }
     this.queue.push({ data, fds });
     if (this.queue.length === 1) this.flush();

@@ -97,7 +97,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   private refuseRecord(error: ProtocolError): void {
     this.emit('protocolError', error);
-    this.send({ type: 'error', ...(error.re === undefined ? {} : { re: error.re }), code: error.code, message: error.message });
+    try {
+      this.send({ type: 'error', ...(error.re === undefined ? {} : { re: error.re }), code: error.code, message: error.message });
+    } catch (failure) {
+      // Whatever the peer sent, it must never take this process down: a peer we cannot answer is cut off.
+      this.close(failure as Error);
+    }
   }
 
   private onReply(reply: Reply, fds: number[]): void {

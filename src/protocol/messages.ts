@@ -248,7 +248,7 @@ export function decode(data: Buffer, fdCount: number): Message {
   }
   const o = parsed as Fields;
   const decoder = typeof o.type === 'string' && Object.hasOwn(decoders, o.type) ? decoders[o.type as Message['type']] : undefined;
-  if (!decoder) throw new ProtocolError(`unrecognized message type ${JSON.stringify(o.type)}`, reId(o));
+  if (!decoder) throw new ProtocolError(`unrecognized message type ${excerpt(o.type)}`, reId(o));
   const message = decoder(o);
   const expected = message.type === 'sockets' ? message.sockets.length : 0;
   if (fdCount !== expected) {
@@ -268,4 +268,10 @@ export function socketsRecords(re: number, refs: SocketRef[], available: number[
     sockets: refs.slice(part * MAX_FDS_PER_MESSAGE, (part + 1) * MAX_FDS_PER_MESSAGE),
     available: part === 0 ? available : [],
   }));
+}
+
+/** A peer's value quoted in an error, short enough that the error itself always fits a record. */
+function excerpt(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}...` : text;
 }

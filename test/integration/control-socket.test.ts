@@ -68,6 +68,9 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   assert.deepEqual(await peer.next(), { type: 'error', code: 'BATON_PROTOCOL', message: 'record is not JSON (15 bytes)' });
   peer.send(Buffer.alloc(100_000, 0x7b));
   assert.match(((await peer.next()) as { message: string }).message, /over 65536 bytes/);
+  // A record just under the limit whose error would quote it whole: the answer quotes an excerpt.
+  peer.send({ type: 'a'.repeat(65_000) });
+  assert.equal(((await peer.next()) as { message: string }).message, `unrecognized message type "${'a'.repeat(39)}...`);
   peer.send({ type: 'launchMissiles', id: 4 });
   assert.deepEqual(await peer.next(), { type: 'error', re: 4, code: 'BATON_PROTOCOL', message: 'unrecognized message type "launchMissiles"' });
   // A request before hello is refused as out of order; fds on it are closed by the generation.
