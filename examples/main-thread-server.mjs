@@ -27,6 +27,6 @@ generation.onTerminate(() => server.closeAllConnections());
 generation.takeOver();
 // 5. Signals are ours without serve(): stop gracefully, and take the SIGUSR1 that `baton run`
 //    forwards (reopen logs), or Node would open its inspector on it.
-for (const signal of ['SIGTERM', 'SIGINT']) process.once(signal, () => generation.shutdown(signal, 5000));
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => generation.shutdown(signal, 5000));
 process.on('SIGUSR1', () => console.log(`epoch ${generation.epoch}: nothing to reopen`));
 console.log(`epoch ${generation.epoch}: serving 127.0.0.1:${values.port} from the main thread`);

@@ -54,6 +54,7 @@ export const optionSpecs: Spec[] = [
   { key: 'socketMode', flag: 'socket-mode', env: 'BATON_SOCKET_MODE', kind: 'mode', description: 'octal mode of filesystem control sockets' },
   { key: 'drainTimeS', flag: 'drain-time-s', env: 'BATON_DRAIN_TIME_S', kind: 'int', description: 'seconds the old generation drains' },
   { key: 'parentShutdownTimeS', flag: 'parent-shutdown-time-s', env: 'BATON_PARENT_SHUTDOWN_TIME_S', kind: 'int', description: 'seconds until the old generation is terminated' },
+  { key: 'childInitTimeoutS', flag: 'child-init-timeout-s', env: 'BATON_CHILD_INIT_TIMEOUT_S', kind: 'int', description: 'seconds a new epoch may take to take over' },
   { key: 'disableHotRestart', flag: 'disable-hot-restart', env: 'BATON_DISABLE_HOT_RESTART', kind: 'bool', description: 'no hand-over: every generation starts cold' },
 ];
 

@@ -43,8 +43,10 @@ export async function serve(options: ServeOptions): Promise<Served> {
   }
   generation.takeOver();
   if (shutdownGraceMs !== false) {
+    // `on`, not `once`: a second SIGTERM (systemd signals the whole group, `baton run` forwards
+    // its own) must not fall back to the default action and kill the drain halfway.
     const stop = (signal: NodeJS.Signals) => void generation.shutdown(signal, shutdownGraceMs);
-    process.once('SIGTERM', stop).once('SIGINT', stop);
+    process.on('SIGTERM', stop).on('SIGINT', stop);
     process.on('SIGUSR1', () => generation.emit('reopenLogs'));
   }
   return { generation, pool };

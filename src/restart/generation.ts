@@ -50,6 +50,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
   private readonly terminateHooks: TerminateHook[] = [];
   private readonly startedAt = performance.now();
   private acceptingNow = true;
+  private stopping = false;
 
   private constructor(
     options: HotRestartOptions,
@@ -199,7 +200,8 @@ export class Generation extends EventEmitter<GenerationEvents> {
 
   /** Stops this generation: no more accepting, open connections drained for up to `graceMs`, then terminated. */
   async shutdown(reason: string, graceMs: number): Promise<void> {
-    if (this.parent.is('terminating', 'terminated')) return;
+    if (this.stopping || this.parent.is('terminating', 'terminated')) return;
+    this.stopping = true;
     this.child.detach(); // a parent still draining takes the traffic back at once
     this.setAccepting(false);
     this.emit('drain', graceMs);
@@ -227,7 +229,8 @@ export class Generation extends EventEmitter<GenerationEvents> {
   }
 
   private setAccepting(accepting: boolean): void {
-    if (this.acceptingNow === accepting) return;
+    // Once shutting down, a child that goes away does not make us accept again.
+    if (this.acceptingNow === accepting || (accepting && this.stopping)) return;
     this.acceptingNow = accepting;
     this.emit(accepting ? 'resumeAccepting' : 'stopAccepting');
   }

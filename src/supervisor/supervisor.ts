@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { optionsToEnv, type HotRestartOptions } from '../options';
+import { defaultOptions, optionsToEnv, type HotRestartOptions } from '../options';
 import { STATUS_FD_ENV, type StatusReport } from '../restart/status';
 
 export type GenerationPhase = 'starting' | 'serving' | 'draining' | 'exited';
@@ -122,10 +122,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const child = spawn(this.options.command, this.options.args, { env, stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
     const generation: SupervisedGeneration = { epoch, pid: child.pid ?? 0, phase: 'starting', askedAt, phases: {}, process: child };
     this.generations.push(generation);
-    this.log('info', `epoch ${epoch} starting (pid ${child.pid})`, epoch, { pid: child.pid });
-    child.on('error', (error) => this.log('error', `epoch ${epoch} could not start: ${error.message}`, epoch));
+    if (child.pid !== undefined) this.log('info', `epoch ${epoch} starting (pid ${child.pid})`, epoch, { pid: child.pid });
+    child.on('error', (error) => {
+      this.log('error', `epoch ${epoch} could not start: ${error.message}`, epoch);
+      // A command that could not be spawned never exits: it ends here.
+      if (child.pid === undefined) this.onExit(generation, null, null);
+    });
+    if (child.pid === undefined) return;
     createInterface({ input: child.stdio[3] as Readable }).on('line', (line) => this.onStatus(generation, line));
     child.on('exit', (code, signal) => this.onExit(generation, code, signal));
+    // The parent stops waiting for its child at this deadline; so do we, or one hung start would block every restart.
+    const startTimeoutS = this.options.engine.childInitTimeoutS ?? defaultOptions.childInitTimeoutS;
+    setTimeout(() => {
+      if (generation.phase !== 'starting') return;
+      this.log('error', `epoch ${epoch} did not take over within ${startTimeoutS} s: SIGKILL`, epoch);
+      child.kill('SIGKILL');
+    }, startTimeoutS * 1000).unref();
   }
 
   private onStatus(g: SupervisedGeneration, line: string): void {
@@ -177,8 +189,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private onExit(g: SupervisedGeneration, code: number | null, signal: NodeJS.Signals | null): void {
     const was = g.phase;
+    if (was === 'exited') return;
     g.phase = 'exited';
-    const how = signal ? `signal ${signal}` : `code ${code}`;
+    const how = signal ? `signal ${signal}` : code === null ? 'never started' : `code ${code}`;
     if (this.stopping) {
       this.log('info', `epoch ${g.epoch} exited (${how})`, g.epoch);
     } else if (was === 'starting') {

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { CLI, freePort, load, sleep, superviseFixture, uniqueSocketPath, type Line, type Proc } from '../support/processes';
+import { CLI, freePort, load, sleep, start, superviseFixture, uniqueSocketPath, type Line, type Proc } from '../support/processes';
 import { assertCounterSeesLoss } from '../support/control';
 
 const tookOver = (epoch: number) => (l: Line) => l.epoch === epoch && typeof l.tookOverMs === 'number';
@@ -121,6 +121,27 @@ test('a new epoch that fails before taking over leaves the old one serving; the 
   assert.ok(alive(pidOf(supervisor, 1)), 'the good epoch 1 serves on');
 });
 
+test('an epoch that hangs while starting is killed at --child-init-timeout-s; the restart queued meanwhile then runs', async (t) => {
+  const { next, supervisor } = await supervised(t, 'hang', ['--child-init-timeout-s', '1']);
+  next.set({ TEST_INIT_MS: 60_000 });
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(logged(/^epoch 1 starting/), 5000, 'epoch 1 starting');
+  const pid1 = pidOf(supervisor, 1);
+  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing' && l.pid === pid1, 5000, 'epoch 1 initializing (its behaviour read)');
+  next.set();
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(logged(/^epoch 1 did not take over within 1 s: SIGKILL/), 5000, 'the start deadline');
+  await supervisor.waitFor(logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/), 5000, 'epoch 1 killed');
+  await supervisor.waitFor(tookOver(1), 15_000, 'the queued restart taking over');
+});
+
+test('a command that cannot be started: the supervisor says so and exits 1', async (t) => {
+  const proc = start(t, process.execPath, [CLI, 'run', '--log', 'json', '--', '/nonexistent/server']);
+  assert.deepEqual(await proc.exited, { code: 1, signal: null });
+  assert.ok(proc.lines.some(logged(/^epoch 0 could not start: spawn \/nonexistent\/server ENOENT/)), proc.dump());
+  assert.ok(proc.lines.some(logged(/^epoch 0 exited \(never started\) before taking over; nothing is serving/)), proc.dump());
+});
+
 test('when the serving generation dies, the supervisor stops the draining ones and exits 1', async (t) => {
   const { supervisor } = await supervised(t, 'death', ['--drain-time-s', '30', '--parent-shutdown-time-s', '60']);
   supervisor.child.kill('SIGHUP');
@@ -154,8 +175,11 @@ test('SIGUSR1 reaches every generation as reopenLogs (not Node inspector); --pid
   supervisor.child.kill('SIGUSR1');
   for (const epoch of [0, 1]) await supervisor.waitFor((l) => l.event === 'reopenLogs' && l.epoch === epoch, 5000, `epoch ${epoch} reopening logs`);
   assert.ok(!supervisor.lines.some((l) => /Debugger listening/.test(String(l.text))));
+  // As systemd does (KillMode=control-group): SIGTERM to every process, and the supervisor forwards its own.
   supervisor.child.kill('SIGTERM');
+  for (const epoch of [0, 1]) process.kill(pidOf(supervisor, epoch), 'SIGTERM');
   assert.deepEqual(await supervisor.exited, { code: 0, signal: null });
+  for (const epoch of [0, 1]) assert.ok(supervisor.lines.some(logged(new RegExp(`^epoch ${epoch} exited \\(code 0\\)`))), `a second SIGTERM does not kill epoch ${epoch}`);
   assert.equal(existsSync(pidFile), false, 'pid file removed at exit');
 });
 
