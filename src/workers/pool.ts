@@ -1,7 +1,8 @@
 // N worker threads, one per worker index, each serving its own sockets with
 // plain net/http/dgram on its own event loop. The pool follows the
-// generation: stop, resume, drain, terminate. A worker that dies while the
-// generation accepts is started again on the same sockets.
+// generation: stop, resume, drain, terminate. A worker that dies is started
+// again on the same sockets: at once while the generation accepts, else when
+// it accepts again (a child that took over went away).
 
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -31,6 +32,8 @@ export interface WorkerPoolEvents {
 
 export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   private readonly workers: Worker[] = [];
+  /** Worker indexes that died while the generation was not accepting. */
+  private readonly dead = new Set<number>();
   private terminating = false;
   private readonly startTimeoutMs: number;
   private readonly stopTimeoutMs: number;
@@ -73,7 +76,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   private follow(): void {
     const g = this.generation;
     g.on('stopAccepting', () => this.broadcast({ baton: 'stop' }));
-    g.on('resumeAccepting', () => this.broadcast({ baton: 'resume' }));
+    g.on('resumeAccepting', () => {
+      for (const index of this.dead) this.respawn(index);
+      this.dead.clear();
+      this.broadcast({ baton: 'resume' });
+    });
     g.on('drain', (ms) => this.broadcast({ baton: 'drain', ms }));
     g.onTerminate(() => this.stopAll());
   }
@@ -127,6 +134,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         if (this.terminating || this.workers[index] !== worker) return;
         this.emit('workerExit', index, code, failure);
         if (this.generation.accepting) this.respawn(index);
+        else this.dead.add(index);
       });
     });
   }

@@ -11,11 +11,11 @@ const serving = (l: Line) => l.event === 'serving';
 const parentIs = (state: string) => (l: Line) => l.event === 'transition' && l.machine === 'parent' && l.to === state;
 
 /** The control case, then epoch 0 serving on a free port; `base` starts more generations of the same instance. */
-async function firstGeneration(t: TestContext, name: string, drainTimeS: number, parentShutdownTimeS: number) {
+async function firstGeneration(t: TestContext, name: string, drainTimeS: number, parentShutdownTimeS: number, env: Record<string, string> = {}) {
   await assertCounterSeesLoss(); // control: the same counter does see a loss
   const port = await freePort();
   const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath(name), BATON_DRAIN_TIME_S: drainTimeS, BATON_PARENT_SHUTDOWN_TIME_S: parentShutdownTimeS };
-  const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
+  const parent = startGeneration(t, { ...base, ...env, BATON_RESTART_EPOCH: 0 });
   await parent.waitFor(serving, 15_000, 'epoch 0 serving');
   return { port, base, parent };
 }
@@ -70,12 +70,13 @@ test('a child killed at each step of the handoff, or refused, leaves the parent 
   assert.equal(fdCount(parent.pid), fdsBefore, 'parent fds after 12 failed handoffs');
 });
 
-test('a child SIGKILLed while the parent drains: the parent accepts again at once', async (t) => {
-  const { port, base, parent } = await firstGeneration(t, 'resume', 2, 60);
+test('a child SIGKILLed while the parent drains: the parent accepts again at once, with a worker that died meanwhile started again', async (t) => {
+  const { port, base, parent } = await firstGeneration(t, 'resume', 2, 60, { TEST_CRASH_ON_DRAIN: '0:1' });
   const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_CRASH_AT: 'drainingParent', TEST_CRASH_DELAY_MS: 300 });
   await parent.waitFor(parentIs('draining'), 15_000, 'parent draining');
   await waitGone(child);
   await parent.waitFor((l) => parentIs('serving')(l) && /went away/.test(String(l.reason)), 5_000, 'parent serving again');
+  assert.ok(parent.lines.some((l) => l.event === 'workerExit' && l.index === 1), 'worker 1 of the parent died while it drained');
 
   const traffic = load(t, port, { concurrency: 16, durationMs: 1000 });
   const result = await traffic.done;
