@@ -7,7 +7,7 @@ Baton::Baton(Napi::Env env, Napi::Object exports) {
     return InstanceValue(name, Napi::Function::New(env, cb, name), napi_enumerable);
   };
   DefineAddon(exports, {
-      fn("tcpListen", TcpListen),
+      fn("tcpBind", TcpBind),
       fn("udpBind", UdpBind),
       fn("listen", Listen),
       fn("dup", Dup),

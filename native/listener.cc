@@ -60,10 +60,10 @@ OwnedFd BoundInetSocket(const Napi::CallbackInfo& info, int type) {
 
 }  // namespace
 
-Napi::Value TcpListen(const Napi::CallbackInfo& info) {
-  OwnedFd fd = BoundInetSocket(info, SOCK_STREAM);
-  Check(info.Env(), "listen", listen(fd.get(), IntArg(info, 4)));
-  return Napi::Number::New(info.Env(), fd.release());
+// Bound, not listening: it joins the SO_REUSEPORT group (and gets connections)
+// only once listen() is called, by whoever is ready to accept.
+Napi::Value TcpBind(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), BoundInetSocket(info, SOCK_STREAM).release());
 }
 
 Napi::Value UdpBind(const Napi::CallbackInfo& info) {

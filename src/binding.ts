@@ -78,9 +78,21 @@ function fdList(fds: unknown): number[] {
   return fds;
 }
 
-export function tcpListen(family: Family, address: string, p: number, v6only: boolean, b: number): number {
+export function tcpBind(family: Family, address: string, p: number, v6only: boolean): number {
   host(family, address);
-  return native.tcpListen(family, address, port(p), boolean(v6only, 'v6only'), backlog(b));
+  return native.tcpBind(family, address, port(p), boolean(v6only, 'v6only'));
+}
+
+export function tcpListen(family: Family, address: string, p: number, v6only: boolean, b: number): number {
+  backlog(b);
+  const f = tcpBind(family, address, p, v6only);
+  try {
+    native.listen(f, b);
+  } catch (error) {
+    native.close(f);
+    throw error;
+  }
+  return f;
 }
 
 export function udpBind(family: Family, address: string, p: number, v6only: boolean): number {

@@ -52,11 +52,11 @@ export interface PollHandle {
 }
 
 export interface NativeBinding {
-  /** socket + SO_REUSEADDR + SO_REUSEPORT (+ IPV6_V6ONLY) + bind + listen. */
-  tcpListen(family: Family, host: string, port: number, v6only: boolean, backlog: number): number;
+  /** socket(SOCK_STREAM) + SO_REUSEADDR + SO_REUSEPORT (+ IPV6_V6ONLY) + bind: not listening yet. */
+  tcpBind(family: Family, host: string, port: number, v6only: boolean): number;
   /** socket(SOCK_DGRAM) + SO_REUSEADDR + SO_REUSEPORT (+ IPV6_V6ONLY) + bind. */
   udpBind(family: Family, host: string, port: number, v6only: boolean): number;
-  /** listen(fd, backlog) again, to change a listener's backlog. */
+  /** listen(fd, backlog): starts listening, or changes the backlog of a listener. */
   listen(fd: number, backlog: number): void;
   /** fcntl(F_DUPFD_CLOEXEC). */
   dup(fd: number): number;

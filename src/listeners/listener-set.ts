@@ -167,10 +167,15 @@ export class ListenerSet {
   }
 }
 
+/**
+ * A TCP socket is only bound here: its worker's listen() puts it in the
+ * SO_REUSEPORT group, so a generation that fails before its workers serve
+ * never held connections it would then reset.
+ */
 function createSocket(listener: Listener): number {
   const { host, port, protocol } = listener.address;
   return protocol === 'tcp'
-    ? native.tcpListen(listener.family, host, port, listener.ipv6Only, listener.backlog)
+    ? native.tcpBind(listener.family, host, port, listener.ipv6Only)
     : native.udpBind(listener.family, host, port, listener.ipv6Only);
 }
 

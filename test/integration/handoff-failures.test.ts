@@ -43,6 +43,13 @@ test('a child killed at each step of the handoff, or refused, leaves the parent 
     }
   }
 
+  // More workers than the parent has, none of which can start: the socket it created for its
+  // third worker must not have taken connections it then resets.
+  const broken = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_WORKERS: 3, TEST_BROKEN_WORKERS: 1 });
+  const brokenFailure = await broken.waitFor((l) => l.event === 'failed', 15_000, 'broken workers failing');
+  assert.match(String(brokenFailure.message), /worker \d exited \(code 1\) before serving: this deploy is broken/);
+  await waitGone(broken);
+
   const mismatched = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_COMPAT: 'other-build' });
   const refusal = await mismatched.waitFor((l) => l.event === 'failed', 10_000, 'version refusal');
   assert.equal(refusal.code, 'BATON_VERSION_MISMATCH');
@@ -67,7 +74,7 @@ test('a child killed at each step of the handoff, or refused, leaves the parent 
   assert.ok(result.attempted > 300, `load too small: ${result.attempted}`);
   assert.equal(result.lost, 0, `lost: ${JSON.stringify(result.errors)}`);
   assert.ok(result.byResponder['epoch=1 worker=0'] > 0, 'the quitting child served before it stopped');
-  assert.equal(fdCount(parent.pid), fdsBefore, 'parent fds after 12 failed handoffs');
+  assert.equal(fdCount(parent.pid), fdsBefore, 'parent fds after 13 failed handoffs');
 });
 
 test('a child SIGKILLed while the parent drains: the parent accepts again at once, with a worker that died meanwhile started again', async (t) => {

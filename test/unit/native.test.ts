@@ -65,6 +65,22 @@ describe('listeners', () => {
     native.close(dual);
   });
 
+  test('a bound TCP socket takes no connection until listen(), and then net serves it', async () => {
+    const fd = native.tcpBind(4, '127.0.0.1', 0, false);
+    const info = native.socketInfo(fd);
+    assert.equal(info.listening, false);
+    assert.equal(info.reusePort, true);
+    const refused = net.connect(info.port, '127.0.0.1');
+    await assert.rejects(new Promise((resolve, reject) => refused.once('connect', resolve).once('error', reject)), { code: 'ECONNREFUSED' });
+    const server = net.createServer((socket) => socket.end('hello'));
+    await new Promise<void>((resolve) => server.listen({ fd: native.dup(fd) }, 8, resolve));
+    assert.equal(native.socketInfo(fd).listening, true);
+    const answer = await new Promise<string>((resolve) => net.connect(info.port, '127.0.0.1').on('data', (d) => resolve(String(d))));
+    assert.equal(answer, 'hello');
+    await new Promise((r) => server.close(r));
+    native.close(fd);
+  });
+
   test('accept queue length is what the kernel holds', async () => {
     const fd = native.tcpListen(4, '127.0.0.1', 0, false, 64);
     const { port } = native.socketInfo(fd);
