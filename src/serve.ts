@@ -32,16 +32,17 @@ export async function serve(options: ServeOptions): Promise<Served> {
     options;
   const specs = listen.map((l) => (typeof l === 'string' ? parseListen(l) : l));
   const generation = await Generation.start(start);
-  let pool: WorkerPool;
+  let pool: WorkerPool | undefined;
   try {
     await initialize?.(generation);
     await generation.listen(specs, workers);
     pool = await WorkerPool.start(generation, { script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv });
+    generation.takeOver();
   } catch (error) {
+    await pool?.stop();
     await generation.abandon(error as Error);
     throw error;
   }
-  generation.takeOver();
   if (shutdownGraceMs !== false) {
     // `on`, not `once`: a second SIGTERM (systemd signals the whole group, `baton run` forwards
     // its own) must not fall back to the default action and kill the drain halfway.

@@ -51,6 +51,15 @@ export interface Terminate {
   type: 'terminate';
   id: number;
 }
+/**
+ * Whether the child itself accepts. It stops once a child of its own has
+ * taken over: its death is then no reason for us to accept again.
+ */
+export interface Accepting {
+  type: 'accepting';
+  id: number;
+  accepting: boolean;
+}
 
 // Parent -> child.
 export interface Welcome {
@@ -90,10 +99,10 @@ export interface Refused {
   message: string;
 }
 
-export type ChildMessage = Hello | GetSockets | Drain | Terminate;
+export type ChildMessage = Hello | GetSockets | Drain | Terminate | Accepting;
 export type ParentMessage = Welcome | Sockets | Ack | ErrorReply | Refused;
 export type Message = ChildMessage | ParentMessage;
-export type Request = GetSockets | Drain | Terminate;
+export type Request = GetSockets | Drain | Terminate | Accepting;
 export type Reply = Sockets | Ack | ErrorReply;
 
 export class ProtocolError extends BatonError {
@@ -122,6 +131,12 @@ const isInt = (v: unknown, min: number, max: number): v is number =>
 function int(o: Fields, key: string, min = 0, max = 2 ** 31 - 1): number {
   const v = o[key];
   if (!isInt(v, min, max)) throw new ProtocolError(`${o.type}.${key} must be an integer in ${min}..${max}`, reId(o));
+  return v;
+}
+
+function bool(o: Fields, key: string): boolean {
+  const v = o[key];
+  if (typeof v !== 'boolean') throw new ProtocolError(`${o.type}.${key} must be true or false`, reId(o));
   return v;
 }
 
@@ -200,6 +215,7 @@ const decoders: { [T in Message['type']]: (o: Fields) => Extract<Message, { type
   }),
   drain: (o) => ({ type: 'drain', id: int(o, 'id') }),
   terminate: (o) => ({ type: 'terminate', id: int(o, 'id') }),
+  accepting: (o) => ({ type: 'accepting', id: int(o, 'id'), accepting: bool(o, 'accepting') }),
   sockets: (o) => {
     const parts = int(o, 'parts', 1, MAX_LISTENERS * MAX_WORKERS);
     return {

@@ -53,6 +53,9 @@ export interface InheritedSockets {
 
 export class ChildMachine extends StateMachine<ChildState> {
   private parent?: Connection;
+  private welcomed = false;
+  /** Why the parent gave up on us, if it did: we fail rather than serve beside it. */
+  private dropped?: BatonError;
 
   constructor(private readonly options: ChildOptions) {
     super('child', 'connecting', transitions);
@@ -74,6 +77,9 @@ export class ChildMachine extends StateMachine<ChildState> {
       }
       this.parent = new Connection(channel);
       this.parent.on('close', () => this.onParentGone());
+      this.parent.on('message', (message, fds) => {
+        if (this.welcomed) this.onParentMessage(message, fds); // before that, the handshake reads them
+      });
       this.to('handshaking', `parent pid ${parent.pid}`);
       await this.handshake(this.parent);
       this.to('initializing');
@@ -85,6 +91,7 @@ export class ChildMachine extends StateMachine<ChildState> {
 
   /** Asks for all sockets in one request; the answer may span several records. */
   async takeSockets(listeners: ListenerAddress[], workers: number[]): Promise<InheritedSockets> {
+    if (this.dropped) throw this.dropped;
     this.to('takingSockets');
     if (!this.hasParent || listeners.length === 0) return { fds: new Map(), available: listeners.map(() => 0) };
     try {
@@ -92,9 +99,9 @@ export class ChildMachine extends StateMachine<ChildState> {
       return byListener(reply as Sockets, fds, listeners.length);
     } catch (error) {
       // A parent that died has nothing left to hand over: we survive it and serve on new sockets.
-      if ((error as BatonError).code === ErrorCodes.CHANNEL_CLOSED) return { fds: new Map(), available: listeners.map(() => 0) };
+      if ((error as BatonError).code === ErrorCodes.CHANNEL_CLOSED && !this.dropped) return { fds: new Map(), available: listeners.map(() => 0) };
       this.detach();
-      throw error;
+      throw this.dropped ?? error;
     }
   }
 
@@ -104,6 +111,7 @@ export class ChildMachine extends StateMachine<ChildState> {
 
   /** Our workers accept: the parent drains now and is terminated after parentShutdownMs. */
   takeOver(): void {
+    if (this.dropped) throw this.dropped;
     if (!this.hasParent) return this.to('serving', 'no parent');
     this.to('drainingParent');
     this.parent!.request({ type: 'drain' }, this.options.requestTimeoutMs).catch((error: Error) =>
@@ -119,6 +127,16 @@ export class ChildMachine extends StateMachine<ChildState> {
     this.parent!.request({ type: 'terminate' }, this.options.requestTimeoutMs).catch(() => undefined);
     // The parent closes the channel as it exits; one that does not is cut off.
     this.expire(this.options.requestTimeoutMs, () => this.parent?.close());
+  }
+
+  /** Tells a parent that still drains whether we accept: not once a child of ours has taken over. */
+  async reportAccepting(accepting: boolean): Promise<void> {
+    if (!this.is('drainingParent', 'terminatingParent') || !this.hasParent) return;
+    try {
+      await this.parent!.request({ type: 'accepting', accepting }, this.options.requestTimeoutMs);
+    } catch (error) {
+      this.emit('warning', `the parent did not confirm that we ${accepting ? 'accept again' : 'stopped accepting'}: ${(error as Error).message}`);
+    }
   }
 
   /**
@@ -141,6 +159,7 @@ export class ChildMachine extends StateMachine<ChildState> {
           if (message.protocol !== PROTOCOL_VERSION || message.hotRestartVersion !== this.options.hotRestartVersion) {
             return settle(new BatonError(ErrorCodes.VERSION_MISMATCH, `the parent runs protocol ${message.protocol}, hot restart version '${message.hotRestartVersion}'; this generation runs ${PROTOCOL_VERSION}, '${this.options.hotRestartVersion}'`));
           }
+          this.welcomed = true;
           return settle();
         }
         if (message.type === 'refused') return settle(new BatonError(errorCodeOf(message.code), `the parent refused this generation: ${message.message}`));
@@ -156,6 +175,14 @@ export class ChildMachine extends StateMachine<ChildState> {
       parent.on('message', onMessage).on('close', onClose);
       parent.send({ type: 'hello', protocol: PROTOCOL_VERSION, hotRestartVersion: this.options.hotRestartVersion, epoch: this.options.epoch, pid: process.pid });
     });
+  }
+
+  /** What the parent sends unasked once we are welcome: only a refusal, when it gives up on us. */
+  private onParentMessage(message: Message, fds: number[]): void {
+    closeAll(fds);
+    if (message.type !== 'refused') return void this.emit('warning', `the parent sent an unexpected ${message.type}`);
+    this.dropped = new BatonError(errorCodeOf(message.code), `the parent gave up on this generation: ${message.message}`);
+    if (this.can('failed')) this.to('failed', message.message);
   }
 
   private onParentGone(): void {

@@ -75,6 +75,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
         handshakeTimeoutMs: options.handshakeTimeoutMs,
         childInitTimeoutMs: options.childInitTimeoutS * 1000,
         drainMs: options.drainTimeS * 1000,
+        shutdownMs: options.parentShutdownTimeS * 1000,
       },
       {
         sockets: (addresses, workers) => this.listenerSet.lookup(addresses, workers),
@@ -232,6 +233,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     // Once shutting down, a child that goes away does not make us accept again.
     if (this.acceptingNow === accepting || (accepting && this.stopping)) return;
     this.acceptingNow = accepting;
+    void this.child.reportAccepting(accepting);
     this.emit(accepting ? 'resumeAccepting' : 'stopAccepting');
   }
 

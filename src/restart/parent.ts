@@ -61,10 +61,13 @@ export interface ParentOptions {
   handshakeTimeoutMs: number;
   childInitTimeoutMs: number;
   drainMs: number;
+  /** From the start of the drain to termination, should the child not ask for it (parentShutdownTimeS). */
+  shutdownMs: number;
 }
 
 export class ParentMachine extends StateMachine<ParentState> {
-  private child?: { connection: Connection; pid: number };
+  /** `accepting`: false once the child has handed over to a child of its own. */
+  private child?: { connection: Connection; pid: number; accepting: boolean };
 
   constructor(
     private readonly options: ParentOptions,
@@ -84,7 +87,7 @@ export class ParentMachine extends StateMachine<ParentState> {
     const refusal = this.refusal(peer);
     if (refusal) return refuse(connection, refusal.code, refusal.message, this.hooks);
 
-    this.child = { connection, pid: peer.pid };
+    this.child = { connection, pid: peer.pid, accepting: true };
     this.to('handshaking', `pid ${peer.pid}`);
     this.expire(this.options.handshakeTimeoutMs, () =>
       this.dropChild(`child pid ${peer.pid} sent no hello within ${this.options.handshakeTimeoutMs} ms`),
@@ -147,8 +150,12 @@ export class ParentMachine extends StateMachine<ParentState> {
         this.to('draining', `asked by child pid ${this.child?.pid}`);
         this.hooks.stopAccepting();
         this.hooks.drain(this.options.drainMs);
-        this.expire(this.options.drainMs, () => this.to('drained'));
+        this.expire(this.options.drainMs, () => this.onDrained());
         return connection.send({ type: 'ack', re: message.id, drainMs: this.options.drainMs });
+      case 'accepting':
+        this.require('accepting', 'draining', 'drained');
+        this.child!.accepting = message.accepting;
+        return connection.send({ type: 'ack', re: message.id });
       case 'terminate':
         this.require('terminate', 'draining', 'drained');
         connection.send({ type: 'ack', re: message.id });
@@ -206,23 +213,34 @@ export class ParentMachine extends StateMachine<ParentState> {
     }
   }
 
+  /** Drain time is over. The child terminates us at its shutdown time; should it not, we go at ours. */
+  private onDrained(): void {
+    this.to('drained');
+    const { shutdownMs, drainMs } = this.options;
+    this.expire(Math.max(0, shutdownMs - drainMs), () => void this.terminate(`parent shutdown time (${shutdownMs} ms) is over`));
+  }
+
   private require(what: string, ...states: ParentState[]): void {
     if (!this.is(...states)) {
       throw new BatonError(ErrorCodes.INVALID_STATE, `${what} is not expected while the parent is ${this.state}`);
     }
   }
 
+  /** Gives up on a child that is too slow: it is told why, so that it fails rather than serve beside us. */
   private dropChild(reason: string): void {
-    this.hooks.warn(reason);
-    this.child?.connection.close();
+    if (this.child) refuse(this.child.connection, ErrorCodes.TIMEOUT, reason, this.hooks);
   }
 
   private onChildGone(connection: Connection): void {
     if (this.child?.connection !== connection) return;
-    const pid = this.child.pid;
+    const { pid, accepting } = this.child;
     this.child = undefined;
     if (this.is('terminating', 'terminated')) return;
-    if (this.is('draining', 'drained')) this.hooks.resumeAccepting();
+    if (this.is('draining', 'drained')) {
+      // Its own child serves: accepting again would serve old code beside it.
+      if (!accepting) return this.hooks.warn(`child pid ${pid} went away after its own child took over: draining on to our shutdown time`);
+      this.hooks.resumeAccepting();
+    }
     if (!this.is('serving')) this.to('serving', `child pid ${pid} went away`);
   }
 }

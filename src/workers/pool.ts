@@ -57,7 +57,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     try {
       await Promise.all(Array.from({ length: count }, (_, index) => pool.spawn(index)));
     } catch (error) {
-      await pool.stopAll();
+      await pool.stop();
       throw error;
     }
     pool.follow();
@@ -82,7 +82,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       this.broadcast({ baton: 'resume' });
     });
     g.on('drain', (ms) => this.broadcast({ baton: 'drain', ms }));
-    g.onTerminate(() => this.stopAll());
+    g.onTerminate(() => this.stop());
   }
 
   private broadcast(message: ToWorker): void {
@@ -150,7 +150,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   /** Tells every worker to terminate and waits; a worker that lingers is stopped by force. */
-  private async stopAll(): Promise<void> {
+  async stop(): Promise<void> {
     this.terminating = true;
     await Promise.all(
       this.workers.map(async (worker) => {

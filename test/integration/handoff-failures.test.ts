@@ -92,6 +92,29 @@ test('a child SIGKILLed while the parent drains: the parent accepts again at onc
   assert.deepEqual(Object.keys(result.byResponder).sort(), ['epoch=0 worker=0', 'epoch=0 worker=1']);
 });
 
+test('three generations: the middle one SIGKILLed while it drains; the oldest does not serve again, and exits at its shutdown time', async (t) => {
+  const { port, base, parent: oldest } = await firstGeneration(t, 'grandparent', 30, 3);
+  const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
+  const middle = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1 });
+  await middle.waitFor(serving, 15_000, 'epoch 1 serving');
+  const newest = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 2 });
+  await newest.waitFor(serving, 15_000, 'epoch 2 serving');
+  await middle.waitFor(parentIs('draining'), 5000, 'epoch 1 draining');
+  await sleep(200); // epoch 1 has told epoch 0 that it no longer accepts
+  middle.kill('SIGKILL');
+  await oldest.waitFor((l) => l.event === 'warning' && /went away after its own child took over/.test(String(l.message)), 5000, 'epoch 0 noticing');
+  await sleep(500);
+  traffic.stop();
+  const result = await traffic.done;
+  // Epoch 1's own accepted connections die with it; what counts is that epoch 0 answers nothing new.
+  const late = await load(t, port, { concurrency: 16, durationMs: 800 }).done;
+  t.diagnostic(`during: attempted ${result.attempted}, lost ${result.lost}; after: attempted ${late.attempted}, lost ${late.lost}`);
+  assert.equal(late.lost, 0, JSON.stringify(late.errors));
+  assert.deepEqual(Object.keys(late.byResponder).sort(), ['epoch=2 worker=0', 'epoch=2 worker=1'], 'only the newest generation serves');
+  assert.ok(!oldest.lines.some((l) => parentIs('serving')(l) && /went away/.test(String(l.reason))), 'epoch 0 never went back to serving');
+  assert.deepEqual(await oldest.exited, { code: 0, signal: null }, 'epoch 0 ends at its own shutdown time (3 s)');
+});
+
 test('a parent killed while its child initializes: the child serves alone', async (t) => {
   const { port, base, parent } = await firstGeneration(t, 'orphan', 1, 1);
   const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_INIT_MS: 500 });

@@ -108,7 +108,7 @@ interface ParentSide {
 function startParent(t: TestContext, options: Partial<ParentOptions> = {}, ready = true): ParentSide {
   const hooks = fakeHooks(t);
   const parent = new ParentMachine(
-    { epoch: PARENT_EPOCH, hotRestartVersion: VERSION, allowedUids: [uid], handshakeTimeoutMs: NEVER, childInitTimeoutMs: NEVER, drainMs: NEVER, ...options },
+    { epoch: PARENT_EPOCH, hotRestartVersion: VERSION, allowedUids: [uid], handshakeTimeoutMs: NEVER, childInitTimeoutMs: NEVER, drainMs: NEVER, shutdownMs: NEVER, ...options },
     hooks,
   );
   const seen = trace(parent);
@@ -318,6 +318,11 @@ describe('ParentMachine', () => {
       await waitFor(() => parent.is('serving') && peer.closed);
       assert.equal(steps(seen).at(-1), `${stage}→serving`);
       assert.match(hooks.warnings.join('\n'), warning);
+      // Told why, so that it fails instead of serving beside us.
+      const refused = peer.messages.at(-1)!;
+      assert.equal(refused.type, 'refused');
+      assert.equal(refused.type === 'refused' && refused.code, 'BATON_TIMEOUT');
+      assert.match(refused.type === 'refused' ? refused.message : '', warning);
       assert.ok(!hooks.calls.includes('stopAccepting') && !hooks.calls.includes('resumeAccepting'));
     });
   }
@@ -328,6 +333,35 @@ describe('ParentMachine', () => {
     peer.connection.close();
     await waitFor(() => parent.is('serving'));
     assert.deepEqual(hooks.calls, ['sockets', 'stopAccepting', 'drain 10', 'resumeAccepting']);
+  });
+
+  test('drained and never told to terminate: the parent terminates itself at shutdownMs', async (t) => {
+    const { parent, hooks, seen } = await parentWithChildIn(t, 'drained', { shutdownMs: 60 });
+    await waitFor(() => parent.is('terminated'), 2000, 'terminated at its own shutdown time');
+    assert.deepEqual(steps(seen).slice(-3), ['draining→drained', 'drained→terminating', 'terminating→terminated']);
+    assert.match(seen.at(-2)!.reason!, /parent shutdown time \(60 ms\) is over/);
+    assert.deepEqual(hooks.calls, ['sockets', 'stopAccepting', 'drain 10', 'terminate']);
+  });
+
+  test('a child whose own child took over goes away: the parent does not accept again, and ends at its shutdown time', async (t) => {
+    const { parent, hooks, seen, peer } = await parentWithChildIn(t, 'draining', { drainMs: 30, shutdownMs: 80 });
+    assert.equal((await peer.connection.request({ type: 'accepting', accepting: false }, 2000)).reply.type, 'ack');
+    peer.connection.close();
+    await waitFor(() => hooks.warnings.length > 0, 2000, 'the warning');
+    assert.match(hooks.warnings.join('\n'), /went away after its own child took over: draining on to our shutdown time/);
+    assert.equal(parent.state, 'draining');
+    await waitFor(() => parent.is('terminated'), 2000, 'terminated at its own shutdown time');
+    assert.ok(!hooks.calls.includes('resumeAccepting'), 'old code never serves beside the newest generation');
+    assert.deepEqual(steps(seen).slice(-4), ['childTakingOver→draining', 'draining→drained', 'drained→terminating', 'terminating→terminated']);
+  });
+
+  test('a child that accepts again (its own child went away) makes the parent resume when it goes', async (t) => {
+    const { parent, hooks, peer } = await parentWithChildIn(t, 'draining');
+    await peer.connection.request({ type: 'accepting', accepting: false }, 2000);
+    await peer.connection.request({ type: 'accepting', accepting: true }, 2000);
+    peer.connection.close();
+    await waitFor(() => parent.is('serving'));
+    assert.equal(hooks.calls.at(-1), 'resumeAccepting');
   });
 
   const mismatches: { what: string; fields: Partial<Hello>; code: string; message: RegExp }[] = [
@@ -371,8 +405,8 @@ describe('ParentMachine', () => {
   // Requests out of order are answered INVALID_STATE and change nothing.
   const outOfOrder: { stage: ChildStage; send: Message['type'][] }[] = [
     { stage: 'handshaking', send: ['drain', 'getSockets', 'terminate'] },
-    { stage: 'childInitializing', send: ['terminate', 'hello'] },
-    { stage: 'childTakingOver', send: ['terminate', 'hello'] },
+    { stage: 'childInitializing', send: ['terminate', 'hello', 'accepting'] },
+    { stage: 'childTakingOver', send: ['terminate', 'hello', 'accepting'] },
     { stage: 'draining', send: ['drain', 'getSockets', 'hello'] },
     { stage: 'drained', send: ['drain', 'getSockets'] },
   ];
@@ -388,7 +422,7 @@ describe('ParentMachine', () => {
           assert.deepEqual(peer.messages.at(-1), { type: 'error', code: 'BATON_INVALID_STATE', message: `hello is not expected while the parent is ${stage}` });
           before.messages = peer.messages.length;
         } else {
-          const request = type === 'getSockets' ? { type, listeners: LISTENERS, workers: [0] } : { type };
+          const request = type === 'getSockets' ? { type, listeners: LISTENERS, workers: [0] } : type === 'accepting' ? { type, accepting: false } : { type };
           await assert.rejects(peer.connection.request(request as { type: 'drain' }, 2000), {
             code: 'BATON_INVALID_STATE',
             message: new RegExp(`${type} is not expected while the parent is ${stage}`),
@@ -695,6 +729,35 @@ describe('ChildMachine', () => {
     await waitFor(() => fake.closed && warnings.length > 0);
     assert.match(warnings.join('\n'), /the parent did not confirm the drain/);
     assert.deepEqual(fake.received, ['hello', 'drain', 'terminate']);
+  });
+
+  test('a parent that gives up on a slow child: the child fails with its reason, before and after taking sockets', async (t) => {
+    const early = startParent(t, { childInitTimeoutMs: 30 });
+    const first = newChild(t);
+    await first.child.connect(early.address);
+    await waitFor(() => first.child.is('failed'), 2000, 'the child failed');
+    assert.match(first.childSeen.at(-1)!.reason!, /did not take over within 30 ms/);
+    await assert.rejects(first.child.takeSockets(LISTENERS, [0]), { code: 'BATON_TIMEOUT', message: /the parent gave up on this generation: .*did not take over within 30 ms/ });
+    assert.deepEqual(first.warnings, [], 'not mistaken for a parent that died');
+
+    const late = startParent(t, { childInitTimeoutMs: 100 });
+    const second = newChild(t);
+    await second.child.connect(late.address);
+    checkAndClose(await second.child.takeSockets(LISTENERS, [0]), late.hooks, LISTENERS, [0]);
+    second.child.startingWorkers();
+    await waitFor(() => second.child.is('failed'), 2000, 'the child failed');
+    assert.throws(() => second.child.takeOver(), { code: 'BATON_TIMEOUT', message: /took sockets but did not ask to drain within 100 ms/ });
+    assert.equal(late.parent.state, 'serving');
+  });
+
+  test('reportAccepting(false), then gone: the parent drains on without accepting again', async (t) => {
+    const { parent, hooks, child } = await handoff(t, 'drainingParent');
+    await child.reportAccepting(false);
+    child.detach();
+    await waitFor(() => hooks.warnings.length > 0, 2000, 'the parent noticing');
+    assert.match(hooks.warnings.join('\n'), /went away after its own child took over/);
+    assert.equal(parent.state, 'draining');
+    assert.ok(!hooks.calls.includes('resumeAccepting'));
   });
 
   test('drainingParent→serving when the parent exits before its shutdown time', async (t) => {
