@@ -26,6 +26,8 @@ export interface Answer {
 }
 
 interface Pending {
+  /** The reply type that answers it (or an error). */
+  expect: 'sockets' | 'ack';
   resolve(answer: Answer): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
@@ -63,6 +65,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.channel.send(encode(message), fds);
   }
 
+  /** Sends a request; getSockets is answered by sockets, everything else by ack (or an error). */
   request(message: Unsent<Request>, timeoutMs: number): Promise<Answer> {
     if (this.isClosed) {
       return Promise.reject(new BatonError(ErrorCodes.CHANNEL_CLOSED, `cannot send ${message.type}: the control channel is closed`));
@@ -73,7 +76,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         this.drop(id);
         reject(new BatonError(ErrorCodes.TIMEOUT, `no answer to ${message.type} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer, parts: [], fds: [] });
+      this.pending.set(id, { expect: message.type === 'getSockets' ? 'sockets' : 'ack', resolve, reject, timer, parts: [], fds: [] });
       this.send({ ...message, id } as Request);
     });
   }
@@ -108,6 +111,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private onReply(reply: Reply, fds: number[]): void {
     const pending = this.pending.get(reply.re!);
     if (!pending) return closeAll(fds); // timed out earlier: nobody owns these
+    if (reply.type !== pending.expect && reply.type !== 'error') {
+      closeAll(fds);
+      this.drop(reply.re!);
+      return pending.reject(new ProtocolError(`a ${reply.type} answered a request that expects ${pending.expect}`));
+    }
     if (reply.type === 'sockets') {
       if (reply.part !== pending.parts.length) {
         closeAll(fds);

@@ -17,6 +17,7 @@ const samples: Message[] = [
   { type: 'getSockets', id: 1, listeners: [{ protocol: 'tcp', host: '127.0.0.1', port: 8080 }, { protocol: 'udp', host: '::1', port: 53 }], workers: [0, 1, 2] },
   { type: 'drain', id: 2 },
   { type: 'terminate', id: 3 },
+  { type: 'accepting', id: 4, accepting: false },
   { type: 'ack', re: 2, drainMs: 1000 },
   { type: 'ack', re: 3 },
   { type: 'error', re: 1, code: 'BATON_PROTOCOL', message: 'no' },
@@ -55,6 +56,8 @@ describe('protocol', () => {
     rejects('{"type":"drain"}', 0, /drain.id must be an integer/);
     rejects('{"type":"drain","id":-1}', 0, /drain.id/);
     rejects('{"type":"drain","id":1.5}', 0, /drain.id/);
+    rejects('{"type":"accepting","id":6,"accepting":"no"}', 0, /accepting.accepting must be true or false/, 6);
+    rejects(JSON.stringify({ type: 'x'.repeat(60_000) }), 0, /^unrecognized message type "x{39}\.\.\.$/);
     rejects('{"type":"hello","protocol":1,"hotRestartVersion":7,"epoch":1,"pid":1}', 0, /hotRestartVersion must be a string/);
     rejects('{"type":"hello","protocol":1,"hotRestartVersion":"v","epoch":1,"pid":0}', 0, /pid/);
     rejects(JSON.stringify({ type: 'getSockets', id: 4, listeners: [{ protocol: 'sctp', host: 'a', port: 1 }], workers: [] }), 0, /protocol must be 'tcp' or 'udp'/, 4);

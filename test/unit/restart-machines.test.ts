@@ -695,6 +695,7 @@ describe('ChildMachine', () => {
   // takingSockets→failed, for every way a parent can fail getSockets.
   const requests: { what: string; answer: (message: Message, connection: Connection, fd: number) => void; code: string; timeoutMs?: number }[] = [
     { what: 'never answers within requestTimeoutMs', answer: () => {}, code: 'BATON_TIMEOUT', timeoutMs: 30 },
+    { what: 'answers with an ack', answer: (m, c) => c.send({ type: 'ack', re: (m as GetSockets).id }), code: 'BATON_PROTOCOL' },
     { what: 'answers with an error', answer: (m, c) => c.send({ type: 'error', re: (m as GetSockets).id, code: 'BATON_INVALID_STATE', message: 'not now' }), code: 'BATON_INVALID_STATE' },
     {
       what: 'sends a socket that was not asked for',
