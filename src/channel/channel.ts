@@ -32,6 +32,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   private readonly poll: PollHandle;
   private readonly queue: Outgoing[] = [];
   private closed = false;
+  private ending?: NodeJS.Timeout;
 
   /** Takes ownership of `fd`, a connected SEQPACKET socket. */
   constructor(fd: number) {
@@ -63,9 +64,17 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.queue.length === 1) this.flush();
   }
 
+  /** Closes once every queued record is sent (a refusal, a last ack), or after `timeoutMs` at the latest. */
+  end(timeoutMs = 1000): void {
+    if (this.queue.length === 0) return this.close();
+    this.ending = setTimeout(() => this.close(), timeoutMs);
+    this.ending.unref();
+  }
+
   close(error?: Error): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.ending);
     this.queue.length = 0;
     this.poll.close();
     native.close(this.fd);
@@ -83,6 +92,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       this.close(error as Error);
       return;
     }
+    if (this.ending && this.queue.length === 0) return this.close();
     if (!this.closed) this.poll.start(true, this.queue.length > 0);
   }
 

@@ -85,6 +85,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.channel.close(error);
   }
 
+  /** Closes once what was sent has left (see Channel.end). */
+  end(): void {
+    this.channel.end();
+  }
+
   private onRecord(data: Buffer, fds: number[]): void {
     let message: Message;
     try {

@@ -101,7 +101,7 @@ export class ParentMachine extends StateMachine<ParentState> {
   async terminate(reason: string): Promise<void> {
     if (this.is('terminating', 'terminated')) return;
     this.to('terminating', reason);
-    this.child?.connection.close();
+    this.child?.connection.end(); // after the terminate ack, if that is what we answer
     try {
       await this.hooks.terminate();
     } catch (error) {
@@ -248,5 +248,5 @@ export class ParentMachine extends StateMachine<ParentState> {
 function refuse(connection: Connection, code: ErrorCode, message: string, hooks: ParentHooks): void {
   hooks.warn(`refused a child: ${message}`);
   connection.send({ type: 'refused', code, message });
-  connection.close();
+  connection.end();
 }

@@ -1,5 +1,5 @@
-// The Channel's own limits: a peer that never reads is cut off rather than
-// queueing our records without bound.
+// The Channel's queue: a peer that never reads is cut off rather than
+// queueing our records without bound, and end() sends what is queued first.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -28,4 +28,27 @@ test('records for a peer that does not read: cut off with BATON_PROTOCOL after 1
   assert.ok(sent > 1024 && sent < 1100, `cut off after ${sent} records (the socket buffer holds a few)`);
   assert.equal((closedWith as { code?: string }).code, 'BATON_PROTOCOL');
   assert.match(closedWith!.message, /has not read 1024 records/);
+});
+
+test('end() closes once the queued records are out, so a last refusal is never dropped', async (t) => {
+  const address = controlAddress(`@baton-unit-channel-end-${process.pid}`, 0, 0);
+  const server = ControlServer.listen(address, 0o600);
+  let receiver: Channel | undefined;
+  let received = 0;
+  let eof = false;
+  server.on('connection', (channel) => {
+    receiver = channel;
+    channel.on('message', () => received++).on('close', () => (eof = true));
+  });
+  const sender = new Channel(native.unixConnect(address.path, address.abstract));
+  t.after(() => [server, sender, receiver].forEach((c) => c?.close()));
+  // Synchronously, so that the socket buffer fills and records wait in the queue.
+  const records = 40;
+  for (let i = 0; i < records; i++) sender.send(Buffer.alloc(60_000, 0x20));
+  sender.end();
+  assert.equal(sender.isClosed, false, 'records still queued: not closed yet');
+  for (let i = 0; i < 200 && !eof; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(sender.isClosed);
+  assert.equal(received, records, 'every record arrived before the close');
+  assert.ok(eof);
 });
