@@ -2,7 +2,7 @@
 // "master" fd this process owns. Workers serve dups of it; the parent's
 // copy is what goes to the child; it is closed exactly once, by close().
 
-import { isIP } from 'node:net';
+import { isIP, SocketAddress } from 'node:net';
 import * as native from '../binding';
 import type { Family } from '../binding';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
@@ -68,7 +68,9 @@ export function resolveListeners(specs: ListenerSpec[]): Listener[] {
     }
     const backlog = spec.backlog ?? DEFAULT_BACKLOG;
     if (!Number.isInteger(backlog) || backlog < 1 || backlog > 65535) throw invalidArgument(`listeners[${index}].backlog must be 1..65535`);
-    const address = { protocol, host: spec.host, port: spec.port };
+    // Canonical ('0::1' is '::1'), since generations match their sockets by address.
+    const host = new SocketAddress({ address: spec.host, family: family === 6 ? 'ipv6' : 'ipv4' }).address;
+    const address = { protocol, host, port: spec.port };
     return { index, name: listenerName(address), address, family: family as Family, ipv6Only: spec.ipv6Only ?? false, backlog };
   });
   const names = new Set(listeners.map((l) => l.name));

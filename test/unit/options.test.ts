@@ -68,5 +68,9 @@ test('listen addresses parse and validate', () => {
   assert.throws(() => resolveListeners([{ host: 'localhost', port: 80 }]), /must be an IP address/);
   assert.throws(() => resolveListeners([{ host: '127.0.0.1', port: 0 }]), /fixed port/);
   assert.throws(() => resolveListeners([{ host: '127.0.0.1', port: 80 }, { host: '127.0.0.1', port: 80 }]), /repeat/);
+  // Generations match sockets by address: one address has one spelling.
+  assert.equal(resolveListeners([{ host: '0:0::1', port: 80 }])[0].name, 'tcp://[::1]:80');
+  assert.equal(resolveListeners([{ host: 'FE80::A', port: 80 }])[0].address.host, 'fe80::a');
+  assert.throws(() => resolveListeners([{ host: '::1', port: 80 }, { host: '0::1', port: 80 }]), /repeat/);
   assert.throws(() => resolveListeners([{ host: '127.0.0.1', port: 80, backlog: 0 }]), /backlog/);
 });
