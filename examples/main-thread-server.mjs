@@ -17,13 +17,12 @@ const generation = await Generation.start();
 const sockets = await generation.listen([{ host: '127.0.0.1', port: Number(values.port) }], 1);
 // 3. Serve it. Each listen() gets its own dup: Node closes the fd it is given when the server closes.
 const server = http.createServer((req, res) => res.end(`epoch=${generation.epoch} worker=0\n`));
-const accept = () => server.listen({ fd: sockets.dup(0, 0) }, 511);
-accept();
+// Accept when the generation says so: at takeOver(), and again should a stop be undone.
+generation.on('resumeAccepting', () => server.listen({ fd: sockets.dup(0, 0) }, 511));
 generation.on('stopAccepting', () => server.close());
-generation.on('resumeAccepting', accept);
 generation.on('drain', () => server.closeIdleConnections());
 generation.onTerminate(() => server.closeAllConnections());
-// 4. Take over: the parent drains, and this generation can have a child of its own.
+// 4. Take over: we accept, the parent drains, and this generation can have a child of its own.
 generation.takeOver();
 // 5. Signals are ours without serve(): stop gracefully, and take the SIGUSR1 that `baton run`
 //    forwards (reopen logs), or Node would open its inspector on it.

@@ -21,7 +21,11 @@ export interface GenerationEvents {
   transition: [Transition<string>];
   /** Stop accepting new connections (the parent drains); the sockets stay open. */
   stopAccepting: [];
-  /** Accept again (the child that was taking over went away). */
+  /**
+   * Accept: at takeOver() (not before, so that a handoff failing earlier has
+   * accepted nothing it would drop), and again after stopAccepting when the
+   * child that was taking over went away.
+   */
   resumeAccepting: [];
   /** Ask open connections to close within `ms`. */
   drain: [ms: number];
@@ -49,7 +53,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
   private sockets?: ListenerSet;
   private readonly terminateHooks: TerminateHook[] = [];
   private readonly startedAt = performance.now();
-  private acceptingNow = true;
+  private acceptingNow = false;
   private stopping = false;
 
   private constructor(
@@ -79,8 +83,15 @@ export class Generation extends EventEmitter<GenerationEvents> {
       },
       {
         sockets: (addresses, workers) => this.listenerSet.lookup(addresses, workers),
-        stopAccepting: () => this.setAccepting(false),
-        resumeAccepting: () => this.setAccepting(true),
+        // Our own parent, if it still drains, must know whether we accept (see ParentMachine).
+        stopAccepting: () => {
+          this.setAccepting(false);
+          void this.child.reportAccepting(false);
+        },
+        resumeAccepting: () => {
+          this.setAccepting(true);
+          void this.child.reportAccepting(true);
+        },
         drain: (ms) => this.emit('drain', ms),
         terminate: () => this.close(),
         warn: (message) => this.warn(message),
@@ -171,7 +182,8 @@ export class Generation extends EventEmitter<GenerationEvents> {
    */
   takeOver(): void {
     const entries = this.listenerSet.entries();
-    this.child.takeOver();
+    this.child.takeOver(); // the parent stops accepting; its queues wait for our workers, a moment later
+    this.setAccepting(true);
     this.parent.ready();
     this.status.report({
       event: 'takenOver',
@@ -233,7 +245,6 @@ export class Generation extends EventEmitter<GenerationEvents> {
     // Once shutting down, a child that goes away does not make us accept again.
     if (this.acceptingNow === accepting || (accepting && this.stopping)) return;
     this.acceptingNow = accepting;
-    void this.child.reportAccepting(accepting);
     this.emit(accepting ? 'resumeAccepting' : 'stopAccepting');
   }
 

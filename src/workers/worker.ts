@@ -34,6 +34,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
   /** The application's workerData, as given to the pool. */
   readonly data: unknown;
   private readonly served: Served[] = [];
+  private readonly bound = new WeakSet<dgram.Socket>();
   private accepting: boolean;
   private draining = false;
   private readonly byName: Map<string, WorkerListenerInfo>;
@@ -79,10 +80,13 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     return this.byName.values().next().value;
   }
 
+  /** Starts serving `target` unless it already does (a dgram socket, once bound, stays bound). */
   private attach(listener: WorkerListenerInfo, target: Servable): void {
+    if ('listen' in target ? target.listening : this.bound.has(target)) return;
     const fd = native.dup(listener.fd);
-    if ('listen' in target) target.listen({ fd }, listener.backlog);
-    else target.bind({ fd });
+    if ('listen' in target) return void target.listen({ fd }, listener.backlog);
+    this.bound.add(target);
+    target.bind({ fd });
   }
 
   private onCommand(command: { baton: string; ms?: number }): void {
@@ -95,7 +99,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
       case 'resume':
         this.accepting = true;
         this.draining = false;
-        for (const { listener, target } of this.served) if ('listen' in target) this.attach(listener, target);
+        for (const { listener, target } of this.served) this.attach(listener, target);
         return;
       case 'drain':
         this.draining = true;

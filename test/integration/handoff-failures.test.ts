@@ -77,6 +77,25 @@ test('a child killed at each step of the handoff, or refused, leaves the parent 
   assert.equal(fdCount(parent.pid), fdsBefore, 'parent fds after 13 failed handoffs');
 });
 
+test('a child whose last worker fails after the first is ready had accepted nothing: slow requests in flight are all answered', async (t) => {
+  const { port, base, parent } = await firstGeneration(t, 'late-worker', 2, 60, { TEST_RESPONSE_MS: '150' });
+  const traffic = load(t, port, { concurrency: 32, durationMs: 60_000 });
+  await sleep(300);
+  for (let round = 0; round < 3; round++) {
+    const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_RESPONSE_MS: 150, TEST_LATE_BROKEN_WORKER: '1:1' });
+    const failure = await child.waitFor((l) => l.event === 'failed', 15_000, 'the child failing');
+    assert.match(String(failure.message), /worker 1 exited \(code 1\) before serving: this worker breaks late/);
+    await waitGone(child);
+  }
+  traffic.stop();
+  const result = await traffic.done;
+  t.diagnostic(`attempted ${result.attempted}, answered ${result.answered}, lost ${result.lost} ${JSON.stringify(result.errors)}`);
+  assert.ok(result.attempted > 300, `load too small: ${result.attempted}`);
+  assert.equal(result.lost, 0, JSON.stringify(result.errors));
+  assert.deepEqual(Object.keys(result.byResponder).sort(), ['epoch=0 worker=0', 'epoch=0 worker=1'], 'the failed children answered nothing');
+  assert.equal(parent.child.exitCode, null);
+});
+
 test('a child SIGKILLed while the parent drains: the parent accepts again at once, with a worker that died meanwhile started again', async (t) => {
   const { port, base, parent } = await firstGeneration(t, 'resume', 2, 60, { TEST_CRASH_ON_DRAIN: '0:1' });
   const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_CRASH_AT: 'drainingParent', TEST_CRASH_DELAY_MS: 300 });
