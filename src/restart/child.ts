@@ -181,8 +181,13 @@ export class ChildMachine extends StateMachine<ChildState> {
   private onParentMessage(message: Message, fds: number[]): void {
     closeAll(fds);
     if (message.type !== 'refused') return void this.emit('warning', `the parent sent an unexpected ${message.type}`);
+    if (this.is('drainingParent', 'terminatingParent')) {
+      // Our drain crossed its refusal; it honours the drain, and we serve.
+      return void this.emit('warning', `the parent gave up on us as we asked it to drain (${message.message}); it drains all the same`);
+    }
     this.dropped = new BatonError(errorCodeOf(message.code), `the parent gave up on this generation: ${message.message}`);
     if (this.can('failed')) this.to('failed', message.message);
+    this.parent?.close();
   }
 
   private onParentGone(): void {

@@ -68,6 +68,7 @@ export interface ParentOptions {
 export class ParentMachine extends StateMachine<ParentState> {
   /** `accepting`: false once the child has handed over to a child of its own. */
   private child?: { connection: Connection; pid: number; accepting: boolean };
+  private childDeadline = 0;
 
   constructor(
     private readonly options: ParentOptions,
@@ -148,9 +149,9 @@ export class ParentMachine extends StateMachine<ParentState> {
       case 'drain':
         this.require('drain', 'childInitializing', 'childTakingOver');
         this.to('draining', `asked by child pid ${this.child?.pid}`);
+        this.expire(this.options.drainMs, () => this.onDrained()); // first: the deadlines hold whatever the hooks do
         this.hooks.stopAccepting();
         this.hooks.drain(this.options.drainMs);
-        this.expire(this.options.drainMs, () => this.onDrained());
         return connection.send({ type: 'ack', re: message.id, drainMs: this.options.drainMs });
       case 'accepting':
         this.require('accepting', 'draining', 'drained');
@@ -191,6 +192,7 @@ export class ParentMachine extends StateMachine<ParentState> {
       pid: process.pid,
     });
     this.to('childInitializing');
+    this.childDeadline = performance.now() + this.options.childInitTimeoutMs;
     this.expire(this.options.childInitTimeoutMs, () =>
       this.dropChild(`child pid ${this.child?.pid} did not take over within ${this.options.childInitTimeoutMs} ms`),
     );
@@ -207,7 +209,8 @@ export class ParentMachine extends StateMachine<ParentState> {
     }
     if (this.is('childInitializing')) {
       this.to('childTakingOver', `${fds.length} sockets in ${records.length} records`);
-      this.expire(this.options.childInitTimeoutMs, () =>
+      // One deadline from hello to drain, not one per step: the supervisor counts the same time.
+      this.expire(Math.max(0, this.childDeadline - performance.now()), () =>
         this.dropChild(`child pid ${this.child?.pid} took sockets but did not ask to drain within ${this.options.childInitTimeoutMs} ms`),
       );
     }
@@ -228,7 +231,14 @@ export class ParentMachine extends StateMachine<ParentState> {
 
   /** Gives up on a child that is too slow: it is told why, so that it fails rather than serve beside us. */
   private dropChild(reason: string): void {
-    if (this.child) refuse(this.child.connection, ErrorCodes.TIMEOUT, reason, this.hooks);
+    if (!this.child) return;
+    if (!this.is('childTakingOver')) return refuse(this.child.connection, ErrorCodes.TIMEOUT, reason, this.hooks);
+    // It holds our sockets and may have asked to drain as we gave up: a drain that crossed the
+    // refusal is honoured (it serves already). Otherwise it fails and closes, or is cut off.
+    const { connection } = this.child;
+    this.hooks.warn(`gave up on a child: ${reason}`);
+    connection.send({ type: 'refused', code: ErrorCodes.TIMEOUT, message: reason });
+    this.expire(this.options.handshakeTimeoutMs, () => connection.close());
   }
 
   private onChildGone(connection: Connection): void {

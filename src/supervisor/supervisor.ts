@@ -131,13 +131,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (child.pid === undefined) return;
     createInterface({ input: child.stdio[3] as Readable }).on('line', (line) => this.onStatus(generation, line));
     child.on('exit', (code, signal) => this.onExit(generation, code, signal));
-    // The parent stops waiting for its child at this deadline; so do we, or one hung start would block every restart.
-    const startTimeoutS = this.options.engine.childInitTimeoutS ?? defaultOptions.childInitTimeoutS;
+    // The parent gives up on its child childInitTimeoutS after its hello, and the child then fails.
+    // One that hangs instead would block every restart: we end it, later than the parent would.
+    const startTimeoutMs = (this.options.engine.childInitTimeoutS ?? defaultOptions.childInitTimeoutS) * 1000 + defaultOptions.handshakeTimeoutMs;
     setTimeout(() => {
       if (generation.phase !== 'starting') return;
-      this.log('error', `epoch ${epoch} did not take over within ${startTimeoutS} s: SIGKILL`, epoch);
+      this.log('error', `epoch ${epoch} did not take over within ${startTimeoutMs / 1000} s: SIGKILL (it accepts nothing before taking over)`, epoch);
       child.kill('SIGKILL');
-    }, startTimeoutS * 1000).unref();
+    }, startTimeoutMs).unref();
   }
 
   private onStatus(g: SupervisedGeneration, line: string): void {

@@ -310,7 +310,7 @@ describe('ParentMachine', () => {
   const deadlines: { stage: ChildStage; options: Partial<ParentOptions>; warning: RegExp }[] = [
     { stage: 'handshaking', options: { handshakeTimeoutMs: 20 }, warning: /sent no hello within 20 ms/ },
     { stage: 'childInitializing', options: { childInitTimeoutMs: 30 }, warning: /did not take over within 30 ms/ },
-    { stage: 'childTakingOver', options: { childInitTimeoutMs: 250 }, warning: /took sockets but did not ask to drain within 250 ms/ },
+    { stage: 'childTakingOver', options: { childInitTimeoutMs: 250, handshakeTimeoutMs: 50 }, warning: /took sockets but did not ask to drain within 250 ms/ },
   ];
   for (const { stage, options, warning } of deadlines) {
     test(`a child that stays in ${stage} past its deadline is dropped; the parent serves`, async (t) => {
@@ -326,6 +326,16 @@ describe('ParentMachine', () => {
       assert.ok(!hooks.calls.includes('stopAccepting') && !hooks.calls.includes('resumeAccepting'));
     });
   }
+
+  test('a drain that crosses the refusal of a slow child that holds our sockets is honoured', async (t) => {
+    const { parent, hooks, peer } = await parentWithChildIn(t, 'childTakingOver', { childInitTimeoutMs: 60 });
+    await waitFor(() => peer.messages.at(-1)?.type === 'refused', 2000, 'the refusal');
+    assert.equal(parent.state, 'childTakingOver', 'it waits to see whether a drain crossed');
+    const ack = await peer.connection.request({ type: 'drain' }, 2000);
+    assert.equal(ack.reply.type, 'ack');
+    assert.equal(parent.state, 'draining');
+    assert.deepEqual(hooks.calls, ['sockets', 'stopAccepting', `drain ${NEVER}`]);
+  });
 
   test('draining becomes drained after drainMs, and a child gone then makes the parent accept again', async (t) => {
     const { parent, hooks, seen, peer } = await parentWithChildIn(t, 'drained');
@@ -748,7 +758,23 @@ describe('ChildMachine', () => {
     second.child.startingWorkers();
     await waitFor(() => second.child.is('failed'), 2000, 'the child failed');
     assert.throws(() => second.child.takeOver(), { code: 'BATON_TIMEOUT', message: /took sockets but did not ask to drain within 100 ms/ });
-    assert.equal(late.parent.state, 'serving');
+    await waitFor(() => late.parent.is('serving'), 2000, 'the parent serving: the failed child closed');
+  });
+
+  test('a refusal that crosses our drain: a warning, and the child serves on', async (t) => {
+    const fake = fakeParent(t, welcoming((m, c) => {
+      if (m.type !== 'drain') return;
+      c.send({ type: 'refused', code: 'BATON_TIMEOUT', message: 'too slow' });
+      c.send({ type: 'ack', re: m.id, drainMs: 10 });
+    }));
+    const { child, warnings } = newChild(t);
+    await child.connect(fake.address);
+    await child.takeSockets([], []);
+    child.startingWorkers();
+    child.takeOver();
+    await waitFor(() => warnings.length > 0, 2000, 'the warning');
+    assert.match(warnings[0], /gave up on us as we asked it to drain \(too slow\); it drains all the same/);
+    assert.equal(child.state, 'drainingParent');
   });
 
   test('reportAccepting(false), then gone: the parent drains on without accepting again', async (t) => {
