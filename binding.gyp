@@ -8,7 +8,8 @@
         "native/channel.cc",
         "native/poll.cc",
         "native/sockinfo.cc",
-        "native/fd.cc"
+        "native/fd.cc",
+        "native/filter.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -59,8 +59,12 @@ Napi::Value TcpBind(const Napi::CallbackInfo& info);
 Napi::Value UdpBind(const Napi::CallbackInfo& info);
 // fd.cc
 Napi::Value Listen(const Napi::CallbackInfo& info);
+Napi::Value Shutdown(const Napi::CallbackInfo& info);
 Napi::Value Dup(const Napi::CallbackInfo& info);
 Napi::Value Close(const Napi::CallbackInfo& info);
+// filter.cc
+Napi::Value AttachBpf(const Napi::CallbackInfo& info);
+Napi::Value DetachBpf(const Napi::CallbackInfo& info);
 // sockinfo.cc
 Napi::Value SocketInfo(const Napi::CallbackInfo& info);
 // channel.cc

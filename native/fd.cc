@@ -11,6 +11,14 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// shutdown(SHUT_RDWR) on a TCP listener closes the kernel socket at once,
+// whoever else holds an fd to it: it leaves its SO_REUSEPORT group and
+// resets whatever is in its accept queue.
+Napi::Value Shutdown(const Napi::CallbackInfo& info) {
+  Check(info.Env(), "shutdown", shutdown(IntArg(info, 0), SHUT_RDWR));
+  return info.Env().Undefined();
+}
+
 Napi::Value Dup(const Napi::CallbackInfo& info) {
   // F_DUPFD_CLOEXEC: a dup(2) would drop CLOEXEC and leak into children.
   return Napi::Number::New(info.Env(), Check(info.Env(), "dup", fcntl(IntArg(info, 0), F_DUPFD_CLOEXEC, 0)));

@@ -1,10 +1,12 @@
 // What a socket fd is: the kernel's view (domain, type, local address,
-// listening state, reuseport) plus accept-queue figures for TCP listeners.
+// listening state, reuseport) plus what waits in it: the accept queue of a
+// TCP listener, the bytes queued on any socket (a UDP socket's datagrams).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <linux/sock_diag.h>
 
 #include <cstddef>
 #include <cstring>
@@ -87,5 +89,11 @@ Napi::Value SocketInfo(const Napi::CallbackInfo& info) {
   }
   result.Set("acceptQueue", tcp.tcpi_unacked);
   result.Set("backlog", tcp.tcpi_sacked);
+
+  // Bytes waiting to be read (a UDP socket's datagrams): SK_MEMINFO_RMEM_ALLOC.
+  uint32_t meminfo[SK_MEMINFO_VARS] = {};
+  socklen_t size = sizeof(meminfo);
+  Check(env, "getsockopt", getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &size));
+  result.Set("receiveQueueBytes", meminfo[SK_MEMINFO_RMEM_ALLOC]);
   return result;
 }

@@ -4,9 +4,9 @@
 
 import { isIP } from 'node:net';
 import { BatonError, ErrorCodes, invalidArgument } from './errors';
-import type { Family, NativeBinding } from './native';
+import type { BpfTarget, Family, NativeBinding } from './native';
 
-export type { Credentials, Family, PollHandle, ReceivedMessage, SocketInfo } from './native';
+export type { BpfTarget, Credentials, Family, PollHandle, ReceivedMessage, SocketInfo } from './native';
 
 if (process.platform !== 'linux') {
   throw new BatonError(
@@ -102,6 +102,30 @@ export function udpBind(family: Family, address: string, p: number, v6only: bool
 
 export function listen(f: number, b: number): void {
   native.listen(fd(f), backlog(b));
+}
+
+export function shutdown(f: number): void {
+  native.shutdown(fd(f));
+}
+
+/** The kernel's limit on a classic BPF program (BPF_MAXINSNS). */
+const MAX_BPF_INSTRUCTIONS = 4096;
+
+function bpfTarget(target: unknown): BpfTarget {
+  if (target !== 'reuseport' && target !== 'socket') throw invalidArgument(`target must be 'reuseport' or 'socket', got ${String(target)}`);
+  return target;
+}
+
+export function attachBpf(f: number, target: BpfTarget, program: number[]): void {
+  if (!Array.isArray(program) || program.length === 0 || program.length % 4 !== 0 || program.length / 4 > MAX_BPF_INSTRUCTIONS) {
+    throw invalidArgument(`program must be 1..${MAX_BPF_INSTRUCTIONS} instructions of [code, jt, jf, k]`);
+  }
+  program.forEach((v, i) => integer(v, `program[${i}]`, 0, [0xffff, 0xff, 0xff, 0xffffffff][i % 4]));
+  native.attachBpf(fd(f), bpfTarget(target), program);
+}
+
+export function detachBpf(f: number, target: BpfTarget): void {
+  native.detachBpf(fd(f), bpfTarget(target));
 }
 
 export function dup(f: number): number {

@@ -22,7 +22,12 @@ export interface SocketInfo {
   /** TCP listeners only (TCP_INFO tcpi_unacked / tcpi_sacked); 0 otherwise. */
   acceptQueue: number;
   backlog: number;
+  /** Bytes waiting to be read (SO_MEMINFO rmem_alloc): a UDP socket's queued datagrams. */
+  receiveQueueBytes: number;
 }
+
+/** Where a classic BPF program goes: the SO_REUSEPORT group's selector, or one socket's own filter. */
+export type BpfTarget = 'reuseport' | 'socket';
 
 export interface Credentials {
   pid: number;
@@ -58,6 +63,12 @@ export interface NativeBinding {
   udpBind(family: Family, host: string, port: number, v6only: boolean): number;
   /** listen(fd, backlog): starts listening, or changes the backlog of a listener. */
   listen(fd: number, backlog: number): void;
+  /** shutdown(SHUT_RDWR): a TCP listener leaves its group and its queue is reset, whoever holds the socket. */
+  shutdown(fd: number): void;
+  /** SO_ATTACH_REUSEPORT_CBPF or SO_ATTACH_FILTER; `program` is [code, jt, jf, k] per instruction, flat. */
+  attachBpf(fd: number, target: BpfTarget, program: number[]): void;
+  /** SO_DETACH_REUSEPORT_BPF or SO_DETACH_FILTER; ENOENT when none is attached. */
+  detachBpf(fd: number, target: BpfTarget): void;
   /** fcntl(F_DUPFD_CLOEXEC). */
   dup(fd: number): number;
   close(fd: number): void;
