@@ -3,7 +3,7 @@
 // generation. One table drives validation, the flags and the environment.
 
 import { invalidArgument } from './errors';
-import { PROTOCOL_VERSION } from './protocol/messages';
+import { PROTOCOL_VERSION, type SurplusPolicy } from './protocol/messages';
 
 export interface HotRestartOptions {
   /** 0 for the first generation; each hot restart adds one. */
@@ -32,6 +32,15 @@ export interface HotRestartOptions {
   childInitTimeoutS: number;
   /** Peers (parent and child) must run as one of these uids. Default: our own. */
   allowedUids: number[];
+  /**
+   * With fewer workers than the parent: 'drain' (default) takes the parent's
+   * surplus sockets, serves their queues and retires them once empty, losing
+   * nothing; 'close' lets the parent close them as it drains, as Envoy does,
+   * losing what waits in them (to measure the difference).
+   */
+  surplusSockets: SurplusPolicy;
+  /** How long a socket's queue must stay empty before it is retired (covers handshakes still under way). */
+  retireGraceMs: number;
 }
 
 type Kind = 'int' | 'bool' | 'string' | 'mode';
@@ -55,6 +64,8 @@ export const optionSpecs: Spec[] = [
   { key: 'drainTimeS', flag: 'drain-time-s', env: 'BATON_DRAIN_TIME_S', kind: 'int', description: 'seconds the old generation drains' },
   { key: 'parentShutdownTimeS', flag: 'parent-shutdown-time-s', env: 'BATON_PARENT_SHUTDOWN_TIME_S', kind: 'int', description: 'seconds until the old generation is terminated' },
   { key: 'childInitTimeoutS', flag: 'child-init-timeout-s', env: 'BATON_CHILD_INIT_TIMEOUT_S', kind: 'int', description: 'seconds a new epoch may take to take over' },
+  { key: 'surplusSockets', flag: 'surplus-sockets', env: 'BATON_SURPLUS_SOCKETS', kind: 'string', description: "fewer workers: 'drain' the surplus sockets (default) or 'close' them (Envoy)" },
+  { key: 'retireGraceMs', flag: 'retire-grace-ms', env: 'BATON_RETIRE_GRACE_MS', kind: 'int', description: 'ms a queue stays empty before its socket is retired' },
   { key: 'disableHotRestart', flag: 'disable-hot-restart', env: 'BATON_DISABLE_HOT_RESTART', kind: 'bool', description: 'no hand-over: every generation starts cold' },
 ];
 
@@ -72,6 +83,8 @@ export const defaultOptions: HotRestartOptions = {
   requestTimeoutMs: 5_000,
   childInitTimeoutS: 600,
   allowedUids: [process.getuid?.() ?? 0],
+  surplusSockets: 'drain',
+  retireGraceMs: 2_000,
 };
 
 /** The string two generations must share to hand over (Envoy's --hot-restart-version). */
@@ -152,6 +165,10 @@ export function resolveOptions(given: Partial<HotRestartOptions> = {}): HotResta
   intRange(o, 'handshakeTimeoutMs', 1, 600_000);
   intRange(o, 'requestTimeoutMs', 1, 600_000);
   intRange(o, 'childInitTimeoutS', 1, 86_400);
+  intRange(o, 'retireGraceMs', 0, 600_000);
+  if (o.surplusSockets !== 'drain' && o.surplusSockets !== 'close') {
+    throw invalidArgument(`surplusSockets must be 'drain' or 'close', got '${String(o.surplusSockets)}'`);
+  }
   if (typeof o.socketPath !== 'string' || o.socketPath.length === 0 || o.socketPath.length > 90) {
     throw invalidArgument('socketPath must be a non-empty string of at most 90 characters');
   }

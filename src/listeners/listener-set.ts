@@ -1,14 +1,19 @@
-// The sockets of one generation: for every listener and worker index, the one
+// The sockets of one generation: for every listener and socket index, the one
 // "master" fd this process owns. Workers serve dups of it; the parent's
-// copy is what goes to the child; it is closed exactly once, by close().
+// copy is what goes to the child; it is closed exactly once, by retire() or
+// close(). It also holds each group's steering program.
 
 import { isIP, SocketAddress } from 'node:net';
 import * as native from '../binding';
 import type { Family } from '../binding';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
-import type { InheritedSockets } from '../restart/child';
-import type { ListenerAddress, Protocol, SocketRef } from '../protocol/messages';
+import type { HeldListener, ListenerAddress, Protocol } from '../protocol/messages';
 import { MAX_LISTENERS, MAX_WORKERS } from '../protocol/messages';
+import type { HandoffPlan } from './plan';
+import { refuseEverything, refuseNewHandshakes, steerToFirst } from './steering';
+
+/** Per listener (the child's index), per socket index: an fd handed over by the parent. */
+export type InheritedSockets = Map<number, Map<number, number>>;
 
 export interface ListenerSpec {
   protocol?: Protocol;
@@ -35,9 +40,14 @@ export type Origin = 'inherited' | 'created';
 
 export interface SocketEntry {
   listener: Listener;
+  /** Its position in the listener's SO_REUSEPORT group. */
+  index: number;
+  /** The worker that accepts on it: `index`, or for a surplus socket `index % workers`. */
   worker: number;
   fd: number;
   origin: Origin;
+  /** Past our worker count: served, steered away from, and retired once its queue stays empty. */
+  surplus: boolean;
 }
 
 export const DEFAULT_BACKLOG = 511;
@@ -79,7 +89,10 @@ export function resolveListeners(specs: ListenerSpec[]): Listener[] {
 }
 
 export class ListenerSet {
+  /** Per listener, by index. */
   private readonly sockets = new Map<number, Map<number, SocketEntry>>();
+  /** Per listener: steer new traffic to the first N sockets, or leave the kernel's hash (null). */
+  private readonly steering = new Map<number, number | null>();
   private closed = false;
 
   private constructor(
@@ -88,25 +101,29 @@ export class ListenerSet {
   ) {}
 
   /**
-   * Adopts what the parent handed over and creates the rest. Each adopted fd
-   * is checked to be the socket it claims to be; on any failure every fd is
-   * closed and the parent, which still holds its own, is unaffected.
+   * Adopts what the plan takes from the parent and creates the rest. Each
+   * adopted fd is checked to be the socket it claims to be; on any failure
+   * every fd is closed and the parent, which still holds its own, is
+   * unaffected.
    */
-  static assemble(listeners: Listener[], workers: number, inherited: InheritedSockets): ListenerSet {
+  static assemble(listeners: Listener[], workers: number, plan: HandoffPlan, inherited: InheritedSockets): ListenerSet {
     if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) throw invalidArgument(`workers must be 1..${MAX_WORKERS}`);
     const set = new ListenerSet(listeners, workers);
-    const unclaimed = [...inherited.fds.values()].flatMap((byWorker) => [...byWorker.values()]);
+    const unclaimed = new Set([...inherited.values()].flatMap((byIndex) => [...byIndex.values()]));
     try {
-      for (const listener of listeners) {
-        for (let worker = 0; worker < workers; worker++) {
-          const fd = inherited.fds.get(listener.index)?.get(worker);
-          if (fd === undefined) {
-            set.add(listener, worker, createSocket(listener), 'created');
-          } else {
-            unclaimed.splice(unclaimed.indexOf(fd), 1);
-            set.add(listener, worker, fd, 'inherited');
-            checkSocket(listener, fd);
+      for (const { listener: i, sockets, steerTo } of plan.listeners) {
+        const listener = listeners[i];
+        set.steering.set(i, steerTo);
+        for (const { index, action, worker } of sockets) {
+          if (action === 'create') {
+            set.add({ listener, index, worker, fd: createSocket(listener), origin: 'created', surplus: false });
+            continue;
           }
+          const fd = inherited.get(i)?.get(index);
+          if (fd === undefined) throw new BatonError(ErrorCodes.PROTOCOL, `the parent did not hand over socket ${index} of ${listener.name}`);
+          unclaimed.delete(fd);
+          set.add({ listener, index, worker, fd, origin: 'inherited', surplus: action === 'surplus' });
+          checkSocket(listener, fd);
         }
       }
     } catch (error) {
@@ -114,7 +131,11 @@ export class ListenerSet {
       set.close();
       throw error;
     }
-    for (const fd of unclaimed) native.close(fd);
+    if (unclaimed.size > 0) {
+      for (const fd of unclaimed) native.close(fd);
+      set.close();
+      throw new BatonError(ErrorCodes.PROTOCOL, `the parent handed over ${unclaimed.size} sockets that were not asked for`);
+    }
     return set;
   }
 
@@ -123,38 +144,104 @@ export class ListenerSet {
   }
 
   entries(): SocketEntry[] {
-    return [...this.sockets.values()].flatMap((byWorker) => [...byWorker.values()]);
+    return [...this.sockets.values()].flatMap((byIndex) => [...byIndex.values()]);
   }
 
-  fd(listener: number, worker: number): number {
-    const entry = this.sockets.get(listener)?.get(worker);
-    if (!entry || this.closed) throw new BatonError(ErrorCodes.INVALID_STATE, `no socket for listener ${listener}, worker ${worker}`);
-    return entry.fd;
+  /** The sockets one worker accepts on: its own, plus surplus ones. */
+  servedBy(worker: number): SocketEntry[] {
+    return this.entries().filter((e) => e.worker === worker);
   }
 
-  /** A new fd for the socket of (listener, worker), owned by the caller: give it to net/http/dgram. */
-  dup(listener: number, worker: number): number {
-    return native.dup(this.fd(listener, worker));
+  /** Whether the entry is still one of ours (not retired, not closed). */
+  holds(entry: SocketEntry): boolean {
+    return !this.closed && this.sockets.get(entry.listener.index)?.get(entry.index) === entry;
   }
 
-  /** The sockets a child asks for, matched by address and worker index; the fds stay ours. */
-  lookup(addresses: ListenerAddress[], workers: number[]): { refs: SocketRef[]; fds: number[]; available: number[] } {
-    const refs: SocketRef[] = [];
-    const fds: number[] = [];
-    const available = addresses.map((address, i) => {
-      const listener = this.listeners.find((l) => l.name === listenerName(address));
-      const byWorker = listener && this.sockets.get(listener.index);
-      if (!byWorker) return 0;
-      for (const worker of workers) {
-        const entry = byWorker.get(worker);
-        if (entry) {
-          refs.push({ listener: i, worker });
-          fds.push(entry.fd);
-        }
-      }
-      return byWorker.size;
+  entry(listener: number, index: number): SocketEntry {
+    const entry = this.sockets.get(listener)?.get(index);
+    if (!entry || this.closed) throw new BatonError(ErrorCodes.INVALID_STATE, `no socket ${index} for listener ${listener}`);
+    return entry;
+  }
+
+  fd(listener: number, index: number): number {
+    return this.entry(listener, index).fd;
+  }
+
+  /** A new fd for socket `index` of `listener`, owned by the caller: give it to net/http/dgram. */
+  dup(listener: number, index: number): number {
+    return native.dup(this.fd(listener, index));
+  }
+
+  /** What this generation can hand to a child: per listener with sockets, how many (indexes 0..n-1). */
+  held(): Array<{ listener: Listener; held: HeldListener }> {
+    return this.listeners.flatMap((listener) => {
+      // Retiring goes from the highest index down, so what stays is 0..n-1.
+      const sockets = this.sockets.get(listener.index)?.size ?? 0;
+      return sockets === 0 ? [] : [{ listener, held: { ...listener.address, ipv6Only: listener.ipv6Only, sockets } }];
     });
-    return { refs, fds, available };
+  }
+
+  /**
+   * TCP sockets listen in index order, which is the order of the group: a
+   * steering program picks sockets by position. Listening again only updates
+   * the backlog of a socket that already does.
+   */
+  listenInOrder(): void {
+    for (const listener of this.listeners) {
+      if (listener.address.protocol !== 'tcp') continue;
+      const byIndex = [...(this.sockets.get(listener.index)?.values() ?? [])].sort((a, b) => a.index - b.index);
+      for (const entry of byIndex) native.listen(entry.fd, listener.backlog);
+    }
+  }
+
+  /** Sets or clears every listener's steering program, as planned: a group never keeps another generation's. */
+  applySteering(): void {
+    for (const [listener, steerTo] of this.steering) {
+      const first = this.sockets.get(listener)?.values().next().value;
+      if (!first) continue;
+      if (steerTo !== null) native.attachBpf(first.fd, 'reuseport', steerToFirst(steerTo));
+      else detach(first.fd, 'reuseport');
+    }
+  }
+
+  /** No more steering once no surplus is left: the kernel's own hash spreads over exactly our sockets. */
+  clearSteering(): void {
+    for (const listener of this.steering.keys()) this.steering.set(listener, null);
+    this.applySteering();
+  }
+
+  /**
+   * A listener being released stops taking new connections (TCP: handshakes
+   * not yet begun; UDP: any datagram) while it serves what it has queued.
+   */
+  refuseNew(listener: number, refuse: boolean): void {
+    for (const entry of this.sockets.get(listener)?.values() ?? []) {
+      if (!refuse) detach(entry.fd, 'socket');
+      else native.attachBpf(entry.fd, 'socket', entry.listener.address.protocol === 'tcp' ? refuseNewHandshakes() : refuseEverything());
+    }
+  }
+
+  /** What waits in a socket: queued connections (TCP) or bytes of datagrams (UDP). */
+  queued(entry: SocketEntry): number {
+    const info = native.socketInfo(entry.fd);
+    return entry.listener.address.protocol === 'tcp' ? info.acceptQueue : info.receiveQueueBytes;
+  }
+
+  /**
+   * Closes one socket for good. A TCP listener is shut down first: whoever
+   * else holds it (the parent, until it exits), it leaves the group now.
+   */
+  retire(entry: SocketEntry): void {
+    if (!this.holds(entry)) return;
+    this.sockets.get(entry.listener.index)!.delete(entry.index);
+    try {
+      if (entry.listener.address.protocol === 'tcp') native.shutdown(entry.fd);
+    } catch (error) {
+      // ENOTCONN: shut down already (by the generation that retired it first), which is what we want.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOTCONN') throw error;
+    } finally {
+      native.close(entry.fd);
+    }
   }
 
   close(): void {
@@ -163,9 +250,18 @@ export class ListenerSet {
     for (const entry of this.entries()) native.close(entry.fd);
   }
 
-  private add(listener: Listener, worker: number, fd: number, origin: Origin): void {
-    if (!this.sockets.has(listener.index)) this.sockets.set(listener.index, new Map());
-    this.sockets.get(listener.index)!.set(worker, { listener, worker, fd, origin });
+  private add(entry: SocketEntry): void {
+    if (!this.sockets.has(entry.listener.index)) this.sockets.set(entry.listener.index, new Map());
+    this.sockets.get(entry.listener.index)!.set(entry.index, entry);
+  }
+}
+
+/** Detaching what is not attached (ENOENT) is already the wanted state. */
+function detach(fd: number, target: 'reuseport' | 'socket'): void {
+  try {
+    native.detachBpf(fd, target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
 }
 

@@ -4,7 +4,7 @@
 //
 //   node dist/src/load/cli.js --target 127.0.0.1:8080 [--target [::1]:8080 ...]
 //     --concurrency 32 --duration-ms 10000 [--max-connections N]
-//     [--timeout-ms 5000] [--expect-body-prefix epoch=] [--path /]
+//     [--timeout-ms 5000] [--expect-body-prefix epoch=] [--path /] [--protocol tcp|udp]
 
 import { parseArgs } from 'node:util';
 import { invalidArgument } from '../errors';
@@ -12,7 +12,7 @@ import { startLoad, type LoadOptions, type LoadProcessMessage, type LoadRun, typ
 
 const USAGE =
   'usage: cli.js --target HOST:PORT [--target [IPV6]:PORT ...] --concurrency N --duration-ms MS\n' +
-  '              [--max-connections N] [--timeout-ms MS] [--expect-body-prefix TEXT] [--path /PATH]';
+  '              [--max-connections N] [--timeout-ms MS] [--expect-body-prefix TEXT] [--path /PATH] [--protocol tcp|udp]';
 const SNAPSHOT_INTERVAL_MS = 200;
 
 function parseTarget(text: string): LoadTarget {
@@ -45,6 +45,7 @@ function parseOptions(args: string[]): LoadOptions {
       'timeout-ms': { type: 'string' },
       'expect-body-prefix': { type: 'string' },
       path: { type: 'string' },
+      protocol: { type: 'string' },
     },
   });
   const optionalInteger = (flag: 'max-connections' | 'timeout-ms'): number | undefined => {
@@ -59,6 +60,7 @@ function parseOptions(args: string[]): LoadOptions {
     timeoutMs: optionalInteger('timeout-ms'),
     expectBodyPrefix: values['expect-body-prefix'],
     path: values.path,
+    protocol: values.protocol as LoadOptions['protocol'],
   };
 }
 

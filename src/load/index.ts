@@ -1,11 +1,14 @@
 // The one connection counter behind every "zero connections lost" claim: it
 // opens HTTP/1.0 connections to loopback targets and counts each one exactly
 // once, as answered (status 200 and the expected body) or lost (with why).
+// Over UDP each exchange is one request datagram from a socket of its own (a
+// new flow, as a connection is) and counts as answered when the reply does.
 // A loss the counter cannot see would make every such claim worthless, so a
 // connection only counts as answered once the server has closed it after a
 // complete, well-formed response.
 
 import { fork } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { BlockList, connect, isIP } from 'node:net';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -17,6 +20,8 @@ export interface LoadTarget {
 }
 
 export interface LoadOptions {
+  /** 'tcp' (HTTP/1.0, default) or 'udp' (a datagram `GET <path>`, answered by one datagram). */
+  protocol?: 'tcp' | 'udp';
   /** Connections go round-robin over the targets; loopback only. */
   targets: LoadTarget[];
   /** Parallel connection loops (1..1024): never more sockets in flight. */
@@ -78,6 +83,7 @@ const KEPT_RESPONSE_BYTES = 64 * 1024;
 const RESPONDER_BYTES = 256;
 
 interface Settings {
+  protocol: 'tcp' | 'udp';
   targets: LoadTarget[];
   concurrency: number;
   durationMs: number;
@@ -150,7 +156,11 @@ function validateOptions(options: LoadOptions): Settings {
   if (!Array.isArray(targets) || targets.length === 0) {
     throw invalidArgument(`targets must be a non-empty array of { host, port }, got ${inspect(targets)}`);
   }
+  if (options.protocol !== undefined && options.protocol !== 'tcp' && options.protocol !== 'udp') {
+    throw invalidArgument(`protocol must be 'tcp' or 'udp', got ${inspect(options.protocol)}`);
+  }
   return {
+    protocol: options.protocol ?? 'tcp',
     targets: targets.map(validTarget),
     concurrency: integerIn('concurrency', options.concurrency, 1, LIMITS.concurrency),
     durationMs: integerIn('durationMs', options.durationMs, 1, LIMITS.durationMs),
@@ -286,6 +296,29 @@ function exchange(target: LoadTarget, request: Buffer, expectBody: Buffer, timeo
   });
 }
 
+/** One datagram and its answer, from a socket of its own; settles exactly once. */
+function datagramExchange(target: LoadTarget, request: Buffer, expectBody: Buffer, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const startedAt = performance.now();
+    const socket = createSocket(isIP(target.host) === 6 ? 'udp6' : 'udp4');
+    let settled = false;
+    const settle = (outcome: Outcome): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.close();
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => settle(lost('timeout')), timeoutMs);
+    socket.on('message', (reply) => {
+      if (!reply.subarray(0, expectBody.length).equals(expectBody)) return settle(lost('bad-body'));
+      settle({ answered: true, responder: responderOf(reply), latencyMs: performance.now() - startedAt });
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => settle(lost(error.code ?? 'error')));
+    socket.send(request, target.port, target.host);
+  });
+}
+
 // ---------------------------------------------------------------------------
 // The run
 
@@ -305,7 +338,10 @@ class LocalRun implements LoadRun {
   private readonly expectBody: Buffer;
 
   constructor(private readonly settings: Settings) {
-    this.request = Buffer.from(`GET ${settings.path} HTTP/1.0\r\nHost: baton\r\n\r\n`, 'latin1');
+    this.request =
+      settings.protocol === 'udp'
+        ? Buffer.from(`GET ${settings.path}`, 'latin1')
+        : Buffer.from(`GET ${settings.path} HTTP/1.0\r\nHost: baton\r\n\r\n`, 'latin1');
     this.expectBody = Buffer.from(settings.expectBodyPrefix, 'utf8');
     const { signal } = settings;
     const onAbort = (): void => this.stop();
@@ -348,7 +384,8 @@ class LocalRun implements LoadRun {
     while (this.mayStartAnother()) {
       this.attempted++;
       const target = this.settings.targets[this.nextTarget++ % this.settings.targets.length];
-      this.count(await exchange(target, this.request, this.expectBody, this.settings.timeoutMs));
+      const once = this.settings.protocol === 'udp' ? datagramExchange : exchange;
+      this.count(await once(target, this.request, this.expectBody, this.settings.timeoutMs));
     }
   }
 
@@ -404,6 +441,7 @@ const EMPTY_RESULT: LoadResult = {
 function cliArgs(settings: Settings): string[] {
   const args = settings.targets.map(({ host, port }) => `--target=${host.includes(':') ? `[${host}]` : host}:${port}`);
   args.push(
+    `--protocol=${settings.protocol}`,
     `--concurrency=${settings.concurrency}`,
     `--duration-ms=${settings.durationMs}`,
     `--timeout-ms=${settings.timeoutMs}`,

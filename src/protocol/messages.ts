@@ -5,7 +5,7 @@
 
 import { BatonError, ErrorCodes } from '../errors';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Largest record either side sends or accepts. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 /** SCM_MAX_FD: the kernel's limit of fds on one sendmsg(). */
@@ -23,10 +23,27 @@ export interface ListenerAddress {
   port: number;
 }
 
-/** One socket in a `sockets` reply: the index into the request's listeners and the worker index. */
+/**
+ * What the child does with the parent's sockets beyond its worker count:
+ * 'drain' takes them all, serves them at once, steers new traffic away and
+ * retires each once its queue stays empty (nothing lost); 'close' leaves them
+ * to the parent, which closes them as it drains (Envoy's way: their queues
+ * are lost).
+ */
+export type SurplusPolicy = 'drain' | 'close';
+
+/** A listener as the child wants it or the parent holds it (`sockets`: it holds indexes 0..sockets-1). */
+export interface WantedListener extends ListenerAddress {
+  ipv6Only: boolean;
+}
+export interface HeldListener extends WantedListener {
+  sockets: number;
+}
+
+/** One socket in a `sockets` reply: the index into the request's listeners and the socket's index in its group. */
 export interface SocketRef {
   listener: number;
-  worker: number;
+  index: number;
 }
 
 // Child -> parent.
@@ -37,11 +54,14 @@ export interface Hello {
   epoch: number;
   pid: number;
 }
+/** Everything the child needs, in one request; the parent answers by src/listeners/plan.ts. */
 export interface GetSockets {
   type: 'getSockets';
   id: number;
-  listeners: ListenerAddress[];
-  workers: number[];
+  listeners: WantedListener[];
+  /** The child's worker count. */
+  workers: number;
+  surplus: SurplusPolicy;
 }
 export interface Drain {
   type: 'drain';
@@ -61,6 +81,19 @@ export interface Accepting {
   accepting: boolean;
 }
 
+/**
+ * The child retired one of the sockets it took (a surplus one, once its
+ * queue stayed empty): the parent closes its copy too, and tells its own
+ * parent, so that the socket leaves its group (a UDP socket does only once
+ * no process holds it).
+ */
+export interface Retired {
+  type: 'retired';
+  id: number;
+  listener: ListenerAddress;
+  index: number;
+}
+
 // Parent -> child.
 export interface Welcome {
   type: 'welcome';
@@ -76,8 +109,8 @@ export interface Sockets {
   parts: number;
   /** One entry per fd on this record, in order. */
   sockets: SocketRef[];
-  /** How many worker sockets the parent holds for each requested listener (first part only). */
-  available: number[];
+  /** Every listener the parent holds (first part only): both sides plan the handoff from it. */
+  held: HeldListener[];
 }
 export interface Ack {
   type: 'ack';
@@ -99,10 +132,10 @@ export interface Refused {
   message: string;
 }
 
-export type ChildMessage = Hello | GetSockets | Drain | Terminate | Accepting;
+export type ChildMessage = Hello | GetSockets | Drain | Terminate | Accepting | Retired;
 export type ParentMessage = Welcome | Sockets | Ack | ErrorReply | Refused;
 export type Message = ChildMessage | ParentMessage;
-export type Request = GetSockets | Drain | Terminate | Accepting;
+export type Request = GetSockets | Drain | Terminate | Accepting | Retired;
 export type Reply = Sockets | Ack | ErrorReply;
 
 export class ProtocolError extends BatonError {
@@ -140,6 +173,12 @@ function bool(o: Fields, key: string): boolean {
   return v;
 }
 
+function oneOf<T extends string>(o: Fields, key: string, values: readonly T[]): T {
+  const v = o[key];
+  if (!values.includes(v as T)) throw new ProtocolError(`${o.type}.${key} must be one of ${values.join(', ')}`, reId(o));
+  return v as T;
+}
+
 function str(o: Fields, key: string, maxLength = 256): string {
   const v = o[key];
   if (typeof v !== 'string' || v.length > maxLength) {
@@ -162,33 +201,40 @@ function reId(o: Fields): number | undefined {
   return isInt(id, 0, 2 ** 31 - 1) ? id : undefined;
 }
 
-function listenerAddress(o: Fields) {
-  return (v: unknown, i: number): ListenerAddress => {
-    const a = (v ?? {}) as Fields;
-    if (a.protocol !== 'tcp' && a.protocol !== 'udp') {
-      throw new ProtocolError(`${o.type}.listeners[${i}].protocol must be 'tcp' or 'udp'`, reId(o));
-    }
-    if (typeof a.host !== 'string' || a.host.length > 64 || !isInt(a.port, 0, 65535)) {
-      throw new ProtocolError(`${o.type}.listeners[${i}] must have a host string and a port 0..65535`, reId(o));
-    }
-    return { protocol: a.protocol, host: a.host, port: a.port };
+function listenerAddress(o: Fields, v: unknown, where = 'listener'): ListenerAddress {
+  const a = (v ?? {}) as Fields;
+  if (a.protocol !== 'tcp' && a.protocol !== 'udp') throw new ProtocolError(`${o.type}.${where}.protocol must be 'tcp' or 'udp'`, reId(o));
+  if (typeof a.host !== 'string' || a.host.length > 64 || !isInt(a.port, 0, 65535)) {
+    throw new ProtocolError(`${o.type}.${where} must have a host string and a port 0..65535`, reId(o));
+  }
+  return { protocol: a.protocol, host: a.host, port: a.port };
+}
+
+function wantedListener(o: Fields, key: string) {
+  return (v: unknown, i: number): WantedListener => {
+    const address = listenerAddress(o, v, `${key}[${i}]`);
+    const ipv6Only = ((v ?? {}) as Fields).ipv6Only;
+    if (typeof ipv6Only !== 'boolean') throw new ProtocolError(`${o.type}.${key}[${i}].ipv6Only must be true or false`, reId(o));
+    return { ...address, ipv6Only };
   };
 }
 
-function workerIndexes(o: Fields, key: string, max: number): number[] {
-  return list(o, key, max, (v, i) => {
-    if (!isInt(v, 0, MAX_WORKERS - 1)) throw new ProtocolError(`${o.type}.${key}[${i}] must be a worker index`, reId(o));
-    return v;
-  });
+function heldListener(o: Fields) {
+  const wanted = wantedListener(o, 'held');
+  return (v: unknown, i: number): HeldListener => {
+    const sockets = ((v ?? {}) as Fields).sockets;
+    if (!isInt(sockets, 1, MAX_WORKERS)) throw new ProtocolError(`${o.type}.held[${i}].sockets must be 1..${MAX_WORKERS}`, reId(o));
+    return { ...wanted(v, i), sockets };
+  };
 }
 
 function socketRefs(o: Fields): SocketRef[] {
   return list(o, 'sockets', MAX_FDS_PER_MESSAGE, (v, i) => {
     const r = (v ?? {}) as Fields;
-    if (!isInt(r.listener, 0, MAX_LISTENERS - 1) || !isInt(r.worker, 0, MAX_WORKERS - 1)) {
-      throw new ProtocolError(`sockets.sockets[${i}] must name a listener and a worker index`, reId(o));
+    if (!isInt(r.listener, 0, MAX_LISTENERS - 1) || !isInt(r.index, 0, MAX_WORKERS - 1)) {
+      throw new ProtocolError(`sockets.sockets[${i}] must name a listener and a socket index`, reId(o));
     }
-    return { listener: r.listener, worker: r.worker };
+    return { listener: r.listener, index: r.index };
   });
 }
 
@@ -210,12 +256,19 @@ const decoders: { [T in Message['type']]: (o: Fields) => Extract<Message, { type
   getSockets: (o) => ({
     type: 'getSockets',
     id: int(o, 'id'),
-    listeners: list(o, 'listeners', MAX_LISTENERS, listenerAddress(o)),
-    workers: workerIndexes(o, 'workers', MAX_WORKERS),
+    listeners: list(o, 'listeners', MAX_LISTENERS, wantedListener(o, 'listeners')),
+    workers: int(o, 'workers', 1, MAX_WORKERS),
+    surplus: oneOf(o, 'surplus', ['drain', 'close'] as const),
   }),
   drain: (o) => ({ type: 'drain', id: int(o, 'id') }),
   terminate: (o) => ({ type: 'terminate', id: int(o, 'id') }),
   accepting: (o) => ({ type: 'accepting', id: int(o, 'id'), accepting: bool(o, 'accepting') }),
+  retired: (o) => ({
+    type: 'retired',
+    id: int(o, 'id'),
+    listener: listenerAddress(o, o.listener),
+    index: int(o, 'index', 0, MAX_WORKERS - 1),
+  }),
   sockets: (o) => {
     const parts = int(o, 'parts', 1, MAX_LISTENERS * MAX_WORKERS);
     return {
@@ -224,10 +277,7 @@ const decoders: { [T in Message['type']]: (o: Fields) => Extract<Message, { type
       part: int(o, 'part', 0, parts - 1),
       parts,
       sockets: socketRefs(o),
-      available: list(o, 'available', MAX_LISTENERS, (v, i) => {
-        if (!isInt(v, 0, MAX_WORKERS)) throw new ProtocolError(`sockets.available[${i}] must be a count`, reId(o));
-        return v;
-      }),
+      held: list(o, 'held', MAX_LISTENERS, heldListener(o)),
     };
   },
   ack: (o) => ({
@@ -274,7 +324,7 @@ export function decode(data: Buffer, fdCount: number): Message {
 }
 
 /** Splits the fds of a getSockets answer into records of at most MAX_FDS_PER_MESSAGE. */
-export function socketsRecords(re: number, refs: SocketRef[], available: number[]): Sockets[] {
+export function socketsRecords(re: number, refs: SocketRef[], held: HeldListener[]): Sockets[] {
   const parts = Math.max(1, Math.ceil(refs.length / MAX_FDS_PER_MESSAGE));
   return Array.from({ length: parts }, (_, part) => ({
     type: 'sockets',
@@ -282,7 +332,7 @@ export function socketsRecords(re: number, refs: SocketRef[], available: number[
     part,
     parts,
     sockets: refs.slice(part * MAX_FDS_PER_MESSAGE, (part + 1) * MAX_FDS_PER_MESSAGE),
-    available: part === 0 ? available : [],
+    held: part === 0 ? held : [],
   }));
 }
 

@@ -9,7 +9,8 @@ import { Channel } from '../channel/channel';
 import { connectControl, type ControlAddress } from '../channel/address';
 import * as native from '../binding';
 import { Connection, closeAll } from '../protocol/connection';
-import { PROTOCOL_VERSION, type ListenerAddress, type Message, type Sockets } from '../protocol/messages';
+import { PROTOCOL_VERSION, type GetSockets, type HeldListener, type ListenerAddress, type Message, type Sockets } from '../protocol/messages';
+import { listenerName, type InheritedSockets } from '../listeners/listener-set';
 import { StateMachine, type TransitionTable } from './machine';
 
 export type ChildState =
@@ -44,12 +45,13 @@ export interface ChildOptions {
   parentShutdownMs: number;
 }
 
-export interface InheritedSockets {
-  /** Per requested listener, per worker index: the fd, now ours. */
-  fds: Map<number, Map<number, number>>;
-  /** How many worker sockets the parent holds per requested listener. */
-  available: number[];
+/** What the parent handed over: the fds, now ours, and everything it holds (to plan from). */
+export interface Handover {
+  fds: InheritedSockets;
+  held: HeldListener[];
 }
+
+const NOTHING: Handover = { fds: new Map(), held: [] };
 
 export class ChildMachine extends StateMachine<ChildState> {
   private parent?: Connection;
@@ -90,16 +92,16 @@ export class ChildMachine extends StateMachine<ChildState> {
   }
 
   /** Asks for all sockets in one request; the answer may span several records. */
-  async takeSockets(listeners: ListenerAddress[], workers: number[]): Promise<InheritedSockets> {
+  async takeSockets(request: Omit<GetSockets, 'type' | 'id'>): Promise<Handover> {
     if (this.dropped) throw this.dropped;
     this.to('takingSockets');
-    if (!this.hasParent || listeners.length === 0) return { fds: new Map(), available: listeners.map(() => 0) };
+    if (!this.hasParent) return NOTHING;
     try {
-      const { reply, fds } = await this.parent!.request({ type: 'getSockets', listeners, workers }, this.options.requestTimeoutMs);
-      return byListener(reply as Sockets, fds, listeners.length);
+      const { reply, fds } = await this.parent!.request({ type: 'getSockets', ...request }, this.options.requestTimeoutMs);
+      return byListener(reply as Sockets, fds, request.listeners.length);
     } catch (error) {
       // A parent that died has nothing left to hand over: we survive it and serve on new sockets.
-      if ((error as BatonError).code === ErrorCodes.CHANNEL_CLOSED && !this.dropped) return { fds: new Map(), available: listeners.map(() => 0) };
+      if ((error as BatonError).code === ErrorCodes.CHANNEL_CLOSED && !this.dropped) return NOTHING;
       this.detach();
       throw this.dropped ?? error;
     }
@@ -136,6 +138,16 @@ export class ChildMachine extends StateMachine<ChildState> {
       await this.parent!.request({ type: 'accepting', accepting }, this.options.requestTimeoutMs);
     } catch (error) {
       this.emit('warning', `the parent did not confirm that we ${accepting ? 'accept again' : 'stopped accepting'}: ${(error as Error).message}`);
+    }
+  }
+
+  /** Tells a parent that still drains that we retired one of the sockets it gave us, so that it closes its copy. */
+  async reportRetired(listener: ListenerAddress, index: number): Promise<void> {
+    if (!this.is('drainingParent', 'terminatingParent') || !this.hasParent) return;
+    try {
+      await this.parent!.request({ type: 'retired', listener, index }, this.options.requestTimeoutMs);
+    } catch (error) {
+      this.emit('warning', `the parent did not confirm that it closed socket ${index} of ${listenerName(listener)}: ${(error as Error).message}`);
     }
   }
 
@@ -198,15 +210,15 @@ export class ChildMachine extends StateMachine<ChildState> {
   }
 }
 
-function byListener(reply: Sockets, fds: number[], listeners: number): InheritedSockets {
-  const result = new Map<number, Map<number, number>>();
+function byListener(reply: Sockets, fds: number[], listeners: number): Handover {
+  const result: InheritedSockets = new Map();
   reply.sockets.forEach((ref, i) => {
-    if (ref.listener >= listeners || result.get(ref.listener)?.has(ref.worker)) {
+    if (ref.listener >= listeners || result.get(ref.listener)?.has(ref.index)) {
       closeAll(fds);
       throw new BatonError(ErrorCodes.PROTOCOL, `the parent sent socket ${JSON.stringify(ref)} that was not asked for`);
     }
     if (!result.has(ref.listener)) result.set(ref.listener, new Map());
-    result.get(ref.listener)!.set(ref.worker, fds[i]);
+    result.get(ref.listener)!.set(ref.index, fds[i]);
   });
-  return { fds: result, available: reply.available };
+  return { fds: result, held: reply.held };
 }

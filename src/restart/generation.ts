@@ -5,11 +5,15 @@
 // stop, resume, drain and terminate.
 
 import { EventEmitter } from 'node:events';
-import { writeFileSync } from 'node:fs';
-import { BatonError, ErrorCodes } from '../errors';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { controlAddress, freeBaseId, liveEpochs } from '../channel/address';
 import { ControlServer } from '../channel/server';
-import { ListenerSet, resolveListeners, type ListenerSpec } from '../listeners/listener-set';
+import { ListenerSet, listenerName, resolveListeners, type Listener, type ListenerSpec, type SocketEntry } from '../listeners/listener-set';
+import { planHandoff, takenSockets, type HandoffPlan } from '../listeners/plan';
+import { Retirer } from '../listeners/retirer';
+import { closeAll } from '../protocol/connection';
+import { MAX_WORKERS, type GetSockets, type HeldListener, type ListenerAddress, type SocketRef, type SurplusPolicy } from '../protocol/messages';
 import { hotRestartVersion, optionsFromEnv, resolveOptions, type HotRestartOptions } from '../options';
 import { ChildMachine } from './child';
 import type { Transition } from './machine';
@@ -19,8 +23,12 @@ import { StatusPipe } from './status';
 export interface GenerationEvents {
   /** Every state change of either machine, with its timing. */
   transition: [Transition<string>];
-  /** Stop accepting new connections (the parent drains); the sockets stay open. */
-  stopAccepting: [];
+  /**
+   * Stop accepting new connections (the parent drains); the sockets stay
+   * open. Listeners in `keep` (ones the child dropped) are still served,
+   * until each socket is retired.
+   */
+  stopAccepting: [keep: Listener[]];
   /**
    * Accept: at takeOver() (not before, so that a handoff failing earlier has
    * accepted nothing it would drop), and again after stopAccepting when the
@@ -42,6 +50,7 @@ export interface StartOptions extends Partial<HotRestartOptions> {
 }
 
 type TerminateHook = () => Promise<void> | void;
+type RetireHook = (entry: SocketEntry) => Promise<void> | void;
 
 export class Generation extends EventEmitter<GenerationEvents> {
   readonly options: HotRestartOptions;
@@ -52,6 +61,10 @@ export class Generation extends EventEmitter<GenerationEvents> {
   private control?: ControlServer;
   private sockets?: ListenerSet;
   private readonly terminateHooks: TerminateHook[] = [];
+  private readonly retireHooks: RetireHook[] = [];
+  private retirer?: Retirer;
+  /** What our child's request decided: what we close or release as we drain. */
+  private handoff?: { plan: HandoffPlan; policy: SurplusPolicy; held: Listener[] };
   private readonly startedAt = performance.now();
   private acceptingNow = false;
   private stopping = false;
@@ -82,17 +95,18 @@ export class Generation extends EventEmitter<GenerationEvents> {
         shutdownMs: options.parentShutdownTimeS * 1000,
       },
       {
-        sockets: (addresses, workers) => this.listenerSet.lookup(addresses, workers),
+        sockets: (request) => this.handOut(request),
         // Our own parent, if it still drains, must know whether we accept (see ParentMachine).
         stopAccepting: () => {
-          this.setAccepting(false);
+          this.childTookOver();
           void this.child.reportAccepting(false);
         },
         resumeAccepting: () => {
-          this.setAccepting(true);
+          this.childWentAway();
           void this.child.reportAccepting(true);
         },
         drain: (ms) => this.emit('drain', ms),
+        retired: (listener, index) => void this.closeRetired(listener, index),
         terminate: () => this.close(),
         warn: (message) => this.warn(message),
       },
@@ -106,6 +120,11 @@ export class Generation extends EventEmitter<GenerationEvents> {
     }
     this.parent.on('transition', (t) => {
       if (t.to === 'terminated' && this.exitOnTerminate) void this.status.close().then(() => process.exit(0));
+      // A child that went away before the drain: our own surplus is ours to retire again.
+      if (t.to === 'serving' && t.from !== 'notReady' && t.from !== 'draining' && t.from !== 'drained') this.retireSurplus();
+    });
+    this.child.on('transition', (t) => {
+      if (t.to === 'serving') this.clearSteeringOnceAlone();
     });
   }
 
@@ -160,17 +179,29 @@ export class Generation extends EventEmitter<GenerationEvents> {
   async listen(specs: ListenerSpec[], workers: number): Promise<ListenerSet> {
     const listeners = resolveListeners(specs);
     if (this.sockets) throw new BatonError(ErrorCodes.INVALID_STATE, 'listen() was already called');
-    const indexes = Array.from({ length: workers }, (_, i) => i);
-    const inherited = await this.child.takeSockets(
-      listeners.map((l) => l.address),
-      indexes,
-    );
+    if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) throw invalidArgument(`workers must be 1..${MAX_WORKERS}`);
+    const wanted = listeners.map((l) => ({ ...l.address, ipv6Only: l.ipv6Only }));
+    const surplus = this.options.surplusSockets;
+    const { fds, held } = await this.child.takeSockets({ listeners: wanted, workers, surplus });
+    let plan: HandoffPlan | undefined;
     try {
-      this.sockets = ListenerSet.assemble(listeners, workers, inherited);
+      // The parent planned the same from the same figures: what it sent is checked against it.
+      plan = planHandoff(held, wanted, workers, surplus);
+      this.sockets = ListenerSet.assemble(listeners, workers, plan, fds); // on failure it has closed every fd
     } catch (error) {
+      if (!plan) closeAll([...fds.values()].flatMap((byIndex) => [...byIndex.values()]));
       this.child.detach();
       throw error;
     }
+    this.retirer = new Retirer(this.sockets, { graceMs: this.options.retireGraceMs, deadlineMs: this.options.drainTimeS * 1000 }, (entry) =>
+      this.runRetireHooks(entry),
+    );
+    this.retirer.on('retired', (entry, waitedMs) => {
+      this.status.report({ event: 'retired', listener: entry.listener.name, index: entry.index, waitedMs });
+      void this.child.reportRetired(entry.listener.address, entry.index);
+    });
+    this.retirer.on('idle', () => this.clearSteeringOnceAlone());
+    this.retirer.on('warning', (message) => this.warn(message));
     this.child.startingWorkers();
     return this.sockets;
   }
@@ -181,16 +212,24 @@ export class Generation extends EventEmitter<GenerationEvents> {
    * be the parent of the next.
    */
   takeOver(): void {
-    const entries = this.listenerSet.entries();
+    const set = this.listenerSet;
+    const entries = set.entries();
+    // Our new sockets join their groups after the adopted ones, in index order, and every group
+    // gets our steering (or none) before anything is accepted.
+    set.listenInOrder();
+    set.applySteering();
     this.child.takeOver(); // the parent stops accepting; its queues wait for our workers, a moment later
     this.setAccepting(true);
     this.parent.ready();
+    this.retireSurplus();
     this.status.report({
       event: 'takenOver',
       epoch: this.epoch,
       ms: Math.round(performance.now() - this.startedAt),
       inherited: entries.filter((e) => e.origin === 'inherited').length,
       created: entries.filter((e) => e.origin === 'created').length,
+      surplus: entries.filter((e) => e.surplus).length,
+      tcpMigrateReq: tcpMigrateReq(),
     });
   }
 
@@ -206,6 +245,15 @@ export class Generation extends EventEmitter<GenerationEvents> {
     await this.status.close();
   }
 
+  /**
+   * Runs when a socket is about to be closed for good (a surplus one after a
+   * decrease, or a listener the child dropped): resolve once nothing of the
+   * application's accepts on it or reads it any more.
+   */
+  onRetire(hook: RetireHook): void {
+    this.retireHooks.push(hook);
+  }
+
   /** Runs before the sockets close at termination (workers closing their connections). */
   onTerminate(hook: TerminateHook): void {
     this.terminateHooks.push(hook);
@@ -216,6 +264,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     if (this.stopping || this.parent.is('terminating', 'terminated')) return;
     this.stopping = true;
     this.child.detach(); // a parent still draining takes the traffic back at once
+    void this.retirer?.stop();
     this.setAccepting(false);
     this.emit('drain', graceMs);
     await new Promise((resolve) => setTimeout(resolve, graceMs).unref());
@@ -241,11 +290,107 @@ export class Generation extends EventEmitter<GenerationEvents> {
     await this.child.connect(o.restartEpoch > 0 ? controlAddress(o.socketPath, o.baseId, o.restartEpoch - 1) : undefined);
   }
 
-  private setAccepting(accepting: boolean): void {
+  private setAccepting(accepting: boolean, keep: Listener[] = []): void {
     // Once shutting down, a child that goes away does not make us accept again.
     if (this.acceptingNow === accepting || (accepting && this.stopping)) return;
     this.acceptingNow = accepting;
-    this.emit(accepting ? 'resumeAccepting' : 'stopAccepting');
+    if (accepting) this.emit('resumeAccepting');
+    else this.emit('stopAccepting', keep);
+  }
+
+  /** A child asks for our sockets: both sides plan from what we hold now. */
+  private async handOut(request: GetSockets): Promise<{ refs: SocketRef[]; fds: number[]; held: HeldListener[] }> {
+    await this.retirer?.stop(); // from here on, what the child may take stays
+    const held = this.listenerSet.held();
+    const plan = planHandoff(
+      held.map((h) => h.held),
+      request.listeners,
+      request.workers,
+      request.surplus,
+    );
+    this.handoff = { plan, policy: request.surplus, held: held.map((h) => h.listener) };
+    const taken = takenSockets(plan);
+    return {
+      refs: taken.map(({ listener, index }) => ({ listener, index })),
+      fds: taken.map(({ held: h, index }) => this.listenerSet.fd(held[h].listener.index, index)),
+      held: held.map((h) => h.held),
+    };
+  }
+
+  /**
+   * The child serves and we drain. Listeners it dropped keep being served
+   * until their queues are empty, with new handshakes refused; with Envoy's
+   * policy they, and the surplus it left us, are closed at once.
+   */
+  private childTookOver(): void {
+    void this.retirer?.stop();
+    const { plan, policy, held } = this.handoff!;
+    const released = plan.released.map((i) => held[i]);
+    const close = plan.listeners.flatMap((l) => l.closedByParent.map((index) => this.listenerSet.entry(held[l.held!].index, index)));
+    const envoy = policy === 'close';
+    this.setAccepting(false, envoy ? [] : released);
+    if (released.length > 0) this.status.report({ event: 'released', listeners: released.map((l) => l.name) });
+    for (const listener of released) {
+      const entries = this.listenerSet.entries().filter((e) => e.listener === listener).sort((a, b) => b.index - a.index);
+      if (envoy) close.push(...entries);
+      else {
+        this.listenerSet.refuseNew(listener.index, true);
+        this.retirer!.watch(entries);
+      }
+    }
+    for (const entry of close) this.listenerSet.retire(entry);
+  }
+
+  /** The child went away after we started draining: we serve everything we still hold, as before. */
+  private childWentAway(): void {
+    void this.retirer?.stop();
+    for (const index of this.handoff?.plan.released ?? []) this.listenerSet.refuseNew(this.handoff!.held[index].index, false);
+    this.handoff = undefined;
+    this.listenerSet.applySteering();
+    this.setAccepting(true);
+    this.retireSurplus();
+  }
+
+  /** Our surplus sockets (after a decrease), highest index first. */
+  private retireSurplus(): void {
+    if (!this.retirer || !this.acceptingNow) return;
+    void this.retirer.stop();
+    this.retirer.watch(
+      this.listenerSet
+        .entries()
+        .filter((e) => e.surplus)
+        .sort((a, b) => b.index - a.index),
+    );
+  }
+
+  /**
+   * With no surplus left and no parent holding old sockets, the kernel's own
+   * hash spreads over exactly ours. Only while no child of ours is on its
+   * way: the groups' program is the newest generation's.
+   */
+  private clearSteeringOnceAlone(): void {
+    if (!this.sockets || this.sockets.isClosed || !this.acceptingNow || !this.child.is('serving') || !this.parent.is('serving')) return;
+    if (this.sockets.entries().some((e) => e.surplus)) return;
+    this.sockets.clearSteering();
+  }
+
+  /** Our child retired a socket it took from us: our copy goes too, and our parent's, if it still drains. */
+  private async closeRetired(address: ListenerAddress, index: number): Promise<void> {
+    const listener = this.sockets?.listeners.find((l) => l.name === listenerName(address));
+    const entry = listener && this.sockets!.entries().find((e) => e.listener === listener && e.index === index);
+    if (entry) {
+      try {
+        await this.runRetireHooks(entry);
+        this.sockets!.retire(entry);
+      } catch (error) {
+        this.warn(`closing retired socket ${index} of ${listener.name}: ${(error as Error).message}`);
+      }
+    }
+    await this.child.reportRetired(address, index);
+  }
+
+  private async runRetireHooks(entry: SocketEntry): Promise<void> {
+    for (const hook of this.retireHooks) await hook(entry);
   }
 
   private warn(message: string): void {
@@ -262,8 +407,18 @@ export class Generation extends EventEmitter<GenerationEvents> {
         this.warn(`terminate hook failed: ${(error as Error).message}`);
       }
     }
+    void this.retirer?.stop();
     this.child.detach();
     this.control?.close();
     this.sockets?.close();
+  }
+}
+
+/** net.ipv4.tcp_migrate_req (1: the kernel moves a closing listener's queue to another in its group); null where unknown. */
+function tcpMigrateReq(): number | null {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim());
+  } catch {
+    return null;
   }
 }

@@ -12,6 +12,7 @@ import {
   PROTOCOL_VERSION,
   socketsRecords,
   type GetSockets,
+  type HeldListener,
   type ListenerAddress,
   type Message,
   type SocketRef,
@@ -42,12 +43,15 @@ const transitions: TransitionTable<ParentState> = {
 };
 
 export interface ParentHooks {
-  /** Our sockets for these listeners and worker indexes (fds stay ours), and how many we hold per listener. */
-  sockets(listeners: ListenerAddress[], workers: number[]): { refs: SocketRef[]; fds: number[]; available: number[] };
+  /** The sockets the child's request takes (fds stay ours), and every listener we hold. */
+  sockets(request: GetSockets): Promise<{ refs: SocketRef[]; fds: number[]; held: HeldListener[] }>;
+  /** The child asked us to drain: stop accepting, except on what it did not take. */
   stopAccepting(): void;
   resumeAccepting(): void;
   /** Open connections should close within `ms`. */
   drain(ms: number): void;
+  /** The child retired this socket of the ones it took: close ours. */
+  retired(listener: ListenerAddress, index: number): void;
   /** Close everything; called once. */
   terminate(): Promise<void>;
   /** Something worth an operator's attention that changes nothing. */
@@ -145,7 +149,10 @@ export class ParentMachine extends StateMachine<ParentState> {
       case 'hello':
         return this.onHello(connection, message.protocol, message.hotRestartVersion, message.epoch);
       case 'getSockets':
-        return this.onGetSockets(connection, message);
+        this.require('getSockets', 'childInitializing', 'childTakingOver');
+        return void this.onGetSockets(connection, message).catch((error: BatonError) =>
+          connection.send({ type: 'error', re: message.id, code: error.code ?? ErrorCodes.PROTOCOL, message: error.message }),
+        );
       case 'drain':
         this.require('drain', 'childInitializing', 'childTakingOver');
         this.to('draining', `asked by child pid ${this.child?.pid}`);
@@ -153,6 +160,10 @@ export class ParentMachine extends StateMachine<ParentState> {
         this.hooks.stopAccepting();
         this.hooks.drain(this.options.drainMs);
         return connection.send({ type: 'ack', re: message.id, drainMs: this.options.drainMs });
+      case 'retired':
+        this.require('retired', 'draining', 'drained');
+        this.hooks.retired(message.listener, message.index);
+        return connection.send({ type: 'ack', re: message.id });
       case 'accepting':
         this.require('accepting', 'draining', 'drained');
         this.child!.accepting = message.accepting;
@@ -198,10 +209,11 @@ export class ParentMachine extends StateMachine<ParentState> {
     );
   }
 
-  private onGetSockets(connection: Connection, request: GetSockets): void {
-    this.require('getSockets', 'childInitializing', 'childTakingOver');
-    const { refs, fds, available } = this.hooks.sockets(request.listeners, request.workers);
-    const records = socketsRecords(request.id, refs, available);
+  private async onGetSockets(connection: Connection, request: GetSockets): Promise<void> {
+    const { refs, fds, held } = await this.hooks.sockets(request);
+    // The child may have gone, or misbehaved, while we waited (for a socket on its way out).
+    if (this.child?.connection !== connection || !this.is('childInitializing', 'childTakingOver')) return;
+    const records = socketsRecords(request.id, refs, held);
     let sent = 0;
     for (const record of records) {
       connection.send(record, fds.slice(sent, sent + record.sockets.length));

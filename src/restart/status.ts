@@ -11,7 +11,19 @@ export const STATUS_FD_ENV = 'BATON_STATUS_FD';
 export type StatusReport =
   | { event: 'transition'; machine: string; from: string; to: string; atMs: number; inStateMs: number; reason?: string }
   | { event: 'baseId'; baseId: number }
-  | { event: 'takenOver'; epoch: number; ms: number; inherited: number; created: number }
+  | {
+      event: 'takenOver';
+      epoch: number;
+      ms: number;
+      inherited: number;
+      created: number;
+      /** The parent's sockets past our worker count, served until retired. */
+      surplus: number;
+      /** net.ipv4.tcp_migrate_req: whether the kernel also moves a closing listener's queue (never relied on). */
+      tcpMigrateReq: number | null;
+    }
+  | { event: 'retired'; listener: string; index: number; waitedMs: number }
+  | { event: 'released'; listeners: string[] }
   | { event: 'failed'; code: string; message: string }
   | { event: 'warning'; message: string };
 

@@ -162,6 +162,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       case 'transition':
         if (report.machine === 'child') g.phases[report.from] = report.inStateMs;
         return;
+      case 'retired':
+        return this.log('info', `epoch ${g.epoch} retired socket ${report.index} of ${report.listener} (its queue quiet after ${report.waitedMs} ms)`, g.epoch, { ...report });
+      case 'released':
+        return this.log('info', `epoch ${g.epoch} releases ${report.listeners.join(', ')}: no longer configured; serving what is queued, then closing`, g.epoch);
     }
   }
 
@@ -178,7 +182,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const phases = Object.entries(g.phases).map(([state, ms]) => `${state} ${ms.toFixed(1)}`).join(', ');
     this.log(
       'info',
-      `epoch ${g.epoch} took over ${sinceAsked} ms after the restart was asked (inherited ${report.inherited} sockets, created ${report.created}; ms in ${phases})`,
+      `epoch ${g.epoch} took over ${sinceAsked} ms after the restart was asked (inherited ${report.inherited} sockets, created ${report.created}, surplus ${report.surplus}; ms in ${phases})`,
       g.epoch,
       { tookOverMs: sinceAsked, phases: g.phases, ...report },
     );

@@ -1,13 +1,21 @@
 // What the worker pool (main thread) and a worker thread say to each other.
 
+export interface WorkerSocketInfo {
+  /** Its position in the listener's group; the worker's own index for the socket it serves directly. */
+  index: number;
+  /** The main thread's master fd; the worker serves its own dup of it. */
+  fd: number;
+}
+
 export interface WorkerListenerInfo {
   name: string;
   protocol: 'tcp' | 'udp';
+  family: 4 | 6;
   host: string;
   port: number;
   backlog: number;
-  /** The main thread's master fd; the worker serves its own dup of it. */
-  fd: number;
+  /** Its own socket and, after a decrease, surplus ones it serves until they are retired. */
+  sockets: WorkerSocketInfo[];
 }
 
 export interface WorkerBootData {
@@ -22,17 +30,22 @@ export interface WorkerBootData {
 export const BOOT_KEY = '__baton';
 
 export type ToWorker =
-  | { baton: 'stop' }
+  /** Stop accepting, except on the listeners named in `keep` (released ones, served until retired). */
+  | { baton: 'stop'; keep: string[] }
   | { baton: 'resume' }
+  /** Let go of one socket for good; answered with 'retired'. */
+  | { baton: 'retire'; listener: string; index: number }
   | { baton: 'drain'; ms: number }
   | { baton: 'terminate' };
 
 export type FromWorker =
   /** Serving every listener. */
-  { baton: 'ready' };
+  | { baton: 'ready' }
+  | { baton: 'retired'; listener: string; index: number }
+  | { baton: 'warning'; message: string };
 
 export function isFromWorker(message: unknown): message is FromWorker {
-  return typeof message === 'object' && message !== null && (message as FromWorker).baton === 'ready';
+  return typeof message === 'object' && message !== null && ['ready', 'retired', 'warning'].includes((message as FromWorker).baton);
 }
 
 export function isToWorker(message: unknown): message is ToWorker {

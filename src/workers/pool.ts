@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
+import type { SocketEntry } from '../listeners/listener-set';
 import type { Generation } from '../restart/generation';
 import { BOOT_KEY, isFromWorker, type ToWorker, type WorkerBootData } from './messages';
 
@@ -75,14 +76,38 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   private follow(): void {
     const g = this.generation;
-    g.on('stopAccepting', () => this.broadcast({ baton: 'stop' }));
+    g.on('stopAccepting', (keep) => this.broadcast({ baton: 'stop', keep: keep.map((l) => l.name) }));
     g.on('resumeAccepting', () => {
       for (const index of this.dead) this.respawn(index);
       this.dead.clear();
       this.broadcast({ baton: 'resume' });
     });
     g.on('drain', (ms) => this.broadcast({ baton: 'drain', ms }));
+    g.onRetire((entry) => this.retire(entry));
     g.onTerminate(() => this.stop());
+  }
+
+  /** Resolves once the worker serving the socket has let go of it (or is gone, its dups with it). */
+  private retire(entry: SocketEntry): Promise<void> {
+    const worker = this.workers[entry.worker];
+    if (!worker || worker.threadId === -1) return Promise.resolve();
+    const listener = entry.listener.name;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        worker.off('message', onMessage).off('exit', done);
+        resolve();
+      };
+      const onMessage = (m: unknown) => {
+        if (isFromWorker(m) && m.baton === 'retired' && m.listener === listener && m.index === entry.index) done();
+      };
+      const timer = setTimeout(() => {
+        this.emit('warning', `worker ${entry.worker} did not let go of socket ${entry.index} of ${listener} within ${this.stopTimeoutMs} ms: stopping it`);
+        void worker.terminate();
+      }, this.stopTimeoutMs);
+      worker.on('message', onMessage).on('exit', done);
+      worker.postMessage({ baton: 'retire', listener, index: entry.index } satisfies ToWorker);
+    });
   }
 
   private broadcast(message: ToWorker): void {
@@ -98,10 +123,14 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       listeners: set.listeners.map((l) => ({
         name: l.name,
         protocol: l.address.protocol,
+        family: l.family,
         host: l.address.host,
         port: l.address.port,
         backlog: l.backlog,
-        fd: set.fd(l.index, index),
+        sockets: set
+          .servedBy(index)
+          .filter((e) => e.listener === l)
+          .map((e) => ({ index: e.index, fd: e.fd })),
       })),
       data: this.options.workerData,
     };
@@ -117,7 +146,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         void worker.terminate();
       }, this.startTimeoutMs);
       worker.on('message', (message) => {
-        if (!isFromWorker(message) || ready) return;
+        if (isFromWorker(message) && message.baton === 'warning') this.emit('warning', message.message);
+        if (!isFromWorker(message) || message.baton !== 'ready' || ready) return;
         ready = true;
         clearTimeout(timer);
         resolve();

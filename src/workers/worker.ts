@@ -4,20 +4,23 @@
 // main thread's master fd, made right before listen() so the dup is owned
 // by the server from its first instant (Node closes it with the server).
 
-import type * as dgram from 'node:dgram';
+import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
-import type * as net from 'node:net';
+import * as net from 'node:net';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import * as native from '../binding';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
-import { BOOT_KEY, isToWorker, type WorkerBootData, type WorkerListenerInfo } from './messages';
+import { BOOT_KEY, isToWorker, type FromWorker, type ToWorker, type WorkerBootData, type WorkerListenerInfo } from './messages';
 
 type Servable = net.Server | dgram.Socket;
 
 interface Served {
   listener: WorkerListenerInfo;
   target: Servable;
+  /** Per socket index, what accepts on it: the target on our own socket, a forwarder on a surplus one. */
+  servers: Map<number, Servable>;
+  retired: Set<number>;
 }
 
 export interface WorkerContextEvents {
@@ -30,10 +33,10 @@ export interface WorkerContextEvents {
 export class WorkerContext extends EventEmitter<WorkerContextEvents> {
   readonly index: number;
   readonly epoch: number;
-  readonly sockets: ReadonlyArray<Omit<WorkerListenerInfo, 'fd'>>;
+  readonly sockets: ReadonlyArray<Omit<WorkerListenerInfo, 'sockets'>>;
   /** The application's workerData, as given to the pool. */
   readonly data: unknown;
-  private readonly served: Served[] = [];
+  private readonly served = new Map<string, Served>();
   private readonly bound = new WeakSet<dgram.Socket>();
   private accepting: boolean;
   private draining = false;
@@ -46,7 +49,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     this.data = boot.data;
     this.accepting = boot.accepting;
     this.byName = new Map(boot.listeners.map((l) => [l.name, l]));
-    this.sockets = boot.listeners.map(({ fd: _fd, ...rest }) => rest);
+    this.sockets = boot.listeners.map(({ sockets: _sockets, ...rest }) => rest);
     parentPort!.on('message', (message) => {
       if (isToWorker(message)) this.onCommand(message);
     });
@@ -58,21 +61,24 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
 
   /**
    * Serves `target` on this worker's socket of listener `name` (default: the
-   * only listener). An http.Server also gets drain handling: responses carry
+   * only listener), and on any surplus socket of it this worker is given
+   * after a decrease (their connections or datagrams are emitted on
+   * `target`). An http.Server also gets drain handling: responses carry
    * `Connection: close` and idle keep-alive connections are closed.
    */
   serve(target: Servable, name?: string): void {
     const listener = name === undefined ? this.onlyListener() : this.byName.get(name);
     if (!listener) throw invalidArgument(`no listener named '${name}'; this worker has ${[...this.byName.keys()].join(', ')}`);
-    if (this.served.some((s) => s.listener === listener)) throw invalidArgument(`listener ${listener.name} is already served`);
-    this.served.push({ listener, target });
+    if (this.served.has(listener.name)) throw invalidArgument(`listener ${listener.name} is already served`);
+    const served: Served = { listener, target, servers: new Map(), retired: new Set() };
+    this.served.set(listener.name, served);
     if (target instanceof http.Server) {
       target.prependListener('request', (_req, res) => {
         if (this.draining) res.setHeader('connection', 'close');
       });
     }
-    if (this.accepting) this.attach(listener, target);
-    if (this.served.length === this.byName.size) parentPort!.postMessage({ baton: 'ready' });
+    if (this.accepting) this.attach(served);
+    if (this.served.size === this.byName.size) this.post({ baton: 'ready' });
   }
 
   private onlyListener(): WorkerListenerInfo | undefined {
@@ -80,36 +86,72 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     return this.byName.values().next().value;
   }
 
-  /** Starts serving `target` unless it already does (a dgram socket, once bound, stays bound). */
-  private attach(listener: WorkerListenerInfo, target: Servable): void {
-    if ('listen' in target ? target.listening : this.bound.has(target)) return;
-    const fd = native.dup(listener.fd);
-    if ('listen' in target) return void target.listen({ fd }, listener.backlog);
-    this.bound.add(target);
-    target.bind({ fd });
+  /** Starts serving every socket of the listener not yet served (a dgram socket, once bound, stays bound). */
+  private attach(served: Served): void {
+    for (const { index, fd } of served.listener.sockets) {
+      if (served.retired.has(index)) continue;
+      let server = served.servers.get(index);
+      if (!server) {
+        server = index === this.index ? served.target : this.forwarder(served);
+        served.servers.set(index, server);
+      }
+      if ('listen' in server ? server.listening : this.bound.has(server)) continue;
+      const dup = native.dup(fd);
+      if ('listen' in server) {
+        server.listen({ fd: dup }, served.listener.backlog);
+      } else {
+        this.bound.add(server);
+        server.bind({ fd: dup });
+      }
+    }
   }
 
-  private onCommand(command: { baton: string; ms?: number }): void {
+  /** A server of ours on a surplus socket that hands what it gets to the application's target. */
+  private forwarder({ listener, target }: Served): Servable {
+    const forwarder: Servable =
+      listener.protocol === 'tcp'
+        ? net.createServer((socket) => target.emit('connection', socket))
+        : dgram.createSocket(listener.family === 6 ? 'udp6' : 'udp4').on('message', (message, rinfo) => target.emit('message', message, rinfo));
+    forwarder.on('error', (error: Error) => this.post({ baton: 'warning', message: `worker ${this.index}, ${listener.name}: ${error.message}` }));
+    return forwarder;
+  }
+
+  private post(message: FromWorker): void {
+    parentPort!.postMessage(message);
+  }
+
+  private onCommand(command: ToWorker): void {
     switch (command.baton) {
       case 'stop':
         // A dgram socket cannot bind again once closed: UDP is read until terminate.
         this.accepting = false;
-        for (const { target } of this.served) if ('listen' in target && target.listening) target.close();
+        for (const served of this.served.values()) {
+          if (command.keep.includes(served.listener.name)) continue;
+          for (const server of served.servers.values()) if ('listen' in server && server.listening) server.close();
+        }
         return;
       case 'resume':
         this.accepting = true;
         this.draining = false;
-        for (const { listener, target } of this.served) this.attach(listener, target);
+        for (const served of this.served.values()) this.attach(served);
         return;
+      case 'retire': {
+        const served = this.served.get(command.listener);
+        served?.retired.add(command.index);
+        const server = served?.servers.get(command.index);
+        if (server) stopServing(server); // closes our dup at once: the socket can go
+        this.post({ baton: 'retired', listener: command.listener, index: command.index });
+        return;
+      }
       case 'drain':
         this.draining = true;
-        for (const { target } of this.served) if (target instanceof http.Server) target.closeIdleConnections();
-        this.emit('drain', command.ms ?? 0);
+        for (const { target } of this.served.values()) if (target instanceof http.Server) target.closeIdleConnections();
+        this.emit('drain', command.ms);
         return;
       case 'terminate':
         this.emit('terminate');
-        for (const { target } of this.served) {
-          stopServing(target);
+        for (const { target, servers } of this.served.values()) {
+          for (const server of servers.values()) stopServing(server);
           if (target instanceof http.Server) target.closeAllConnections();
         }
         // Leave the thread once the application's own handles are closed; the pool forces it after a timeout.

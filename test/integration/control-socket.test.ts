@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { hotRestartVersion } from '../../src/options';
 import { test } from 'node:test';
 import * as native from '../../src/binding';
 import { Channel } from '../../src/channel/channel';
@@ -51,7 +52,7 @@ class RawPeer {
   }
 }
 
-const hello = (extra: object = {}) => ({ type: 'hello', protocol: PROTOCOL_VERSION, hotRestartVersion: 'baton.protocol1', epoch: 1, pid: process.pid, ...extra });
+const hello = (extra: object = {}) => ({ type: 'hello', protocol: PROTOCOL_VERSION, hotRestartVersion: hotRestartVersion(), epoch: 1, pid: process.pid, ...extra });
 
 test('bad input on the control socket gets clear errors and loses nothing', async (t) => {
   await assertCounterSeesLoss(); // control: the same counter does see a loss
@@ -78,7 +79,7 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   peer.send({ type: 'drain', id: 5 }, [extra, extra]);
   assert.match(((await peer.next()) as { message: string }).message, /drain record came with 2 fds, expected 0/);
   native.close(extra);
-  peer.send({ type: 'getSockets', id: 6, listeners: [], workers: [0] });
+  peer.send({ type: 'getSockets', id: 6, listeners: [], workers: 1, surplus: 'drain' });
   assert.match(((await peer.next()) as { message: string }).message, /getSockets is not expected while the parent is handshaking/);
 
   // While this peer holds the handshake, a second would-be child is refused.

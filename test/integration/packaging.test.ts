@@ -1,4 +1,4 @@
-// The package as a user installs it: the addon built by `npm run prebuild`
+// The package as a user installs it: the addon built by `npm run prebuildify`
 // loads from prebuilds/ with no build/ at all (and the install step then
 // compiles nothing); no addon anywhere, or another OS, is a clear error.
 
@@ -30,7 +30,7 @@ test('the prebuilt addon loads without build/, and installing over it compiles n
   for (const part of ['package.json', 'binding.gyp', 'native', 'dist/src']) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
 
-  const prebuild = npm(dir, 'prebuild');
+  const prebuild = npm(dir, 'prebuildify');
   assert.equal(prebuild.status, 0, prebuild.stderr);
   rmSync(join(dir, 'build'), { recursive: true, force: true });
   const loaded = node(dir, LOADED_ADDON);

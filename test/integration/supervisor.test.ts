@@ -5,52 +5,19 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { CLI, freePort, load, sleep, start, superviseFixture, uniqueSocketPath, type Line, type Proc } from '../support/processes';
+import { hotRestartVersion } from '../../src/options';
+import { test } from 'node:test';
+import { CLI, freePort, load, sleep, start, superviseFixture, uniqueSocketPath } from '../support/processes';
+import { alive, assertNoneLost, from, indexOf, logged, pidOf, supervised, tookOver } from '../support/supervised';
 import { assertCounterSeesLoss } from '../support/control';
-
-const tookOver = (epoch: number) => (l: Line) => l.epoch === epoch && typeof l.tookOverMs === 'number';
-const logged = (pattern: RegExp) => (l: Line) => typeof l.level === 'string' && pattern.test(String(l.message));
-/** The pid of the newest process started as `epoch`. */
-const pidOf = (supervisor: Proc, epoch: number) => Number(supervisor.lines.findLast((l) => l.level && l.epoch === epoch && typeof l.pid === 'number')!.pid);
-const indexOf = (supervisor: Proc, match: (l: Line) => boolean) => supervisor.lines.findIndex(match);
-/** `match`, for lines printed from now on. */
-const from = (proc: Proc, match: (l: Line) => boolean) => {
-  const start = proc.lines.length;
-  return (l: Line) => proc.lines.indexOf(l) >= start && match(l);
-};
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-
-/** A file of TEST_* values every epoch reads as it starts: what the next deploy does. */
-function behaviour(t: TestContext, name: string) {
-  const path = join(tmpdir(), `baton-${name}-${process.pid}.json`);
-  t.after(() => rmSync(path, { force: true }));
-  return { path, set: (values: Record<string, string | number> = {}) => writeFileSync(path, JSON.stringify(values)) };
-}
-
-async function supervised(t: TestContext, name: string, flags: string[] = [], env: Record<string, string | number> = {}) {
-  const port = await freePort();
-  const next = behaviour(t, name);
-  next.set();
-  const supervisor = superviseFixture(t, ['--socket-path', uniqueSocketPath(name), ...flags], { TEST_PORT: port, TEST_ENV_FILE: next.path, ...env });
-  await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
-  return { port, next, supervisor };
-}
-
-function assertNoneLost(t: TestContext, run: { attempted: number; answered: number; lost: number; errors: object }, min = 300): void {
-  t.diagnostic(`attempted ${run.attempted}, answered ${run.answered}, lost ${run.lost} ${JSON.stringify(run.errors)}`);
-  assert.ok(run.attempted > min, `load too small to mean anything: ${run.attempted}`);
-  assert.equal(run.lost, 0, `lost: ${JSON.stringify(run.errors)}`);
-  assert.equal(run.answered, run.attempted);
-}
 
 test('--hot-restart-version prints the version; a bad command line exits 2 with the usage', () => {
   const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  assert.equal(run('--hot-restart-version').stdout, 'baton.protocol1\n');
-  assert.equal(run('--hot-restart-version', '--compatibility', 'v2').stdout, 'baton.protocol1.v2\n');
+  assert.equal(run('--hot-restart-version').stdout, `${hotRestartVersion()}\n`);
+  assert.equal(run('--hot-restart-version', '--compatibility', 'v2').stdout, `${hotRestartVersion('v2')}\n`);
   for (const bad of [['run'], ['start', '--', 'true'], ['run', '--drain-time-s', 'soon', '--', 'true'], ['run', '--frobnicate', '--', 'true']]) {
     const result = run(...bad);
     assert.equal(result.status, 2, `${bad.join(' ')} exits 2`);

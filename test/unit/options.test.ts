@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { PROTOCOL_VERSION } from '../../src/protocol/messages';
 import { test } from 'node:test';
 import { parseArgs } from 'node:util';
 import {
@@ -52,8 +53,8 @@ test('bad values are refused with the option named', () => {
 });
 
 test('hot restart version names the protocol and the application tag', () => {
-  assert.equal(hotRestartVersion(), 'baton.protocol1');
-  assert.equal(hotRestartVersion('app-2'), 'baton.protocol1.app-2');
+  assert.equal(hotRestartVersion(), `baton.protocol${PROTOCOL_VERSION}`);
+  assert.equal(hotRestartVersion('app-2'), `baton.protocol${PROTOCOL_VERSION}.app-2`);
 });
 
 test('listen addresses parse and validate', () => {

@@ -11,8 +11,8 @@ import { controlAddress, type ControlAddress } from '../../src/channel/address';
 import { Channel } from '../../src/channel/channel';
 import { ControlServer } from '../../src/channel/server';
 import { Connection, closeAll, type Answer } from '../../src/protocol/connection';
-import { PROTOCOL_VERSION, type GetSockets, type Hello, type ListenerAddress, type Message, type Sockets, type Welcome } from '../../src/protocol/messages';
-import { ChildMachine, type ChildOptions, type ChildState, type InheritedSockets } from '../../src/restart/child';
+import { PROTOCOL_VERSION, type GetSockets, type Hello, type Message, type Sockets, type WantedListener, type Welcome } from '../../src/protocol/messages';
+import { ChildMachine, type ChildOptions, type ChildState, type Handover } from '../../src/restart/child';
 import type { StateMachine, Transition } from '../../src/restart/machine';
 import { ParentMachine, type ParentHooks, type ParentOptions, type ParentState } from '../../src/restart/parent';
 
@@ -21,10 +21,12 @@ const VERSION = 'baton.unit';
 const PARENT_EPOCH = 1;
 /** Longer than any test: a deadline that must not fire (their timers are unref'd). */
 const NEVER = 60_000;
-const LISTENERS: ListenerAddress[] = [
-  { protocol: 'tcp', host: '127.0.0.1', port: 8080 },
-  { protocol: 'udp', host: '::1', port: 5353 },
+const LISTENERS: WantedListener[] = [
+  { protocol: 'tcp', host: '127.0.0.1', port: 8080, ipv6Only: false },
+  { protocol: 'udp', host: '::1', port: 5353, ipv6Only: false },
 ];
+/** A getSockets request's fields, as takeSockets() takes them. */
+const ask = (listeners: WantedListener[], workers: number) => ({ listeners, workers, surplus: 'drain' as const });
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 let fdsAtStart = 0;
@@ -81,16 +83,17 @@ function fakeHooks(t: TestContext): FakeHooks {
     warnings: [],
     port: native.socketInfo(base).port,
     owned: [],
-    sockets(listeners, workers) {
+    async sockets({ listeners, workers }) {
       hooks.calls.push('sockets');
-      const refs = listeners.flatMap((_, listener) => workers.map((worker) => ({ listener, worker })));
+      const refs = listeners.flatMap((_, listener) => Array.from({ length: workers }, (_, index) => ({ listener, index })));
       const fds = refs.map(() => native.dup(base));
       hooks.owned.push(...fds);
-      return { refs, fds, available: listeners.map(() => workers.length) };
+      return { refs, fds, held: listeners.map((l) => ({ ...l, sockets: workers })) };
     },
     stopAccepting: () => void hooks.calls.push('stopAccepting'),
     resumeAccepting: () => void hooks.calls.push('resumeAccepting'),
     drain: (ms) => void hooks.calls.push(`drain ${ms}`),
+    retired: (listener, index) => void hooks.calls.push(`retired ${listener.port} ${index}`),
     terminate: async () => void hooks.calls.push('terminate'),
     warn: (message) => void hooks.warnings.push(message),
   };
@@ -178,7 +181,7 @@ async function parentWithChildIn(t: TestContext, stage: ChildStage, options: Par
     await waitFor(() => peer.messages.length === 1, 2000, 'welcome'); // so later messages are answers
   }
   if (past('childTakingOver')) {
-    sockets = await peer.connection.request({ type: 'getSockets', listeners: LISTENERS, workers: [0, 1] }, 2000);
+    sockets = await peer.connection.request({ type: 'getSockets', ...ask(LISTENERS, 2) }, 2000);
     const fds = sockets.fds;
     t.after(() => closeAll(fds));
     assert.equal(side.parent.state, 'childTakingOver');
@@ -245,8 +248,8 @@ describe('ParentMachine', () => {
     // One fd per listener x worker: the same sockets as the parent's, as new fds.
     const reply = sockets!.reply as Sockets;
     assert.equal(reply.type, 'sockets');
-    assert.deepEqual(reply.sockets, [{ listener: 0, worker: 0 }, { listener: 0, worker: 1 }, { listener: 1, worker: 0 }, { listener: 1, worker: 1 }]);
-    assert.deepEqual(reply.available, [2, 2]);
+    assert.deepEqual(reply.sockets, [{ listener: 0, index: 0 }, { listener: 0, index: 1 }, { listener: 1, index: 0 }, { listener: 1, index: 1 }]);
+    assert.deepEqual(reply.held, LISTENERS.map((l) => ({ ...l, sockets: 2 })));
     assert.equal(sockets!.fds.length, 4);
     for (const fd of sockets!.fds) {
       assert.ok(!hooks.owned.includes(fd), 'the parent keeps its own fds');
@@ -283,10 +286,10 @@ describe('ParentMachine', () => {
 
   test('getSockets may be asked again while childTakingOver', async (t) => {
     const { parent, hooks, peer } = await parentWithChildIn(t, 'childTakingOver');
-    const again = await peer.connection.request({ type: 'getSockets', listeners: LISTENERS.slice(0, 1), workers: [3] }, 2000);
+    const again = await peer.connection.request({ type: 'getSockets', ...ask(LISTENERS.slice(0, 1), 3) }, 2000);
     closeAll(again.fds);
-    assert.deepEqual((again.reply as Sockets).sockets, [{ listener: 0, worker: 3 }]);
-    assert.equal(again.fds.length, 1);
+    assert.deepEqual((again.reply as Sockets).sockets, [0, 1, 2].map((index) => ({ listener: 0, index })));
+    assert.equal(again.fds.length, 3);
     assert.equal(parent.state, 'childTakingOver');
     assert.deepEqual(hooks.calls, ['sockets', 'sockets']);
   });
@@ -375,7 +378,7 @@ describe('ParentMachine', () => {
   });
 
   const mismatches: { what: string; fields: Partial<Hello>; code: string; message: RegExp }[] = [
-    { what: 'another protocol', fields: { protocol: PROTOCOL_VERSION + 1 }, code: 'BATON_VERSION_MISMATCH', message: /protocol 2, this generation speaks 1/ },
+    { what: 'another protocol', fields: { protocol: PROTOCOL_VERSION + 1 }, code: 'BATON_VERSION_MISMATCH', message: new RegExp(`protocol ${PROTOCOL_VERSION + 1}, this generation speaks ${PROTOCOL_VERSION}`) },
     { what: 'another hot restart version', fields: { hotRestartVersion: 'other' }, code: 'BATON_VERSION_MISMATCH', message: /'other'/ },
     { what: 'a skipped epoch', fields: { epoch: PARENT_EPOCH + 2 }, code: 'BATON_PROTOCOL', message: /restart epoch 3, the next after 1 is 2/ },
     { what: 'its own epoch', fields: { epoch: PARENT_EPOCH }, code: 'BATON_PROTOCOL', message: /restart epoch 1/ },
@@ -432,7 +435,7 @@ describe('ParentMachine', () => {
           assert.deepEqual(peer.messages.at(-1), { type: 'error', code: 'BATON_INVALID_STATE', message: `hello is not expected while the parent is ${stage}` });
           before.messages = peer.messages.length;
         } else {
-          const request = type === 'getSockets' ? { type, listeners: LISTENERS, workers: [0] } : type === 'accepting' ? { type, accepting: false } : { type };
+          const request = type === 'getSockets' ? { type, ...ask(LISTENERS, 1) } : type === 'accepting' ? { type, accepting: false } : { type };
           await assert.rejects(peer.connection.request(request as { type: 'drain' }, 2000), {
             code: 'BATON_INVALID_STATE',
             message: new RegExp(`${type} is not expected while the parent is ${stage}`),
@@ -525,12 +528,12 @@ const welcoming =
       : then(message, connection);
 
 /** The inherited fds are the parent's sockets as fds of our own, one per listener x worker; closes them. */
-function checkAndClose(inherited: InheritedSockets, hooks: FakeHooks, listeners: ListenerAddress[], workers: number[]): void {
-  const fds = [...inherited.fds.values()].flatMap((byWorker) => [...byWorker.values()]);
+function checkAndClose(inherited: Handover, hooks: FakeHooks, listeners: WantedListener[], workers: number): void {
+  const fds = [...inherited.fds.values()].flatMap((byIndex) => [...byIndex.values()]);
   try {
     assert.deepEqual([...inherited.fds.keys()], listeners.map((_, i) => i));
-    for (const byWorker of inherited.fds.values()) assert.deepEqual([...byWorker.keys()], workers);
-    assert.deepEqual(inherited.available, listeners.map(() => workers.length));
+    for (const byIndex of inherited.fds.values()) assert.deepEqual([...byIndex.keys()], Array.from({ length: workers }, (_, i) => i));
+    assert.deepEqual(inherited.held, listeners.map((l) => ({ ...l, sockets: workers })));
     assert.equal(new Set(fds).size, fds.length, 'one fd per socket');
     for (const fd of fds) {
       assert.ok(!hooks.owned.includes(fd), 'a duplicate, not the parent\'s own fd');
@@ -552,7 +555,7 @@ async function handoff(t: TestContext, stage: HandoffStage, childOptions: Partia
   await childSide.child.connect(parentSide.address);
   assert.equal(parentSide.parent.state, 'childInitializing');
   if (stage !== 'initializing') {
-    checkAndClose(await childSide.child.takeSockets(LISTENERS, [0]), parentSide.hooks, LISTENERS, [0]);
+    checkAndClose(await childSide.child.takeSockets(ask(LISTENERS, 1)), parentSide.hooks, LISTENERS, 1);
     assert.equal(parentSide.parent.state, 'childTakingOver');
     childSide.child.startingWorkers();
   }
@@ -569,9 +572,9 @@ describe('ChildMachine', () => {
     const { child, childSeen, warnings } = newChild(t, { epoch: 0 });
     await child.connect(undefined);
     assert.equal(child.hasParent, false);
-    const inherited = await child.takeSockets(LISTENERS, [0, 1]);
+    const inherited = await child.takeSockets(ask(LISTENERS, 2));
     assert.equal(inherited.fds.size, 0);
-    assert.deepEqual(inherited.available, [0, 0]);
+    assert.deepEqual(inherited.held, []);
     child.startingWorkers();
     child.takeOver();
     assert.deepEqual(steps(childSeen), ['connecting→initializing', 'initializing→takingSockets', 'takingSockets→startingWorkers', 'startingWorkers→serving']);
@@ -586,8 +589,7 @@ describe('ChildMachine', () => {
     assert.ok(child.hasParent);
     assert.equal(parent.state, 'childInitializing');
     // 2 x 130 sockets: more than one record can carry (253 fds), joined by the child.
-    const workers = Array.from({ length: 130 }, (_, i) => i);
-    checkAndClose(await child.takeSockets(LISTENERS, workers), hooks, LISTENERS, workers);
+    checkAndClose(await child.takeSockets(ask(LISTENERS, 130)), hooks, LISTENERS, 130);
     assert.equal(parent.state, 'childTakingOver');
     child.startingWorkers();
     child.takeOver();
@@ -709,7 +711,7 @@ describe('ChildMachine', () => {
     { what: 'answers with an error', answer: (m, c) => c.send({ type: 'error', re: (m as GetSockets).id, code: 'BATON_INVALID_STATE', message: 'not now' }), code: 'BATON_INVALID_STATE' },
     {
       what: 'sends a socket that was not asked for',
-      answer: (m, c, fd) => c.send({ type: 'sockets', re: (m as GetSockets).id, part: 0, parts: 1, sockets: [{ listener: 5, worker: 0 }], available: [1, 1] }, [fd]),
+      answer: (m, c, fd) => c.send({ type: 'sockets', re: (m as GetSockets).id, part: 0, parts: 1, sockets: [{ listener: 5, index: 0 }], held: [] }, [fd]),
       code: 'BATON_PROTOCOL',
     },
   ];
@@ -721,7 +723,7 @@ describe('ChildMachine', () => {
       const { child, childSeen } = newChild(t, { requestTimeoutMs: timeoutMs });
       await child.connect(fake.address);
       const fds = fdCount();
-      await assert.rejects(child.takeSockets(LISTENERS, [0]), { code });
+      await assert.rejects(child.takeSockets(ask(LISTENERS, 1)), { code });
       assert.deepEqual(steps(childSeen).slice(-2), ['initializing→takingSockets', 'takingSockets→failed']);
       await waitFor(() => fake.closed, 2000, 'the child let go of the parent');
       assert.ok(fdCount() <= fds, 'no received fd left open');
@@ -748,13 +750,13 @@ describe('ChildMachine', () => {
     await first.child.connect(early.address);
     await waitFor(() => first.child.is('failed'), 2000, 'the child failed');
     assert.match(first.childSeen.at(-1)!.reason!, /did not take over within 30 ms/);
-    await assert.rejects(first.child.takeSockets(LISTENERS, [0]), { code: 'BATON_TIMEOUT', message: /the parent gave up on this generation: .*did not take over within 30 ms/ });
+    await assert.rejects(first.child.takeSockets(ask(LISTENERS, 1)), { code: 'BATON_TIMEOUT', message: /the parent gave up on this generation: .*did not take over within 30 ms/ });
     assert.deepEqual(first.warnings, [], 'not mistaken for a parent that died');
 
     const late = startParent(t, { childInitTimeoutMs: 100 });
     const second = newChild(t);
     await second.child.connect(late.address);
-    checkAndClose(await second.child.takeSockets(LISTENERS, [0]), late.hooks, LISTENERS, [0]);
+    checkAndClose(await second.child.takeSockets(ask(LISTENERS, 1)), late.hooks, LISTENERS, 1);
     second.child.startingWorkers();
     await waitFor(() => second.child.is('failed'), 2000, 'the child failed');
     assert.throws(() => second.child.takeOver(), { code: 'BATON_TIMEOUT', message: /took sockets but did not ask to drain within 100 ms/ });
@@ -763,18 +765,28 @@ describe('ChildMachine', () => {
 
   test('a refusal that crosses our drain: a warning, and the child serves on', async (t) => {
     const fake = fakeParent(t, welcoming((m, c) => {
+      if (m.type === 'getSockets') return c.send({ type: 'sockets', re: m.id, part: 0, parts: 1, sockets: [], held: [] });
       if (m.type !== 'drain') return;
       c.send({ type: 'refused', code: 'BATON_TIMEOUT', message: 'too slow' });
       c.send({ type: 'ack', re: m.id, drainMs: 10 });
     }));
     const { child, warnings } = newChild(t);
     await child.connect(fake.address);
-    await child.takeSockets([], []);
+    await child.takeSockets(ask([], 1));
     child.startingWorkers();
     child.takeOver();
     await waitFor(() => warnings.length > 0, 2000, 'the warning');
     assert.match(warnings[0], /gave up on us as we asked it to drain \(too slow\); it drains all the same/);
     assert.equal(child.state, 'drainingParent');
+  });
+
+  test('reportRetired: a draining parent closes its copy of the socket; before the drain nothing is sent', async (t) => {
+    const { hooks, child } = await handoff(t, 'drainingParent');
+    await child.reportRetired(LISTENERS[1], 3);
+    assert.deepEqual(hooks.calls.slice(-1), ['retired 5353 3']);
+    const early = await handoff(t, 'startingWorkers');
+    await early.child.reportRetired(LISTENERS[1], 3);
+    assert.ok(!early.hooks.calls.some((c) => c.startsWith('retired')));
   });
 
   test('reportAccepting(false), then gone: the parent drains on without accepting again', async (t) => {
@@ -822,9 +834,9 @@ describe('ChildMachine', () => {
     await waitFor(() => warnings.length > 0);
     assert.match(warnings[0], /the parent went away during our initializing: going on without it/);
     assert.equal(child.state, 'initializing');
-    const inherited = await child.takeSockets(LISTENERS, [0]);
+    const inherited = await child.takeSockets(ask(LISTENERS, 1));
     assert.equal(inherited.fds.size, 0);
-    assert.deepEqual(inherited.available, [0, 0]);
+    assert.deepEqual(inherited.held, []);
     child.startingWorkers();
     child.takeOver();
     assert.deepEqual(steps(childSeen).slice(-3), ['initializing→takingSockets', 'takingSockets→startingWorkers', 'startingWorkers→serving']);
@@ -834,26 +846,25 @@ describe('ChildMachine', () => {
     const fake = fakeParent(t, welcoming((_, c) => c.close()));
     const { child, warnings } = newChild(t);
     await child.connect(fake.address);
-    const inherited = await child.takeSockets(LISTENERS, [0]);
+    const inherited = await child.takeSockets(ask(LISTENERS, 1));
     assert.equal(inherited.fds.size, 0);
-    assert.deepEqual(inherited.available, [0, 0]);
+    assert.deepEqual(inherited.held, []);
     assert.equal(child.state, 'takingSockets');
     assert.match(warnings.join('\n'), /went away during our takingSockets/);
   });
 
-  // takeSockets() asks nothing when there are no listeners, so the parent
-  // gets drain while still childInitializing.
+  // Even with no listeners the child asks: the parent learns that it releases all of its own.
   test(
     'a child with no listeners takes over: the parent drains',
     async (t) => {
       const { parent, hooks, child, warnings } = await handoff(t, 'initializing');
-      await child.takeSockets([], []);
+      await child.takeSockets(ask([], 1));
       child.startingWorkers();
       child.takeOver();
       await waitFor(() => parent.is('draining') || warnings.length > 0);
       assert.deepEqual(warnings, []);
       assert.equal(parent.state, 'draining');
-      assert.deepEqual(hooks.calls, ['stopAccepting', `drain ${NEVER}`]);
+      assert.deepEqual(hooks.calls, ['sockets', 'stopAccepting', `drain ${NEVER}`]);
     },
   );
 });

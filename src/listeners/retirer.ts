@@ -1,0 +1,116 @@
+// Retires sockets without resetting a connection: each is served until
+// nothing waits in it and nothing has for a grace period (which also covers
+// handshakes still in SYN_RECV, which no queue figure shows), then its
+// server lets go of it and the socket is closed. One at a time, in the order
+// given (the highest index first keeps a group's order). Queues are sampled
+// on a timer: nothing here ever blocks the event loop.
+
+import { EventEmitter } from 'node:events';
+import type { ListenerSet, SocketEntry } from './listener-set';
+
+export interface RetirerOptions {
+  /** How long a queue must stay empty. */
+  graceMs: number;
+  /** A socket still not quiet after this is retired anyway, with a warning: what it holds is lost. */
+  deadlineMs: number;
+  /** How often queues are sampled. Default 50 ms. */
+  pollMs?: number;
+}
+
+export interface RetirerEvents {
+  retired: [entry: SocketEntry, waitedMs: number];
+  /** The last socket watched is retired. */
+  idle: [];
+  warning: [message: string];
+}
+
+interface Pending {
+  entry: SocketEntry;
+  since: number;
+  quietSince?: number;
+}
+
+export class Retirer extends EventEmitter<RetirerEvents> {
+  private queue: Pending[] = [];
+  private inFlight?: { entry: SocketEntry; done: Promise<void> };
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly set: ListenerSet,
+    private readonly options: RetirerOptions,
+    /** Resolves once no server accepts on (or reads) the socket any more. */
+    private readonly stopServing: (entry: SocketEntry) => Promise<void>,
+  ) {
+    super();
+  }
+
+  /** Sockets still to retire (one being retired included). */
+  get pending(): number {
+    return this.queue.length + (this.inFlight ? 1 : 0);
+  }
+
+  watch(entries: SocketEntry[]): void {
+    const now = performance.now();
+    for (const entry of entries) {
+      if (entry !== this.inFlight?.entry && !this.queue.some((p) => p.entry === entry)) this.queue.push({ entry, since: now });
+    }
+    this.timer ??= setInterval(() => this.tick(), this.options.pollMs ?? 50).unref();
+    this.tick();
+  }
+
+  /**
+   * Retires nothing more. A socket already on its way out still goes:
+   * resolves once it is gone, so that what is handed over after is exactly
+   * what stays (and the group's order with it).
+   */
+  async stop(): Promise<void> {
+    this.queue = [];
+    if (!this.inFlight) this.stopTimer();
+    await this.inFlight?.done;
+  }
+
+  private tick(): void {
+    if (this.set.isClosed) return void this.stop();
+    // One on its way out meanwhile (watched again before it went) is not ours to sample.
+    this.queue = this.queue.filter((p) => this.set.holds(p.entry));
+    const now = performance.now();
+    for (const pending of this.queue) {
+      if (this.set.queued(pending.entry) > 0) pending.quietSince = undefined;
+      else pending.quietSince ??= now;
+    }
+    const head = this.queue[0];
+    if (this.inFlight || !head) return;
+    const quiet = head.quietSince !== undefined && now - head.quietSince >= this.options.graceMs;
+    const late = now - head.since >= this.options.deadlineMs;
+    if (!quiet && !late) return;
+    this.queue.shift();
+    this.inFlight = { entry: head.entry, done: this.retire(head, now) };
+  }
+
+  private async retire(pending: Pending, now: number): Promise<void> {
+    const { entry } = pending;
+    try {
+      await this.stopServing(entry);
+    } catch (error) {
+      this.emit('warning', `socket ${entry.index} of ${entry.listener.name}: ${(error as Error).message}`);
+    }
+    if (this.set.holds(entry)) {
+      const left = this.set.queued(entry);
+      if (left > 0) {
+        const what = entry.listener.address.protocol === 'tcp' ? `${left} queued connections` : `${left} bytes of queued datagrams`;
+        this.emit('warning', `retiring socket ${entry.index} of ${entry.listener.name} with ${what} after ${this.options.deadlineMs} ms: they are lost`);
+      }
+      this.set.retire(entry);
+      this.emit('retired', entry, Math.round(now - pending.since));
+    }
+    this.inFlight = undefined;
+    if (this.queue.length > 0) return this.tick();
+    this.stopTimer();
+    this.emit('idle');
+  }
+
+  private stopTimer(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

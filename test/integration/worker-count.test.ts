@@ -1,0 +1,119 @@
+// Hot restarts that change the worker count, under TCP and UDP load counted
+// connection by connection and datagram by datagram: nothing lost either
+// way, the surplus sockets of a decrease gone from the kernel afterwards, and
+// Envoy's way (close the surplus at once) losing what waits in them.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { test, type TestContext } from 'node:test';
+import { load, sleep } from '../support/processes';
+import { assertNoneLost, logged, supervised, tookOver } from '../support/supervised';
+
+const RETIRE = ['--retire-grace-ms', '300', '--drain-time-s', '1', '--parent-shutdown-time-s', '2'];
+
+/** Sockets on the port in the kernel's tables (as `ss -ltn` / `ss -lun` show them): TCP listening, or UDP bound. */
+function kernelSockets(protocol: 'tcp' | 'udp', port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync(`/proc/net/${protocol}`, 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f.length > 3 && f[1].endsWith(`:${hexPort}`) && f[3] === (protocol === 'tcp' ? '0A' : '07')).length;
+}
+
+async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    assert.ok(Date.now() < deadline, `${what}: not within ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+const get = (port: number, path: string) =>
+  new Promise<void>((done, fail) => request({ host: '127.0.0.1', port, path }, (res) => res.resume().on('end', done)).on('error', fail).end());
+
+/** Restarts the supervised fixture with `workers` workers and waits for the epoch to take over. */
+async function restartWith(setup: Awaited<ReturnType<typeof supervised>>, epoch: number, workers: number) {
+  setup.next.set({ TEST_WORKERS: workers, TEST_UDP: 1 });
+  setup.supervisor.child.kill('SIGHUP');
+  return setup.supervisor.waitFor(tookOver(epoch), 15_000, `epoch ${epoch} (${workers} workers) taking over`);
+}
+
+const retiredBy = (setup: Awaited<ReturnType<typeof supervised>>, epoch: number) =>
+  setup.supervisor.lines.filter((l) => l.event === 'retired' && l.epoch === epoch);
+
+test('4 → 2 → 4 → 1 → 8 → 1 → 4 workers under TCP and UDP load: every connection and datagram answered', async (t) => {
+  const setup = await supervised(t, 'counts', RETIRE, { TEST_WORKERS: 4, TEST_UDP: 1 });
+  const tcp = load(t, setup.port, { concurrency: 12 });
+  const udp = load(t, setup.port, { protocol: 'udp', concurrency: 6, timeoutMs: 3000 });
+  await sleep(300);
+  const counts = [4, 2, 4, 1, 8, 1, 4];
+  for (let epoch = 1; epoch < counts.length; epoch++) {
+    const [before, after] = [counts[epoch - 1], counts[epoch]];
+    const took = await restartWith(setup, epoch, after);
+    assert.equal(took.surplus, 2 * Math.max(0, before - after), `epoch ${epoch} takes the surplus of TCP and UDP`);
+    assert.ok(took.tcpMigrateReq === 0 || took.tcpMigrateReq === 1, 'net.ipv4.tcp_migrate_req is reported');
+    if (after < before) {
+      // Retired under load, each once its queue stayed empty.
+      await until(() => retiredBy(setup, epoch).length === 2 * (before - after), 10_000, `epoch ${epoch} retiring its surplus`);
+    }
+    await sleep(400);
+    t.diagnostic(`after epoch ${epoch}: tcp lost ${tcp.snapshot().lost} udp lost ${udp.snapshot().lost}`);
+  }
+  tcp.stop();
+  udp.stop();
+  const [tcpResult, udpResult] = await Promise.all([tcp.done, udp.done]);
+  assertNoneLost(t, tcpResult);
+  assertNoneLost(t, udpResult, 100);
+  // Every worker of every epoch answered: no group kept a program that steers away from new sockets.
+  for (let epoch = 0; epoch < counts.length; epoch++) {
+    for (let worker = 0; worker < counts[epoch]; worker++) {
+      assert.ok(tcpResult.byResponder[`epoch=${epoch} worker=${worker}`] > 0, `epoch ${epoch} worker ${worker} answered: ${JSON.stringify(tcpResult.byResponder)}`);
+    }
+  }
+  assert.ok(new Set(Object.keys(udpResult.byResponder).map((r) => r.split(' ')[0])).size >= 5, `UDP answered by most epochs: ${JSON.stringify(udpResult.byResponder)}`);
+  assert.ok(!setup.supervisor.lines.some(logged(/they are lost/)), 'no socket retired with anything queued');
+});
+
+test('after a decrease: only the new worker count of sockets in the kernel, in worker order, and the load spread over them', async (t) => {
+  const setup = await supervised(t, 'after', RETIRE, { TEST_WORKERS: 4, TEST_UDP: 1 });
+  assert.equal(kernelSockets('tcp', setup.port), 4);
+  assert.equal(kernelSockets('udp', setup.port), 4);
+  await restartWith(setup, 1, 2);
+  await until(() => retiredBy(setup, 1).length === 4, 10_000, 'the surplus retired');
+  assert.deepEqual(
+    retiredBy(setup, 1).map((l) => `${l.listener} ${l.index}`).sort(),
+    ['tcp://127.0.0.1 3', 'tcp://127.0.0.1 2', 'udp://127.0.0.1 3', 'udp://127.0.0.1 2'].map((s) => s.replace(' ', `:${setup.port} `)).sort(),
+  );
+  // The TCP surplus left its group at once; UDP's goes with the last holder, the parent, at its shutdown time.
+  assert.equal(kernelSockets('tcp', setup.port), 2);
+  await setup.supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), 10_000, 'epoch 0 gone');
+  assert.equal(kernelSockets('udp', setup.port), 2);
+
+  const after = load(t, setup.port, { concurrency: 8, durationMs: 1500 });
+  const result = await after.done;
+  assertNoneLost(t, result, 100);
+  const shares = [0, 1].map((w) => (result.byResponder[`epoch=1 worker=${w}`] ?? 0) / result.answered);
+  assert.ok(shares.every((s) => s > 0.2), `both workers take a share: ${JSON.stringify(result.byResponder)}`);
+});
+
+for (const policy of ['close', 'drain'] as const) {
+  test(`--surplus-sockets ${policy}: 4 → 2 workers with the surplus queues held full ${policy === 'close' ? 'loses them (Envoy)' : 'loses nothing'}`, async (t: TestContext) => {
+    const setup = await supervised(t, `policy-${policy}`, [...RETIRE, '--surplus-sockets', policy], { TEST_WORKERS: 4 });
+    // Every worker of epoch 0 stops accepting for a while: the connections wait in all four queues.
+    await get(setup.port, '/stall?ms=2500');
+    const stalled = load(t, setup.port, { concurrency: 24, maxConnections: 24, timeoutMs: 8000 });
+    await sleep(300);
+    await restartWith(setup, 1, 2);
+    const result = await stalled.done;
+    t.diagnostic(`${policy}: attempted ${result.attempted}, answered ${result.answered}, lost ${result.lost} ${JSON.stringify(result.errors)}`);
+    assert.equal(result.attempted, 24);
+    if (policy === 'close') {
+      assert.ok(result.lost > 0, 'closing the surplus resets what waits in it, and the counter sees it');
+      assert.deepEqual(Object.keys(result.errors), ['ECONNRESET']);
+    } else {
+      assert.equal(result.lost, 0, `lost: ${JSON.stringify(result.errors)}`);
+    }
+  });
+}
