@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// baton without its worker pool: one HTTP server in the main thread, driven
-// by the generation's events. The same steps serve an application that runs
-// its workers its own way (child processes, its own threads...).
+// baton without its worker pool: HTTP served from the main thread, driven by
+// the generation's events. The same steps serve an application that runs its
+// workers its own way (child processes, its own threads...).
 //
 //   baton run -- node examples/main-thread-server.mjs --port 8080
 
@@ -13,15 +13,23 @@ const { values } = parseArgs({ options: { port: { type: 'string', default: '8080
 
 // 1. Connect to the parent (if any) and shake hands; the parent keeps serving.
 const generation = await Generation.start();
-// 2. Take the parent's socket (or create it): one listener, one worker index.
+// 2. Take the parent's sockets (or create them): one listener, one worker.
 const sockets = await generation.listen([{ host: '127.0.0.1', port: Number(values.port) }], 1);
-// 3. Serve it. Each listen() gets its own dup: Node closes the fd it is given when the server closes.
-const server = http.createServer((req, res) => res.end(`epoch=${generation.epoch} worker=0\n`));
-// Accept when the generation says so: at takeOver(), and again should a stop be undone.
-generation.on('resumeAccepting', () => server.listen({ fd: sockets.dup(0, 0) }, 511));
-generation.on('stopAccepting', () => server.close());
-generation.on('drain', () => server.closeIdleConnections());
-generation.onTerminate(() => server.closeAllConnections());
+// 3. One server per socket worker 0 accepts on: its own and, after a decrease, the parent's
+//    surplus ones until they are retired. Each listen() gets its own dup: Node closes it with the server.
+const answer = (req, res) => res.end(`epoch=${generation.epoch} worker=0\n`);
+const servers = new Map(sockets.servedBy(0).map((entry) => [entry, http.createServer(answer)]));
+const listen = (entry, server) => !server.listening && server.listen({ fd: sockets.dup(entry.listener.index, entry.index) }, entry.listener.backlog);
+// Accept when the generation says so: at takeOver(), and again should a stop be undone. On a stop, a
+// listener the child dropped (in `keep`) is still served until it is retired.
+generation.on('resumeAccepting', () => servers.forEach((server, entry) => listen(entry, server)));
+generation.on('stopAccepting', (keep) => servers.forEach((server, entry) => !keep.includes(entry.listener) && server.close()));
+generation.onRetire((entry) => {
+  servers.get(entry)?.close();
+  servers.delete(entry);
+});
+generation.on('drain', () => servers.forEach((server) => server.closeIdleConnections()));
+generation.onTerminate(() => servers.forEach((server) => server.closeAllConnections()));
 // 4. Take over: we accept, the parent drains, and this generation can have a child of its own.
 generation.takeOver();
 // 5. Signals are ours without serve(): stop gracefully, and take the SIGUSR1 that `baton run`

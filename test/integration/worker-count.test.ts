@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { test, type TestContext } from 'node:test';
-import { load, sleep } from '../support/processes';
+import { freePort, load, sleep } from '../support/processes';
 import { assertNoneLost, logged, supervised, tookOver } from '../support/supervised';
 
 const RETIRE = ['--retire-grace-ms', '300', '--drain-time-s', '1', '--parent-shutdown-time-s', '2'];
@@ -115,5 +115,37 @@ for (const policy of ['close', 'drain'] as const) {
     } else {
       assert.equal(result.lost, 0, `lost: ${JSON.stringify(result.errors)}`);
     }
+  });
+}
+
+for (const policy of ['close', 'drain'] as const) {
+  test(`a listener dropped from the config, its queue held full: --surplus-sockets ${policy} ${policy === 'close' ? 'resets it (Envoy)' : 'serves it, then closes'}`, async (t) => {
+    const dropped = await freePort();
+    const setup = await supervised(t, `dropped-${policy}`, ['--retire-grace-ms', '300', '--drain-time-s', '3', '--parent-shutdown-time-s', '4', '--surplus-sockets', policy], {
+      TEST_WORKERS: 2,
+      TEST_EXTRA_PORT: dropped,
+    });
+    await get(setup.port, '/stall?ms=1500');
+    const queued = load(t, dropped, { concurrency: 16, maxConnections: 16, timeoutMs: 8000 });
+    await sleep(300);
+    setup.next.set({ TEST_EXTRA_PORT: '' });
+    setup.supervisor.child.kill('SIGHUP');
+    await setup.supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+    const result = await queued.done;
+    t.diagnostic(`${policy}: attempted ${result.attempted}, answered ${result.answered}, lost ${result.lost} ${JSON.stringify(result.errors)}`);
+    assert.equal(result.attempted, 16);
+    if (policy === 'close') {
+      assert.ok(result.lost > 0, 'closing it at once resets what waits in it, and the counter sees it');
+      assert.deepEqual(Object.keys(result.errors), ['ECONNRESET']);
+      return;
+    }
+    assert.equal(result.lost, 0, `lost: ${JSON.stringify(result.errors)}`);
+    assert.ok(Object.keys(result.byResponder).every((r) => r.startsWith('epoch=0 ')), 'the old generation served its own queue');
+    assert.ok(setup.supervisor.lines.some(logged(new RegExp(`^epoch 0 releases tcp://127.0.0.1:${dropped}: no longer configured`))));
+    // Once its queue stayed empty the parent closed it, ahead of its own exit: the port refuses now.
+    await until(() => kernelSockets('tcp', dropped) === 0, 5000, 'the dropped listener closed');
+    assert.ok(retiredBy(setup, 0).length === 2, 'both of its sockets retired by the parent');
+    const after = await load(t, dropped, { concurrency: 1, maxConnections: 1, durationMs: 1000 }).done;
+    assert.deepEqual(after.errors, { ECONNREFUSED: 1 });
   });
 }

@@ -20,13 +20,16 @@ test('defaults are Envoy\'s', () => {
   assert.equal(o.parentShutdownTimeS, 900);
   assert.equal(o.socketMode, 0o600);
   assert.equal(o.disableHotRestart, false);
+  assert.equal(o.surplusSockets, 'drain', 'zero loss when workers decrease; Envoy\'s way is opt-in');
+  assert.equal(o.retireGraceMs, 2000);
   assert.deepEqual(o.allowedUids, [process.getuid!()]);
   assert.deepEqual(o, { ...defaultOptions });
 });
 
 test('environment round trip carries every option the supervisor hands over', () => {
-  const given = { restartEpoch: 4, baseId: 7, useDynamicBaseId: false, baseIdPath: '/tmp/x', socketPath: '/run/b', socketMode: 0o660, drainTimeS: 3, parentShutdownTimeS: 9, disableHotRestart: true };
+  const given = { restartEpoch: 4, baseId: 7, useDynamicBaseId: false, baseIdPath: '/tmp/x', socketPath: '/run/b', socketMode: 0o660, drainTimeS: 3, parentShutdownTimeS: 9, disableHotRestart: true, surplusSockets: 'close' as const, retireGraceMs: 250 };
   const env = optionsToEnv(given);
+  assert.equal(env.BATON_SURPLUS_SOCKETS, 'close');
   assert.equal(env.BATON_SOCKET_MODE, '660');
   assert.equal(env.BATON_RESTART_EPOCH, '4');
   assert.deepEqual(optionsFromEnv(env), given);
@@ -34,10 +37,10 @@ test('environment round trip carries every option the supervisor hands over', ()
 
 test('CLI flags parse into the same options', () => {
   const { values } = parseArgs({
-    args: ['--restart-epoch', '2', '--base-id', '3', '--socket-mode', '640', '--disable-hot-restart', '--drain-time-s', '5'],
+    args: ['--restart-epoch', '2', '--base-id', '3', '--socket-mode', '640', '--disable-hot-restart', '--drain-time-s', '5', '--surplus-sockets', 'close', '--retire-grace-ms', '100'],
     options: parseArgsConfig(),
   });
-  assert.deepEqual(optionsFromFlags(values), { restartEpoch: 2, baseId: 3, socketMode: 0o640, disableHotRestart: true, drainTimeS: 5 });
+  assert.deepEqual(optionsFromFlags(values), { restartEpoch: 2, baseId: 3, socketMode: 0o640, disableHotRestart: true, drainTimeS: 5, surplusSockets: 'close', retireGraceMs: 100 });
 });
 
 test('bad values are refused with the option named', () => {
@@ -50,6 +53,8 @@ test('bad values are refused with the option named', () => {
   assert.throws(() => resolveOptions({ useDynamicBaseId: true, restartEpoch: 1 }), /first generation only/);
   assert.throws(() => resolveOptions({ compatibility: 'has space' }), /compatibility/);
   assert.throws(() => resolveOptions({ allowedUids: [] }), /allowedUids/);
+  assert.throws(() => resolveOptions({ surplusSockets: 'keep' as 'drain' }), /surplusSockets must be 'drain' or 'close', got 'keep'/);
+  assert.throws(() => resolveOptions({ retireGraceMs: -1 }), /retireGraceMs must be an integer/);
 });
 
 test('hot restart version names the protocol and the application tag', () => {

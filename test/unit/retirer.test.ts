@@ -1,0 +1,148 @@
+// A child's ListenerSet after a decrease, on real sockets standing in for the
+// parent's: what it adopts and checks, and how the Retirer lets the surplus
+// go (only once a queue stays empty, from the top, at the deadline with a
+// warning), every fd closed exactly once.
+
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { describe, test, type TestContext } from 'node:test';
+import * as native from '../../src/binding';
+import { ListenerSet, resolveListeners, type InheritedSockets, type SocketEntry } from '../../src/listeners/listener-set';
+import { planHandoff } from '../../src/listeners/plan';
+import { Retirer } from '../../src/listeners/retirer';
+import { steerTo } from '../../src/listeners/steering';
+
+const fdCount = () => readdirSync('/proc/self/fd').length;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A parent's four listeners on one port, and a child of two workers that took them all. */
+function decrease(t: TestContext, parentSockets = 4, workers = 2) {
+  const first = native.tcpListen(4, '127.0.0.1', 0, false, 64);
+  const port = native.socketInfo(first).port;
+  const parent = [first, ...Array.from({ length: parentSockets - 1 }, () => native.tcpListen(4, '127.0.0.1', port, false, 64))];
+  const listeners = resolveListeners([{ host: '127.0.0.1', port }]);
+  const wanted = [{ ...listeners[0].address, ipv6Only: false }];
+  const plan = planHandoff([{ ...wanted[0], sockets: parentSockets }], wanted, workers, 'drain');
+  const inherited: InheritedSockets = new Map([[0, new Map(parent.map((fd, index) => [index, native.dup(fd)]))]]);
+  const set = ListenerSet.assemble(listeners, workers, plan, inherited);
+  const clients: Socket[] = [];
+  t.after(() => {
+    clients.forEach((c) => c.destroy());
+    set.close();
+    parent.forEach((fd) => native.close(fd));
+  });
+  /** A connection that waits in the accept queue of socket `index`. */
+  const queueOn = async (index: number) => {
+    native.attachBpf(parent[0], 'reuseport', steerTo(index));
+    await new Promise<void>((done) => clients.push(connect(port, '127.0.0.1', done).on('error', () => undefined)));
+  };
+  return { port, parent, set, queueOn };
+}
+
+function retirer(set: ListenerSet, options: { graceMs?: number; deadlineMs?: number } = {}) {
+  const stopped: number[] = [];
+  const warnings: string[] = [];
+  const retired: number[] = [];
+  const r = new Retirer(set, { graceMs: options.graceMs ?? 100, deadlineMs: options.deadlineMs ?? 5000, pollMs: 10 }, async (entry) => {
+    stopped.push(entry.index);
+  });
+  r.on('warning', (m) => warnings.push(m));
+  r.on('retired', (e) => retired.push(e.index));
+  return { r, stopped, warnings, retired };
+}
+
+const surplusFromTop = (set: ListenerSet): SocketEntry[] => set.entries().filter((e) => e.surplus).sort((a, b) => b.index - a.index);
+
+async function until(check: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    assert.ok(Date.now() < deadline, 'not reached in time');
+    await sleep(10);
+  }
+}
+
+describe('ListenerSet after a decrease', () => {
+  test('adopts every parent socket: its own by index, the surplus spread over the workers', (t) => {
+    const before = fdCount();
+    const { set } = decrease(t);
+    assert.deepEqual(set.servedBy(0).map((e) => [e.index, e.surplus]), [[0, false], [2, true]]);
+    assert.deepEqual(set.servedBy(1).map((e) => [e.index, e.surplus]), [[1, false], [3, true]]);
+    assert.ok(set.entries().every((e) => e.origin === 'inherited'));
+    assert.deepEqual(set.held().map((h) => h.held.sockets), [4]);
+    set.close();
+    set.close();
+    assert.equal(fdCount(), before + 4, 'only the stand-in parent\'s fds are left');
+  });
+
+  test('a handover that does not match the plan is refused and every fd closed', () => {
+    const tcp = native.tcpListen(4, '127.0.0.1', 0, false, 8);
+    const port = native.socketInfo(tcp).port;
+    const udp = native.udpBind(4, '127.0.0.1', port, false);
+    const listeners = resolveListeners([{ host: '127.0.0.1', port }]);
+    const wanted = [{ ...listeners[0].address, ipv6Only: false }];
+    const plan = planHandoff([{ ...wanted[0], sockets: 2 }], wanted, 2, 'drain');
+    const before = fdCount();
+    const cases: Array<[InheritedSockets, RegExp]> = [
+      [new Map([[0, new Map([[0, native.dup(tcp)]])]]), /did not hand over socket 1/],
+      [new Map([[0, new Map([[0, native.dup(udp)], [1, native.dup(tcp)]])]]), /it is a dgram socket/],
+      [new Map([[0, new Map([[0, native.dup(tcp)], [1, native.dup(tcp)], [5, native.dup(tcp)]])]]), /handed over 1 sockets that were not asked for/],
+    ];
+    for (const [inherited, message] of cases) {
+      assert.throws(() => ListenerSet.assemble(listeners, 2, plan, inherited), { code: 'BATON_PROTOCOL', message });
+    }
+    assert.equal(fdCount(), before, 'every handed-over fd closed');
+    native.close(udp);
+    native.close(tcp);
+  });
+});
+
+describe('Retirer', () => {
+  test('retires from the top, each only once its queue has stayed empty for the grace period', async (t) => {
+    const { set, parent, queueOn } = decrease(t);
+    await queueOn(3);
+    const { r, stopped, retired, warnings } = retirer(set);
+    r.watch(surplusFromTop(set));
+    await sleep(300);
+    assert.deepEqual(retired, [], 'socket 3 holds a connection: nothing goes, 2 waits its turn');
+    const accepted = native.accept(set.fd(0, 3));
+    assert.ok(accepted >= 0);
+    native.close(accepted);
+    await until(() => retired.length === 2);
+    assert.deepEqual(stopped, [3, 2], 'its server let go before it closed');
+    assert.deepEqual(retired, [3, 2]);
+    assert.deepEqual(set.entries().map((e) => e.index), [0, 1]);
+    assert.deepEqual([2, 3].map((i) => native.socketInfo(parent[i]).listening), [false, false], 'shut down for the parent too: out of the group');
+    assert.deepEqual(set.held().map((h) => h.held.sockets), [2]);
+    assert.deepEqual(warnings, []);
+  });
+
+  test('past the deadline a socket goes anyway, with a warning that names what is lost', async (t) => {
+    const { set, queueOn } = decrease(t, 3, 2);
+    await queueOn(2);
+    const { r, retired, warnings } = retirer(set, { deadlineMs: 200 });
+    r.watch(surplusFromTop(set));
+    await until(() => retired.length === 1);
+    assert.match(warnings.join('\n'), /retiring socket 2 of tcp:\/\/127\.0\.0\.1:\d+ with 1 queued connections after 200 ms: they are lost/);
+  });
+
+  test('stop() retires nothing more and waits for the socket already on its way out', async (t) => {
+    const { set } = decrease(t);
+    let release!: () => void;
+    const stopped: number[] = [];
+    const r = new Retirer(set, { graceMs: 0, deadlineMs: 5000, pollMs: 10 }, (entry) => {
+      stopped.push(entry.index);
+      return new Promise<void>((done) => (release = done));
+    });
+    r.watch(surplusFromTop(set));
+    await until(() => stopped.length === 1);
+    let done = false;
+    const stopping = r.stop().then(() => (done = true));
+    await sleep(50);
+    assert.equal(done, false, 'socket 3 is still on its way out');
+    release();
+    await stopping;
+    assert.deepEqual(set.entries().map((e) => e.index), [0, 1, 2], '3 went, 2 stays for whoever takes it next');
+    assert.equal(r.pending, 0);
+  });
+});
