@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run demo: the example HTTP server under the baton supervisor, a load
-// from a separate process, several hot restarts while it runs (one of them
-// with a changed config), and what was lost: connections attempted,
+// from a separate process, several hot restarts while it runs (each with a
+// new worker count, up and down), and what was lost: connections attempted,
 // answered, and the time each handoff took.
 
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -39,7 +39,7 @@ console.log(`baton demo: example server on 127.0.0.1:${port}, ${restarts} hot re
 const supervisor = spawn(
   process.execPath,
   [join(root, 'dist/src/supervisor/cli.js'), 'run', '--log', 'json', '--socket-path', `@baton-demo-${process.pid}`,
-    '--drain-time-s', '1', '--parent-shutdown-time-s', '2', '--', process.execPath, join(root, 'examples/http-server.mjs'), '--config', config],
+    '--drain-time-s', '1', '--parent-shutdown-time-s', '2', '--retire-grace-ms', '500', '--', process.execPath, join(root, 'examples/http-server.mjs'), '--config', config],
   { stdio: ['ignore', 'ignore', 'pipe'] },
 );
 const handoffs = new Map();
@@ -68,8 +68,9 @@ try {
   await tookOver(0);
   const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: Number(values.concurrency), durationMs: 120_000 });
   await new Promise((r) => setTimeout(r, interval));
-  for (let epoch = 1; epoch <= restarts; epoch++) {
-    const workers = epoch === restarts ? 4 : 2;
+  const counts = [4, 2, 1, 3, 2];
+  for (let epoch = 1, before = 2; epoch <= restarts; epoch++) {
+    const workers = counts[(epoch - 1) % counts.length];
     writeConfig(workers);
     supervisor.kill('SIGHUP');
     await tookOver(epoch);
@@ -78,8 +79,9 @@ try {
     console.log(
       `  restart ${epoch}: took over ${h.tookOverMs} ms after SIGHUP: node start-up and imports ${h.tookOverMs - h.ms} ms, then ms in ` +
         `handshake ${ms('handshaking')}, init ${ms('initializing')}, sockets ${ms('takingSockets')}, workers ${ms('startingWorkers')}; ` +
-        `${h.inherited} sockets inherited, ${h.created} created, ${workers} workers`,
+        `${before} -> ${workers} workers: ${h.inherited} sockets inherited (${h.surplus} surplus, served then retired), ${h.created} created`,
     );
+    before = workers;
     await new Promise((r) => setTimeout(r, interval));
   }
   load.stop();
