@@ -3,7 +3,7 @@
 // alternative, so "new epoch serving after N ms" means the same for all.
 
 import { connect } from 'node:net';
-import { sleep } from './processes.mjs';
+import { killServer, sleep } from './processes.mjs';
 
 /**
  * A connection can wait in the accept queue of a socket nobody accepts on
@@ -46,4 +46,15 @@ export async function firstAnswer(port, epoch, { ms = 20_000, server } = {}) {
     if (performance.now() > deadline) throw new Error(`epoch ${epoch} did not answer on port ${port} within ${ms} ms`);
     await sleep(2);
   }
+}
+
+/** Resolves with a server just started (startServer) once epoch 0 answers; one that does not is killed. */
+export async function answering(server, port) {
+  try {
+    await firstAnswer(port, 0, { server });
+  } catch (error) {
+    await killServer(server);
+    throw error;
+  }
+  return server;
 }

@@ -141,3 +141,17 @@ export async function waitFor(check, ms, what) {
     await sleep(5);
   }
 }
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once none of `pids` exists any more (their parent reaps them). */
+export function allGone(pids, what) {
+  return waitFor(() => !pids.some(isAlive), 60_000, what);
+}

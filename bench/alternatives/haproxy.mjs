@@ -5,7 +5,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { firstAnswer } from '../probe.mjs';
+import { answering } from '../probe.mjs';
 import { killServer, startServer, workDir } from '../processes.mjs';
 import { which } from './installed.mjs';
 
@@ -36,14 +36,8 @@ export const haproxy = {
   async start({ port, workers }) {
     const statsSocket = join(workDir(), `haproxy-${port}.sock`);
     // -db: in the foreground, so that it is our child and its exit is seen.
-    let current = startServer('haproxy', ['-db', '-f', configFile(port, workers, 0, statsSocket)]);
+    let current = await answering(startServer('haproxy', ['-db', '-f', configFile(port, workers, 0, statsSocket)]), port);
     const running = new Set([current]);
-    try {
-      await firstAnswer(port, 0, { server: current });
-    } catch (error) {
-      await killServer(current);
-      throw error;
-    }
     let epoch = 0;
     return {
       restart(threads) {

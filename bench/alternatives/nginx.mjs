@@ -4,8 +4,8 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { firstAnswer } from '../probe.mjs';
-import { killServer, startServer, waitFor, workDir } from '../processes.mjs';
+import { answering } from '../probe.mjs';
+import { allGone, killServer, startServer, workDir } from '../processes.mjs';
 import { which } from './installed.mjs';
 
 function configFile(port, workers, epoch) {
@@ -33,35 +33,19 @@ function childrenOf(pid) {
   return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export const nginx = {
   name: 'nginx reload',
   unavailable: () => (which('nginx') ? undefined : 'not installed'),
 
   async start({ port, workers }) {
-    const prefix = workDir();
-    const master = startServer('nginx', ['-e', 'stderr', '-p', prefix, '-c', configFile(port, workers, 0), '-g', 'daemon off;']);
-    try {
-      await firstAnswer(port, 0, { server: master });
-    } catch (error) {
-      await killServer(master);
-      throw error;
-    }
+    const master = await answering(startServer('nginx', ['-e', 'stderr', '-p', workDir(), '-c', configFile(port, workers, 0), '-g', 'daemon off;']), port);
     let epoch = 0;
     return {
       restart(count) {
         const old = childrenOf(master.pid);
         configFile(port, count, ++epoch);
         master.kill('SIGHUP');
-        return { epoch, oldGone: waitFor(() => !old.some(isAlive), 60_000, 'old nginx workers exit') };
+        return { epoch, oldGone: allGone(old, 'the old nginx workers exit') };
       },
       stop: () => killServer(master),
     };

@@ -7,8 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { firstAnswer } from '../probe.mjs';
-import { jsonLines, killServer, startServer, workDir } from '../processes.mjs';
+import { answering } from '../probe.mjs';
+import { allGone, jsonLines, killServer, startServer, workDir } from '../processes.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -29,13 +29,10 @@ export const baton = {
       '--', process.execPath, join(root, 'examples/http-server.mjs'), '--config', config,
     ]);
     const logged = jsonLines(supervisor, supervisor.stderr);
+    await answering(supervisor, port);
+    // Every generation's pid, from its 'starting' entry.
+    const pidOf = (epoch) => logged((e) => e.epoch === epoch && typeof e.pid === 'number').then((e) => e.pid);
     let epoch = 0;
-    try {
-      await firstAnswer(port, epoch, { server: supervisor });
-    } catch (error) {
-      await killServer(supervisor);
-      throw error;
-    }
     return {
       restart(concurrency) {
         writeConfig(concurrency);
@@ -45,7 +42,7 @@ export const baton = {
           epoch,
           // As the supervisor measured it: SIGHUP to the new epoch's workers accepting.
           takeoverMs: logged((e) => e.epoch === epoch && typeof e.tookOverMs === 'number').then((e) => e.tookOverMs),
-          oldGone: logged((e) => e.epoch === old && /^draining epoch \d+ exited/.test(e.message)),
+          oldGone: pidOf(old).then((pid) => allGone([pid], `epoch ${old} exits`)),
         };
       },
       stop: () => killServer(supervisor),
