@@ -93,16 +93,16 @@ export function jsonLines(child, stream) {
 }
 
 /** spawnLoad, killed at exit should the bench end before the load does. */
-export function startLoad(options) {
+export function startLoadProcess(options) {
   const run = spawnLoad(options);
   loads.add(run.pid);
   run.done.finally(() => loads.delete(run.pid)).catch(() => {});
   return run;
 }
 
-/** Runs a load to its end. */
-export function load(options) {
-  return startLoad(options).done;
+/** Runs a load process to its end. */
+export function runLoad(options) {
+  return startLoadProcess(options).done;
 }
 
 function cleanUp() {

@@ -5,7 +5,7 @@
 
 import { availableParallelism } from 'node:os';
 import { clusterRolling } from './alternatives/cluster.mjs';
-import { freePort, load } from './processes.mjs';
+import { freePort, runLoad } from './processes.mjs';
 import { printFigures } from './report.mjs';
 import { baton } from './servers/baton.mjs';
 
@@ -19,7 +19,7 @@ export async function throughput(results, { durationMs }) {
     const port = await freePort();
     const handle = await server.start({ port, workers });
     try {
-      const measured = await load({ targets: [{ host: '127.0.0.1', port }], concurrency: CONCURRENCY, durationMs });
+      const measured = await runLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: CONCURRENCY, durationMs });
       const compared = (metric) => (key === 'baton' ? { baseline: `throughput.cluster.${metric}` } : {});
       results.add(`throughput.${key}.connections`, measured.connectionsPerSecond, 'conn/s', compared('connections'));
       results.add(`throughput.${key}.p99.ms`, measured.latencyMs.p99, 'ms', compared('p99.ms'));

@@ -6,7 +6,7 @@
 // in its own process (spawnLoad) and counts every connection.
 
 import { firstAnswer } from '../probe.mjs';
-import { freePort, load, sleep, startLoad } from '../processes.mjs';
+import { freePort, runLoad, sleep, startLoadProcess } from '../processes.mjs';
 import { formatNumber, printTable, targetText } from '../report.mjs';
 import { scenarios } from './scenarios.mjs';
 
@@ -26,8 +26,8 @@ async function runScenario({ server, from, to, flags }, { steadyMs, leadMs, tail
   const handle = await server.start({ port, workers: from, flags });
   let during;
   try {
-    const steady = await load({ targets, concurrency: CONCURRENCY, durationMs: steadyMs });
-    during = startLoad({ targets, concurrency: CONCURRENCY, durationMs: 120_000 });
+    const steady = await runLoad({ targets, concurrency: CONCURRENCY, durationMs: steadyMs });
+    during = startLoadProcess({ targets, concurrency: CONCURRENCY, durationMs: 120_000 });
     const startedAt = performance.now();
     await sleep(leadMs);
     const askedAt = performance.now();
