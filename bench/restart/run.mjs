@@ -1,0 +1,114 @@
+// One restart under load, and the section that runs every scenario. A
+// scenario: start the server with `from` workers; a steady-state load; then
+// a second load during which the restart to `to` workers happens, from
+// leadMs before it until the old workers are gone and tailMs more, and at
+// least windowMs in all, so that counts compare across rows. The load runs
+// in its own process (spawnLoad) and counts every connection.
+
+import { firstAnswer } from '../probe.mjs';
+import { freePort, runLoad, sleep, startLoadProcess } from '../processes.mjs';
+import { formatNumber, printTable, targetText } from '../report.mjs';
+import { scenarios } from './scenarios.mjs';
+
+/** Parallel connection loops: enough to keep every accept queue busy on 2 cores. */
+const CONCURRENCY = 32;
+/** How long a restarted server may take to answer from its new epoch. */
+const NEW_EPOCH_MS = 15_000;
+
+const TIMING = {
+  full: { steadyMs: 2000, leadMs: 300, tailMs: 300, windowMs: 3500 },
+  quick: { steadyMs: 500, leadMs: 200, tailMs: 200, windowMs: 3000 },
+};
+
+async function runScenario({ server, from, to, flags }, { steadyMs, leadMs, tailMs, windowMs }) {
+  const port = await freePort();
+  const targets = [{ host: '127.0.0.1', port }];
+  const handle = await server.start({ port, workers: from, flags });
+  let during;
+  try {
+    const steady = await runLoad({ targets, concurrency: CONCURRENCY, durationMs: steadyMs });
+    during = startLoadProcess({ targets, concurrency: CONCURRENCY, durationMs: 120_000 });
+    const startedAt = performance.now();
+    await sleep(leadMs);
+    const askedAt = performance.now();
+    const restart = handle.restart(to);
+    let oldGoneMs;
+    const [answeredAt, , takeoverMs] = await Promise.all([
+      firstAnswer(port, restart.epoch, { ms: NEW_EPOCH_MS }),
+      restart.oldGone.then(() => (oldGoneMs = performance.now() - askedAt)),
+      restart.takeoverMs,
+    ]);
+    await sleep(Math.max(tailMs, windowMs - (performance.now() - startedAt)));
+    during.stop();
+    return { steady, during: await during.done, newServingMs: answeredAt - askedAt, oldGoneMs, takeoverMs };
+  } finally {
+    during?.stop();
+    await handle.stop();
+  }
+}
+
+const LATENCIES = ['p50', 'p99', 'max'];
+
+/** Every figure of one scenario; baton's name the same figure of the alternative they are compared to. */
+function record(results, scenario, m) {
+  const add = (metric, value, unit, target) =>
+    results.add(`restart.${scenario.key}.${metric}`, value, unit, {
+      ...(scenario.baseline ? { baseline: `restart.${scenario.baseline}.${metric}` } : {}),
+      ...(target ? { target } : {}),
+    });
+  const ours = scenario.ours;
+  add('attempted', m.during.attempted, 'connections');
+  add('answered', m.during.answered, 'connections');
+  add('lost', m.during.lost, 'connections', ours && { text: 'zero lost', met: m.during.lost === 0 });
+  for (const p of LATENCIES) {
+    const within = p === 'max' && ours && { text: 'restart max within 2x steady-state max', met: m.during.latencyMs.max <= 2 * m.steady.latencyMs.max };
+    add(`${p}.ms`, m.during.latencyMs[p], 'ms', within);
+  }
+  for (const p of LATENCIES) add(`steady.${p}.ms`, m.steady.latencyMs[p], 'ms');
+  add('new-serving.ms', m.newServingMs, 'ms');
+  add('old-gone.ms', m.oldGoneMs, 'ms');
+  if (m.takeoverMs !== undefined) add('takeover.ms', m.takeoverMs, 'ms');
+}
+
+function row(scenario, m, results) {
+  const targets = results.entries.filter((e) => e.name.startsWith(`restart.${scenario.key}.`) && e.target).map((e) => targetText(e.target));
+  const lostBy = Object.entries(m.during.errors).map(([reason, n]) => `${reason} ${n}`);
+  const { p50, p99, max } = m.during.latencyMs;
+  return [
+    scenario.name,
+    ...[m.during.attempted, m.during.answered, m.during.lost, p50, p99, max, m.steady.latencyMs.max, m.newServingMs, m.takeoverMs, m.oldGoneMs].map(
+      formatNumber,
+    ),
+    [...lostBy, ...targets].join('; '),
+  ];
+}
+
+export async function restartSection(results, { quick }) {
+  const timing = quick ? TIMING.quick : TIMING.full;
+  const rows = [];
+  const failures = [];
+  for (const scenario of scenarios({ quick })) {
+    const unavailable = scenario.server.unavailable();
+    if (unavailable) {
+      rows.push([scenario.name, ...Array(10).fill('-'), unavailable]);
+      continue;
+    }
+    try {
+      const measured = await runScenario(scenario, timing);
+      record(results, scenario, measured);
+      rows.push(row(scenario, measured, results));
+    } catch (error) {
+      failures.push(`${scenario.name} failed: ${error.message}`);
+      rows.push([scenario.name, ...Array(10).fill('-'), 'failed, see below']);
+    }
+  }
+  printTable(
+    `restart under load: ${CONCURRENCY} concurrent HTTP/1.0 connections from a separate process, counted over at least ${timing.windowMs / 1000} s around the restart.\n` +
+      'Latency (p50, p99, max; steady max before the restart): connect to answer, ms. Times from the restart signal, ms: new serves = first\n' +
+      'answer from the new epoch; takeover = SIGHUP to the new workers accepting (baton supervisor log); old gone = the old processes exited.',
+    ['restart', 'attempted', 'answered', 'lost', 'p50', 'p99', 'max', 'steady max', 'new serves', 'takeover', 'old gone', 'lost by / targets'],
+    rows,
+  );
+  // The first lines say why (a server's stderr can go on with its usage text).
+  for (const failure of failures) console.log(`\n${failure.split('\n').slice(0, 4).join('\n')}`);
+}

@@ -1,0 +1,51 @@
+// baton as a user runs it: examples/http-server.mjs under `baton run`, its
+// config rewritten before each SIGHUP to change the worker count. Every
+// server the bench drives (here and in ../alternatives/) has this shape:
+// start({ port, workers }) -> { restart(workers), stop() }, where restart()
+// returns the epoch that will answer next and when the old one is gone.
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { answering } from '../probe.mjs';
+import { allGone, jsonLines, killServer, startServer, workDir } from '../processes.mjs';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Short drain and shutdown times: HTTP/1.0 answers are instant, and each scenario waits for the old epoch to exit. */
+const TIMES = ['--drain-time-s', '1', '--parent-shutdown-time-s', '2'];
+
+export const baton = {
+  name: 'baton',
+  unavailable: () => undefined,
+
+  /** `flags` go to `baton run` (--surplus-sockets close, say). */
+  async start({ port, workers, flags = [] }) {
+    const config = join(workDir(), `baton-${port}.json`);
+    const writeConfig = (concurrency) => writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`] }));
+    writeConfig(workers);
+    const supervisor = startServer(process.execPath, [
+      join(root, 'dist/src/supervisor/cli.js'), 'run', '--log', 'json', '--socket-path', `@baton-bench-${process.pid}-${port}`, ...TIMES, ...flags,
+      '--', process.execPath, join(root, 'examples/http-server.mjs'), '--config', config,
+    ]);
+    const logged = jsonLines(supervisor, supervisor.stderr);
+    await answering(supervisor, port);
+    // Every generation's pid, from its 'starting' entry.
+    const pidOf = (epoch) => logged((e) => e.epoch === epoch && typeof e.pid === 'number').then((e) => e.pid);
+    let epoch = 0;
+    return {
+      restart(concurrency) {
+        writeConfig(concurrency);
+        supervisor.kill('SIGHUP');
+        const old = epoch++;
+        return {
+          epoch,
+          // As the supervisor measured it: SIGHUP to the new epoch's workers accepting.
+          takeoverMs: logged((e) => e.epoch === epoch && typeof e.tookOverMs === 'number').then((e) => e.tookOverMs),
+          oldGone: pidOf(old).then((pid) => allGone([pid], `epoch ${old} exits`)),
+        };
+      },
+      stop: () => killServer(supervisor),
+    };
+  },
+};
