@@ -40,26 +40,36 @@ function socketTable(listeners, workers) {
   return byPort;
 }
 
-/** A serving parent whose hooks hand out the table's fds (which stay its own), as ListenerSet.lookup does. */
+/**
+ * A serving parent whose hooks hand out the table's fds (which stay its own),
+ * as a generation's ListenerSet does: every socket of the named listeners up
+ * to the child's worker count. Envoy's way names one socket a request, which
+ * our protocol cannot say: for the per-socket child (`oneSocket`), a request
+ * for `k` workers of one listener is answered with socket k-1 alone.
+ */
 function startParent(byPort, name) {
   const warnings = [];
+  const mode = { oneSocket: false };
   const parent = new ParentMachine(
     { epoch: 0, hotRestartVersion: VERSION, allowedUids: [uid], handshakeTimeoutMs: NEVER, childInitTimeoutMs: NEVER, drainMs: NEVER, shutdownMs: NEVER },
     {
-      sockets(addresses, workers) {
+      async sockets({ listeners, workers }) {
         const refs = [];
         const fds = [];
-        addresses.forEach(({ port }, listener) => {
-          for (const worker of workers) {
-            const fd = byPort.get(port)?.[worker];
-            if (fd !== undefined) refs.push({ listener, worker }), fds.push(fd);
+        listeners.forEach(({ port }, listener) => {
+          for (let index = mode.oneSocket ? workers - 1 : 0; index < workers; index++) {
+            const fd = byPort.get(port)?.[index];
+            if (fd !== undefined) refs.push({ listener, index }), fds.push(fd);
           }
         });
-        return { refs, fds, available: addresses.map(({ port }) => byPort.get(port)?.length ?? 0) };
+        // Envoy's reply is the socket alone; ours also carries the inventory the child plans from.
+        const held = mode.oneSocket ? [] : [...byPort].map(([port, fds]) => ({ protocol: 'tcp', host: '127.0.0.1', port, ipv6Only: false, sockets: fds.length }));
+        return { refs, fds, held };
       },
       stopAccepting() {},
       resumeAccepting() {},
       drain() {},
+      retired() {},
       terminate: async () => {},
       warn: (message) => warnings.push(message),
     },
@@ -68,15 +78,15 @@ function startParent(byPort, name) {
   const server = ControlServer.listen(address, 0o600);
   server.on('connection', (channel, peer) => parent.accept(channel, peer));
   parent.ready();
-  return { parent, address, warnings, close: () => server.close() };
+  return { parent, address, warnings, mode, close: () => server.close() };
 }
 
 /** baton's child: connect, hello, one getSockets for everything. */
 async function batchedHandoff(address, listeners, workers) {
   const child = new ChildMachine({ epoch: 1, hotRestartVersion: VERSION, allowedUids: [uid], handshakeTimeoutMs: NEVER, requestTimeoutMs: NEVER, parentShutdownMs: NEVER });
   await child.connect(address);
-  const { fds } = await child.takeSockets(listeners, workers);
-  return { fds: [...fds.values()].flatMap((byWorker) => [...byWorker.values()]), leave: () => child.detach() };
+  const { fds } = await child.takeSockets({ listeners, workers: workers.length, surplus: 'drain' });
+  return { fds: [...fds.values()].flatMap((byIndex) => [...byIndex.values()]), leave: () => child.detach() };
 }
 
 const VARIANTS = { batched: batchedHandoff, 'per-socket': perSocketHandoff };
@@ -115,12 +125,13 @@ export async function handoff(results, { budgetMs }) {
   for (const [listenerCount, workerCount] of SHAPES) {
     const shape = `${listenerCount}x${workerCount}`;
     const byPort = socketTable(listenerCount, workerCount);
-    const { parent, address, warnings, close } = startParent(byPort, `handoff-${shape}`);
+    const { parent, address, warnings, mode, close } = startParent(byPort, `handoff-${shape}`);
     try {
-      const listeners = [...byPort.keys()].map((port) => ({ protocol: 'tcp', host: '127.0.0.1', port }));
+      const listeners = [...byPort.keys()].map((port) => ({ protocol: 'tcp', host: '127.0.0.1', port, ipv6Only: false }));
       const workers = Array.from({ length: workerCount }, (_, i) => i);
       const measured = {};
       for (const [variant, run] of Object.entries(VARIANTS)) {
+        mode.oneSocket = variant === 'per-socket';
         measured[variant] = await timeHandoffs(run, parent, address, listeners, workers, budgetMs);
       }
       if (warnings.length > 0) throw new Error(`the parent warned: ${warnings.join('; ')}`);

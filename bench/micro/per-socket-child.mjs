@@ -1,7 +1,8 @@
 // The baseline of the handoff bench: a child that takes its sockets the way
 // Envoy's does (PassListenSocket), one request per listener x worker, each
 // waiting for its reply before the next is sent. Same channel, same records,
-// same parent as baton's batched child: only the batching differs.
+// same parent as baton's batched child: only the batching differs (the
+// parent, in handoff.mjs, answers each request with the one socket asked).
 
 import { once } from 'node:events';
 import * as native from '../../dist/src/binding.js';
@@ -27,7 +28,7 @@ export async function perSocketHandoff(address, listeners, workers) {
   const fds = [];
   for (const listener of listeners) {
     for (const worker of workers) {
-      const answer = await connection.request({ type: 'getSockets', listeners: [listener], workers: [worker] }, REQUEST_TIMEOUT_MS);
+      const answer = await connection.request({ type: 'getSockets', listeners: [listener], workers: worker + 1, surplus: 'drain' }, REQUEST_TIMEOUT_MS);
       fds.push(...answer.fds);
     }
   }

@@ -8,8 +8,9 @@ import { runSuite } from './suite.mjs';
 
 export async function protocol(results, { maxTime }) {
   const since = results.entries.length;
-  const refs = Array.from({ length: 64 * 16 }, (_, i) => ({ listener: Math.floor(i / 16), worker: i % 16 }));
-  const records = socketsRecords(1, refs, Array(64).fill(16));
+  const refs = Array.from({ length: 64 * 16 }, (_, i) => ({ listener: Math.floor(i / 16), index: i % 16 }));
+  const held = Array.from({ length: 64 }, (_, i) => ({ protocol: 'tcp', host: '127.0.0.1', port: 20000 + i, ipv6Only: false, sockets: 16 }));
+  const records = socketsRecords(1, refs, held);
   const encoded = records.map(encode);
   const measured = await runSuite(
     [
