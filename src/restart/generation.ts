@@ -193,9 +193,9 @@ export class Generation extends EventEmitter<GenerationEvents> {
       this.child.detach();
       throw error;
     }
-    this.retirer = new Retirer(this.sockets, { graceMs: this.options.retireGraceMs, deadlineMs: this.options.drainTimeS * 1000 }, (entry) =>
-      this.runRetireHooks(entry),
-    );
+    // A socket that never goes quiet (nobody serves it) is given up on with the drain, never sooner than the grace allows.
+    const deadlineMs = Math.max(this.options.drainTimeS * 1000, 2 * this.options.retireGraceMs);
+    this.retirer = new Retirer(this.sockets, { graceMs: this.options.retireGraceMs, deadlineMs }, (entry) => this.runRetireHooks(entry));
     this.retirer.on('retired', (entry, waitedMs) => {
       this.status.report({ event: 'retired', listener: entry.listener.name, index: entry.index, waitedMs });
       void this.child.reportRetired(entry.listener.address, entry.index);
@@ -338,7 +338,11 @@ export class Generation extends EventEmitter<GenerationEvents> {
         this.retirer!.watch(entries);
       }
     }
-    for (const entry of close) this.listenerSet.retire(entry);
+    for (const entry of close) {
+      this.listenerSet.retire(entry);
+      // Our own servers let go after the fact: a UDP socket is only gone once they have.
+      this.runRetireHooks(entry).catch((error: Error) => this.warn(`closing socket ${entry.index} of ${entry.listener.name}: ${error.message}`));
+    }
   }
 
   /** The child went away after we started draining: we serve everything we still hold, as before. */
