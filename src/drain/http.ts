@@ -3,7 +3,8 @@
 // connection once it is sent), requests in flight finish, and keep-alive
 // connections that stay idle are closed. The decision is taken when a
 // request arrives, and again for unanswered requests when the drain starts
-// and at its deadline. An idle connection is closed only after a whole
+// and at its deadline. An idle connection is asked at every check (keeping
+// its draw, see DrainController.shouldClose) and closed only after a whole
 // check interval without a request, so a client that just got an answer
 // and sends its next request is not cut off; one that sends exactly as the
 // server closes can still race it (HTTP/1.1 leaves retrying to the client).

@@ -1,10 +1,10 @@
 // One thread's stats in a SharedArrayBuffer: a directory of what it defined
 // (append-only JSON entries) and a Float64Array of values. Exactly one thread
 // writes a segment; the main thread reads it whenever it collects, without a
-// message or a lock: an entry is published by an Atomics.store of the entry
-// count after its bytes and its zeroed slots are in place. Values are plain
-// aligned 8-byte stores from their single writer, which the 64-bit platforms
-// baton runs on do not tear.
+// message or a lock: an entry is published by an atomic increment of the
+// entry count after its bytes are in place (its slots are new, so still 0).
+// Values are plain aligned 8-byte stores from their single writer, which the
+// 64-bit platforms baton runs on do not tear.
 
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { slotsOf, type MetricDefinition } from './definition';
@@ -96,7 +96,6 @@ export class Segment {
     if (slot + slots > this.values.length) {
       throw new BatonError(ErrorCodes.CAPACITY, `stats are full: ${definition.name} needs ${slots} value slots, ${this.values.length - slot} are left (raise capacity.slots, or use fewer label values)`);
     }
-    this.values.fill(0, slot, slot + slots);
     this.header[Header.SlotsUsed] = slot + slots;
     this.append({ m: id, l: labels, s: slot });
     return slot;
