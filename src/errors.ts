@@ -30,6 +30,8 @@ export const ErrorCodes = {
   INVALID_STATE: 'BATON_INVALID_STATE',
   /** A worker thread failed to start or serve. */
   WORKER: 'BATON_WORKER',
+  /** A fixed-size table (a thread's stats, a stats snapshot) is full. */
+  CAPACITY: 'BATON_CAPACITY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -33,3 +33,43 @@ export {
   type HotRestartOptions,
 } from './options';
 export { PROTOCOL_VERSION } from './protocol/messages';
+export { StatsRegistry, type StatsRegistryOptions } from './stats/registry';
+export { ThreadStats, workerStats, type StatsHandle } from './stats/thread-stats';
+export { Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries } from './stats/metrics';
+export {
+  DEFAULT_BUCKETS,
+  LIMITS as STATS_LIMITS,
+  type GaugeOptions,
+  type HistogramOptions,
+  type ImportMode,
+  type LabelValues,
+  type MetricDefinition,
+  type MetricOptions,
+  type MetricType,
+} from './stats/definition';
+export type { MetricFamily, SeriesValues } from './stats/families';
+export type { SegmentCapacity as StatsCapacity } from './stats/segment';
+export {
+  MAX_SNAPSHOT_SERIES,
+  joinSnapshots,
+  splitSnapshot,
+  type SnapshotMetric,
+  type StatsSnapshot,
+} from './stats/snapshot';
+export { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './stats/exposition';
+export type { PromClientRegistry } from './stats/prom-client';
+export { metricsHandler, type MetricsHandlerOptions } from './stats/admin';
+export { ENGINE_METRICS, EngineMetrics, type SocketCounts } from './stats/engine';
+export {
+  DrainController,
+  type Closeable,
+  type DrainControllerEvents,
+  type DrainControllerOptions,
+  type DrainProgress,
+  type DrainStrategy,
+} from './drain/controller';
+export type { DrainAdapter, DrainAdapterOptions } from './drain/adapter';
+export { drainHttp } from './drain/http';
+export { drainHttp2 } from './drain/http2';
+export { drainNet, type NetDrainAdapter } from './drain/net';
+export { drainDgram } from './drain/dgram';

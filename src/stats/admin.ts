@@ -1,0 +1,49 @@
+// The admin listener's request handler: GET /metrics answers the
+// process-wide view in Prometheus text format, with any prom-client
+// registries appended. Plain (req, res), so it fits http.createServer or an
+// existing router.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { invalidArgument } from '../errors';
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './exposition';
+import { checkPromClientRegistry, promClientText, type PromClientRegistry } from './prom-client';
+import { StatsRegistry } from './registry';
+
+export interface MetricsHandlerOptions {
+  /** prom-client registries whose metrics are appended (a name baton exposes is left out of theirs). */
+  promClient?: readonly PromClientRegistry[];
+  /** Default `/metrics`. */
+  path?: string;
+}
+
+export function metricsHandler(registry: StatsRegistry, options: MetricsHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  if (!(registry instanceof StatsRegistry)) throw invalidArgument('registry must be the main thread\'s StatsRegistry');
+  const { promClient = [], path = '/metrics' } = options;
+  if (!Array.isArray(promClient)) throw invalidArgument('promClient must be an array of prom-client registries');
+  promClient.forEach(checkPromClientRegistry);
+  if (typeof path !== 'string' || !path.startsWith('/')) throw invalidArgument('path must start with /');
+
+  const render = async (): Promise<string> => {
+    const families = registry.collect();
+    const taken = new Set(families.map((f) => f.definition.name));
+    const theirs = await Promise.all(promClient.map((r) => promClientText(r, taken)));
+    return renderPrometheus(families) + theirs.join('');
+  };
+
+  return (req, res) => {
+    if (new URL(req.url ?? '/', 'http://admin').pathname !== path) return reply(res, 404, 'not found\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      return reply(res, 405, 'method not allowed\n');
+    }
+    render().then(
+      (text) => reply(res, 200, text, PROMETHEUS_CONTENT_TYPE, req.method === 'HEAD'),
+      (error: Error) => reply(res, 500, `collecting metrics failed: ${error.message}\n`),
+    );
+  };
+}
+
+function reply(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8', headOnly = false): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(headOnly ? undefined : body);
+}

@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as dgram from 'node:dgram';
+import { once } from 'node:events';
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DrainController } from '../../src/drain/controller';
+import { drainDgram } from '../../src/drain/dgram';
+import { drainHttp } from '../../src/drain/http';
+import { drainHttp2 } from '../../src/drain/http2';
+import { drainNet } from '../../src/drain/net';
+
+async function listen<S extends net.Server>(server: S): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as net.AddressInfo).port;
+}
+
+interface Answer {
+  status: number;
+  connection: string | undefined;
+  body: string;
+  socket: net.Socket;
+}
+
+function get(port: number, agent: http.Agent, path = '/', client: typeof http | typeof https = http): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = client.get({ host: '127.0.0.1', port, path, agent, rejectUnauthorized: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, connection: res.headers.connection, body, socket: req.socket! }));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('http: keep-alive clients get every answer and Connection: close before the deadline; idle ones are closed; requests in flight finish', async (t) => {
+  const drainMs = 2_000;
+  // Every draw is 0.3: responses close from 30% of the drain on, the idle connection once idle past it.
+  const controller = new DrainController({ random: () => 0.3 });
+  const server = http.createServer((req, res) => {
+    if (req.url === '/slow') setTimeout(() => res.end('slow done'), 300);
+    else res.end('ok');
+  });
+  drainHttp(server, controller, { checkMs: 100 });
+  const port = await listen(server);
+  const agents: http.Agent[] = [];
+  t.after(() => {
+    controller.stop();
+    server.closeAllConnections();
+    server.close();
+    agents.forEach((agent) => agent.destroy());
+  });
+
+  let draining = false;
+  let startedAt = 0;
+  const busyClient = async (): Promise<{ answered: number; closedAt: number }> => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    agents.push(agent);
+    let answered = 0;
+    for (;;) {
+      const answer = await get(port, agent);
+      assert.equal(answer.body, 'ok');
+      answered++;
+      if (answer.connection === 'close') {
+        assert.ok(draining, 'no Connection: close before the drain');
+        const closedAt = performance.now() - startedAt;
+        return { answered, closedAt };
+      }
+      if (!draining) await sleep(5);
+    }
+  };
+  const busy = [busyClient(), busyClient(), busyClient()];
+
+  const [idleAgent, slowAgent] = [new http.Agent({ keepAlive: true }), new http.Agent({ keepAlive: true })];
+  agents.push(idleAgent, slowAgent);
+  const idle = await get(port, idleAgent);
+  assert.equal(idle.connection, 'keep-alive');
+  const slow = get(port, slowAgent, '/slow');
+  await sleep(50);
+
+  draining = true;
+  startedAt = performance.now();
+  controller.start(drainMs);
+  const idleClosed = once(idle.socket, 'close').then(() => performance.now() - startedAt);
+
+  const results = await Promise.all(busy);
+  for (const { answered, closedAt } of results) {
+    assert.ok(answered > 1);
+    assert.ok(closedAt >= drainMs * 0.3 - 50 && closedAt < drainMs, `closed at ${closedAt} ms`);
+  }
+  const slowAnswer = await slow;
+  assert.deepEqual([slowAnswer.status, slowAnswer.body], [200, 'slow done'], 'the request in flight finished');
+  const idleClosedAt = await idleClosed;
+  assert.ok(idleClosedAt >= drainMs * 0.3 - 50 && idleClosedAt < drainMs, `idle connection closed at ${idleClosedAt} ms`);
+  while (controller.connections > 0 && performance.now() - startedAt < drainMs) await sleep(10);
+  assert.equal(controller.connections, 0, 'every connection closed before the deadline');
+});
+
+test('https: responses carry Connection: close once the drain says so (immediate)', async (t) => {
+  let pem: string;
+  try {
+    pem = execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', '-', '-out', '-'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return t.skip('openssl is not available to make a test certificate');
+  }
+  const controller = new DrainController({ strategy: 'immediate' });
+  const server = https.createServer({ key: pem, cert: pem }, (_req, res) => res.end('ok'));
+  drainHttp(server, controller, { checkMs: 50 });
+  const port = await listen(server);
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => {
+    controller.stop();
+    server.closeAllConnections();
+    server.close();
+    agent.destroy();
+  });
+  assert.equal((await get(port, agent, '/', https)).connection, 'keep-alive');
+  assert.equal(controller.connections, 1, 'the TLS connection is tracked');
+  controller.start(10_000);
+  const answer = await get(port, agent, '/', https);
+  assert.equal(answer.connection, 'close');
+  if (!answer.socket.destroyed) await once(answer.socket, 'close');
+});
+
+test('http2: clients receive GOAWAY and their streams in flight finish', async (t) => {
+  const controller = new DrainController({ random: () => 0.5 });
+  const server = http2.createServer();
+  let received = 0;
+  server.on('stream', (stream, headers) => {
+    received++;
+    setTimeout(() => {
+      stream.respond({ ':status': 200 });
+      stream.end(`done ${headers[':path']}`);
+    }, 300);
+  });
+  drainHttp2(server, controller, { checkMs: 50 });
+  const port = await listen(server);
+
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  t.after(() => {
+    controller.stop();
+    client.destroy();
+    server.close();
+  });
+  const goaway = once(client, 'goaway');
+  const streams = ['/a', '/b', '/c'].map(
+    (path) =>
+      new Promise<string>((resolve, reject) => {
+        let body = '';
+        client.request({ ':path': path }).setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve(body)).on('error', reject);
+      }),
+  );
+  while (received < 3) await sleep(10);
+  controller.start(400); // the session is asked at every check; its draw, 0.5, says yes from 200 ms on
+
+  const [code] = (await goaway) as [number];
+  assert.equal(code, http2.constants.NGHTTP2_NO_ERROR);
+  assert.deepEqual(await Promise.all(streams), ['done /a', 'done /b', 'done /c']);
+  await once(client, 'close');
+  while (controller.connections > 0) await sleep(10);
+});
+
+test('net: a connection ends after the exchange the drain decides on; one that stays quiet ends at the deadline', async (t) => {
+  const controller = new DrainController({ strategy: 'immediate' });
+  const server = net.createServer();
+  const adapter = drainNet(server, controller);
+  server.on('connection', (socket) => {
+    socket.setEncoding('utf8').on('data', (line: string) => {
+      socket.write(`echo ${line}`);
+      adapter.exchangeDone(socket);
+    });
+  });
+  const port = await listen(server);
+  const talker = net.connect(port, '127.0.0.1').setEncoding('utf8');
+  const quiet = net.connect(port, '127.0.0.1');
+  t.after(() => {
+    talker.destroy();
+    quiet.destroy();
+    controller.stop();
+    adapter.detach();
+    server.close();
+  });
+  await Promise.all([once(talker, 'connect'), once(quiet, 'connect')]);
+  let heard = '';
+  talker.on('data', (d: string) => (heard += d));
+  talker.write('one\n');
+  while (heard === '') await sleep(5);
+  assert.equal(controller.connections, 2);
+
+  let deadline = false;
+  controller.on('deadline', () => (deadline = true));
+  controller.start(300);
+  talker.write('two\n');
+  await once(talker, 'end');
+  assert.equal(heard, 'echo one\necho two\n', 'the exchange finished before the end');
+  assert.equal(deadline, false, 'ended after its exchange, not at the deadline');
+  await once(quiet.resume(), 'end');
+  assert.equal(deadline, true, 'the quiet one ended at the deadline');
+  assert.throws(() => adapter.exchangeDone({} as net.Socket), /net.Socket/);
+});
+
+test('dgram: nothing to close during the drain; the socket stops reading at the deadline', async (t) => {
+  const controller = new DrainController();
+  const socket = dgram.createSocket('udp4');
+  t.after(() => controller.stop());
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  drainDgram(socket, controller);
+  controller.start(50);
+  assert.equal(controller.connections, 0);
+  await once(socket, 'close');
+  assert.equal(controller.overdue, true);
+});
+
+test('adapters validate their arguments', () => {
+  const controller = new DrainController();
+  assert.throws(() => drainHttp(net.createServer() as never, controller), /http.Server/);
+  assert.throws(() => drainHttp(http.createServer(), {} as DrainController), /DrainController/);
+  assert.throws(() => drainHttp(http.createServer(), controller, { checkMs: 0 }), /checkMs/);
+  assert.throws(() => drainHttp2({} as never, controller), /http2 server/);
+  assert.throws(() => drainNet({} as never, controller), /net.Server/);
+  assert.throws(() => drainDgram({} as never, controller), /dgram.Socket/);
+});
