@@ -4,9 +4,12 @@
 //   baton run -- node examples/http-server.mjs --config server.json
 //
 // and send the supervisor SIGHUP to restart: the new process reads the config
-// again ({ "concurrency": 2, "listen": ["127.0.0.1:8080"] }), takes over every
-// socket from the old one and the old one drains. This one file is both the
-// main thread (config, sockets, workers) and each worker thread (HTTP).
+// again ({ "concurrency": 2, "listen": ["127.0.0.1:8080"], "admin": "127.0.0.1:9901" }),
+// takes over every socket from the old one and the old one drains. This one
+// file is both the main thread (config, sockets, workers) and each worker
+// thread (HTTP). GET /metrics on the admin address answers in Prometheus
+// text: baton's metrics and example_requests_total, summed over every worker
+// and carried across generations.
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -24,15 +27,19 @@ if (isMainThread) {
   const { generation } = await serve({
     listen: config.listen,
     workers: config.concurrency,
+    admin: config.admin,
     script: new URL(import.meta.url),
   });
   generation.on('warning', (message) => console.error(`epoch ${generation.epoch}: ${message}`));
   console.log(`epoch ${generation.epoch}: pid ${process.pid} serving ${config.listen.join(', ')} with ${config.concurrency} workers`);
 } else {
   const worker = workerContext();
+  const requests = worker.stats.counter({ name: 'example_requests', help: 'Requests answered by the example server.' });
+  worker.stats.gauge({ name: 'example_workers', help: 'Worker threads serving (the draining generation\'s included).' }).inc();
   for (const socket of worker.sockets) {
     const server = http.createServer((req, res) => {
       res.end(`epoch=${worker.epoch} worker=${worker.index}\n`);
+      requests.inc();
     });
     worker.serve(server, socket.name);
   }

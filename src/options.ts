@@ -3,6 +3,7 @@
 // generation. One table drives validation, the flags and the environment.
 
 import { invalidArgument } from './errors';
+import type { DrainStrategy } from './drain/controller';
 import { PROTOCOL_VERSION, type SurplusPolicy } from './protocol/messages';
 
 export interface HotRestartOptions {
@@ -41,6 +42,8 @@ export interface HotRestartOptions {
   surplusSockets: SurplusPolicy;
   /** How long a socket's queue must stay empty before it is retired (covers handshakes still under way). */
   retireGraceMs: number;
+  /** How open connections are asked to close during a drain: spread over the drain time ('gradual'), or at once. */
+  drainStrategy: DrainStrategy;
 }
 
 type Kind = 'int' | 'bool' | 'string' | 'mode';
@@ -62,6 +65,7 @@ export const optionSpecs: Spec[] = [
   { key: 'socketPath', flag: 'socket-path', env: 'BATON_SOCKET_PATH', kind: 'string', description: "control socket prefix ('@' = abstract namespace)" },
   { key: 'socketMode', flag: 'socket-mode', env: 'BATON_SOCKET_MODE', kind: 'mode', description: 'octal mode of filesystem control sockets' },
   { key: 'drainTimeS', flag: 'drain-time-s', env: 'BATON_DRAIN_TIME_S', kind: 'int', description: 'seconds the old generation drains' },
+  { key: 'drainStrategy', flag: 'drain-strategy', env: 'BATON_DRAIN_STRATEGY', kind: 'string', description: "'gradual' (default) or 'immediate'" },
   { key: 'parentShutdownTimeS', flag: 'parent-shutdown-time-s', env: 'BATON_PARENT_SHUTDOWN_TIME_S', kind: 'int', description: 'seconds until the old generation is terminated' },
   { key: 'childInitTimeoutS', flag: 'child-init-timeout-s', env: 'BATON_CHILD_INIT_TIMEOUT_S', kind: 'int', description: 'seconds a new epoch may take to take over' },
   { key: 'surplusSockets', flag: 'surplus-sockets', env: 'BATON_SURPLUS_SOCKETS', kind: 'string', description: "fewer workers: 'drain' the surplus sockets (default) or 'close' them (Envoy)" },
@@ -85,6 +89,7 @@ export const defaultOptions: HotRestartOptions = {
   allowedUids: [process.getuid?.() ?? 0],
   surplusSockets: 'drain',
   retireGraceMs: 2_000,
+  drainStrategy: 'gradual',
 };
 
 /** The string two generations must share to hand over (Envoy's --hot-restart-version). */
@@ -166,6 +171,9 @@ export function resolveOptions(given: Partial<HotRestartOptions> = {}): HotResta
   intRange(o, 'requestTimeoutMs', 1, 600_000);
   intRange(o, 'childInitTimeoutS', 1, 86_400);
   intRange(o, 'retireGraceMs', 0, 600_000);
+  if (o.drainStrategy !== 'gradual' && o.drainStrategy !== 'immediate') {
+    throw invalidArgument(`drainStrategy must be 'gradual' or 'immediate', got '${String(o.drainStrategy)}'`);
+  }
   if (o.surplusSockets !== 'drain' && o.surplusSockets !== 'close') {
     throw invalidArgument(`surplusSockets must be 'drain' or 'close', got '${String(o.surplusSockets)}'`);
   }

@@ -4,10 +4,10 @@
 // abandons this generation and leaves the parent serving untouched.
 
 import { parseListen, type ListenerSpec } from './listeners/listener-set';
-import { Generation, type StartOptions } from './restart/generation';
+import { Generation, type ListenOptions, type StartOptions } from './restart/generation';
 import { WorkerPool, type WorkerPoolOptions } from './workers/pool';
 
-export interface ServeOptions extends StartOptions, WorkerPoolOptions {
+export interface ServeOptions extends StartOptions, WorkerPoolOptions, ListenOptions {
   /** Listener specs, or 'host:port' / '[v6]:port' / 'udp://host:port' strings. */
   listen: Array<ListenerSpec | string>;
   /** Worker threads, one per worker index. */
@@ -28,14 +28,14 @@ export interface Served {
 }
 
 export async function serve(options: ServeOptions): Promise<Served> {
-  const { listen, workers, initialize, shutdownGraceMs = 5000, script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv, ...start } =
+  const { listen, workers, initialize, shutdownGraceMs = 5000, script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv, admin, promClient, ...start } =
     options;
   const specs = listen.map((l) => (typeof l === 'string' ? parseListen(l) : l));
   const generation = await Generation.start(start);
   let pool: WorkerPool | undefined;
   try {
     await initialize?.(generation);
-    await generation.listen(specs, workers);
+    await generation.listen(specs, workers, { admin, promClient });
     pool = await WorkerPool.start(generation, { script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv });
     generation.takeOver();
   } catch (error) {

@@ -2,7 +2,7 @@
 // the periodic check of open connections while a drain lasts.
 
 import * as tls from 'node:tls';
-import type * as net from 'node:net';
+import * as net from 'node:net';
 import { invalidArgument } from '../errors';
 import { DrainController } from './controller';
 
@@ -30,6 +30,15 @@ export function checkController(controller: DrainController): void {
 /** The event that hands over an accepted connection: the TLS socket once its handshake is done, for TLS servers. */
 export function connectionEvent(server: net.Server): 'connection' | 'secureConnection' {
   return server instanceof tls.Server ? 'secureConnection' : 'connection';
+}
+
+/**
+ * Stops accepting. Unlike http.Server.close(), idle keep-alive connections
+ * stay open: closing them at once races clients that are reusing them
+ * ("socket hang up"); the drain closes them the way HTTP expects.
+ */
+export function stopListening(server: net.Server): void {
+  if (server.listening) net.Server.prototype.close.call(server);
 }
 
 /**

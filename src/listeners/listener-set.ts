@@ -28,6 +28,8 @@ export interface ListenerSpec {
 
 export interface Listener {
   index: number;
+  /** 'workers': one socket per worker; 'admin': one socket, served by the generation itself (GET /metrics). */
+  role: 'workers' | 'admin';
   /** 'tcp://127.0.0.1:8080', 'udp://[::1]:5353'. */
   name: string;
   address: ListenerAddress;
@@ -64,11 +66,13 @@ export function listenerName(address: ListenerAddress): string {
   return `${address.protocol}://${host}:${address.port}`;
 }
 
-export function resolveListeners(specs: ListenerSpec[]): Listener[] {
-  if (!Array.isArray(specs) || specs.length > MAX_LISTENERS) {
+/** The listeners, and the admin listener after them if there is one. */
+export function resolveListeners(specs: ListenerSpec[], admin?: ListenerSpec): Listener[] {
+  if (!Array.isArray(specs) || specs.length + (admin ? 1 : 0) > MAX_LISTENERS) {
     throw invalidArgument(`listeners must be an array of at most ${MAX_LISTENERS}`);
   }
-  const listeners = specs.map((spec, index): Listener => {
+  if (admin && (admin.protocol ?? 'tcp') !== 'tcp') throw invalidArgument('the admin listener must be TCP');
+  const listeners = [...specs, ...(admin ? [admin] : [])].map((spec, index): Listener => {
     const protocol = spec.protocol ?? 'tcp';
     const family = isIP(spec.host);
     if (protocol !== 'tcp' && protocol !== 'udp') throw invalidArgument(`listeners[${index}].protocol must be 'tcp' or 'udp'`);
@@ -81,7 +85,8 @@ export function resolveListeners(specs: ListenerSpec[]): Listener[] {
     // Canonical ('0::1' is '::1'), since generations match their sockets by address.
     const host = new SocketAddress({ address: spec.host, family: family === 6 ? 'ipv6' : 'ipv4' }).address;
     const address = { protocol, host, port: spec.port };
-    return { index, name: listenerName(address), address, family: family as Family, ipv6Only: spec.ipv6Only ?? false, backlog };
+    const role = admin && index === specs.length ? 'admin' : 'workers';
+    return { index, role, name: listenerName(address), address, family: family as Family, ipv6Only: spec.ipv6Only ?? false, backlog };
   });
   const names = new Set(listeners.map((l) => l.name));
   if (names.size !== listeners.length) throw invalidArgument('listeners must not repeat an address');
@@ -147,9 +152,9 @@ export class ListenerSet {
     return [...this.sockets.values()].flatMap((byIndex) => [...byIndex.values()]);
   }
 
-  /** The sockets one worker accepts on: its own, plus surplus ones. */
+  /** The sockets one worker accepts on: its own, plus surplus ones (the admin listener's are the generation's). */
   servedBy(worker: number): SocketEntry[] {
-    return this.entries().filter((e) => e.worker === worker);
+    return this.entries().filter((e) => e.worker === worker && e.listener.role === 'workers');
   }
 
   /** Whether the entry is still one of ours (not retired, not closed). */

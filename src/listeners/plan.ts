@@ -56,7 +56,9 @@ export function planHandoff(held: HeldListener[], wanted: WantedListener[], work
     const count = adoptable ? held[h].sockets : 0;
     if (!Number.isInteger(count) || count < 0 || count > MAX_WORKERS) throw invalidArgument(`held sockets must be 0..${MAX_WORKERS}`);
     if (adoptable) taken.add(h);
-    return planListener(listener, adoptable ? h : undefined, count, workers, policy);
+    const sockets = want.sockets ?? workers;
+    if (!Number.isInteger(sockets) || sockets < 1 || sockets > MAX_WORKERS) throw invalidArgument(`a listener's sockets must be 1..${MAX_WORKERS}`);
+    return planListener(listener, adoptable ? h : undefined, count, sockets, policy);
   });
   return { listeners, released: held.map((_, i) => i).filter((i) => !taken.has(i)) };
 }

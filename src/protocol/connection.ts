@@ -16,6 +16,7 @@ import {
   type Request,
   type SocketRef,
   type Sockets,
+  type Stats,
 } from './messages';
 
 /** A reply as the requester sees it: a multi-record `sockets` answer is joined into one. */
@@ -23,18 +24,31 @@ export interface Answer {
   reply: Reply;
   /** Owned by the requester from here on. */
   fds: number[];
+  /** Every record of a multi-record answer (`sockets`, `stats`), in order. */
+  parts: Reply[];
 }
+
+type Multipart = Sockets | Stats;
 
 interface Pending {
   /** The reply type that answers it (or an error). */
-  expect: 'sockets' | 'ack';
+  expect: Reply['type'];
   resolve(answer: Answer): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
-  /** Parts of a `sockets` answer received so far. */
-  parts: Sockets[];
+  /** Parts of a multi-record answer received so far. */
+  parts: Multipart[];
   fds: number[];
 }
+
+const EXPECTED: Record<Request['type'], Reply['type']> = {
+  getSockets: 'sockets',
+  getStats: 'stats',
+  drain: 'ack',
+  terminate: 'ack',
+  accepting: 'ack',
+  retired: 'ack',
+};
 
 type Unsent<T> = T extends { id: number } ? Omit<T, 'id'> : never;
 
@@ -65,7 +79,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.channel.send(encode(message), fds);
   }
 
-  /** Sends a request; getSockets is answered by sockets, everything else by ack (or an error). */
+  /** Sends a request; getSockets is answered by sockets, getStats by stats, everything else by ack (or an error). */
   request(message: Unsent<Request>, timeoutMs: number): Promise<Answer> {
     if (this.isClosed) {
       return Promise.reject(new BatonError(ErrorCodes.CHANNEL_CLOSED, `cannot send ${message.type}: the control channel is closed`));
@@ -76,7 +90,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         this.drop(id);
         reject(new BatonError(ErrorCodes.TIMEOUT, `no answer to ${message.type} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { expect: message.type === 'getSockets' ? 'sockets' : 'ack', resolve, reject, timer, parts: [], fds: [] });
+      this.pending.set(id, { expect: EXPECTED[message.type], resolve, reject, timer, parts: [], fds: [] });
       this.send({ ...message, id } as Request);
     });
   }
@@ -121,11 +135,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.drop(reply.re!);
       return pending.reject(new ProtocolError(`a ${reply.type} answered a request that expects ${pending.expect}`));
     }
-    if (reply.type === 'sockets') {
+    if (reply.type === 'sockets' || reply.type === 'stats') {
       if (reply.part !== pending.parts.length) {
         closeAll(fds);
-        this.drop(reply.re);
-        return pending.reject(new ProtocolError(`sockets part ${reply.part} came when part ${pending.parts.length} was due`));
+        this.drop(reply.re!);
+        return pending.reject(new ProtocolError(`${reply.type} part ${reply.part} came when part ${pending.parts.length} was due`));
       }
       pending.parts.push(reply);
       pending.fds.push(...fds);
@@ -135,7 +149,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (reply.type === 'error') {
       return pending.reject(new BatonError(errorCodeOf(reply.code), `the peer refused the request: ${reply.message}`));
     }
-    pending.resolve(reply.type === 'sockets' ? { reply: joinParts(pending.parts), fds: pending.fds } : { reply, fds });
+    if (reply.type === 'sockets') return pending.resolve({ reply: joinSockets(pending.parts as Sockets[]), fds: pending.fds, parts: pending.parts });
+    pending.resolve({ reply, fds, parts: pending.parts.length > 0 ? pending.parts : [reply] });
   }
 
   /** Forgets a request; its partial fds are closed unless they are being handed out. */
@@ -159,7 +174,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 }
 
 /** Parts arrive in order (SEQPACKET keeps it), and so do their fds. */
-function joinParts(parts: Sockets[]): Sockets {
+function joinSockets(parts: Sockets[]): Sockets {
   const sockets: SocketRef[] = parts.flatMap((p) => p.sockets);
   return { ...parts[0], parts: 1, sockets };
 }

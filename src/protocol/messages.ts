@@ -32,11 +32,14 @@ export interface ListenerAddress {
  */
 export type SurplusPolicy = 'drain' | 'close';
 
-/** A listener as the child wants it or the parent holds it (`sockets`: it holds indexes 0..sockets-1). */
+/** A listener as the child wants it: `sockets` when not one per worker (the admin listener has one). */
 export interface WantedListener extends ListenerAddress {
   ipv6Only: boolean;
+  sockets?: number;
 }
-export interface HeldListener extends WantedListener {
+/** A listener as the parent holds it: sockets 0..sockets-1. */
+export interface HeldListener extends ListenerAddress {
+  ipv6Only: boolean;
   sockets: number;
 }
 
@@ -94,6 +97,12 @@ export interface Retired {
   index: number;
 }
 
+/** The parent's stats, as src/stats/registry.ts snapshots them; answered by `stats`. */
+export interface GetStats {
+  type: 'getStats';
+  id: number;
+}
+
 // Parent -> child.
 export interface Welcome {
   type: 'welcome';
@@ -111,6 +120,20 @@ export interface Sockets {
   sockets: SocketRef[];
   /** Every listener the parent holds (first part only): both sides plan the handoff from it. */
   held: HeldListener[];
+}
+/**
+ * A stats snapshot, in parts of at most one record each: the answer to
+ * getStats (re), or unasked (final) as the parent terminates, once its
+ * workers have stopped, before it closes the channel.
+ */
+export interface Stats {
+  type: 'stats';
+  re?: number;
+  final?: true;
+  part: number;
+  parts: number;
+  /** A part of a StatsSnapshot; checked whole when the child imports it. */
+  snapshot: Record<string, unknown>;
 }
 export interface Ack {
   type: 'ack';
@@ -132,11 +155,11 @@ export interface Refused {
   message: string;
 }
 
-export type ChildMessage = Hello | GetSockets | Drain | Terminate | Accepting | Retired;
-export type ParentMessage = Welcome | Sockets | Ack | ErrorReply | Refused;
+export type ChildMessage = Hello | GetSockets | GetStats | Drain | Terminate | Accepting | Retired;
+export type ParentMessage = Welcome | Sockets | Stats | Ack | ErrorReply | Refused;
 export type Message = ChildMessage | ParentMessage;
-export type Request = GetSockets | Drain | Terminate | Accepting | Retired;
-export type Reply = Sockets | Ack | ErrorReply;
+export type Request = GetSockets | GetStats | Drain | Terminate | Accepting | Retired;
+export type Reply = Sockets | Stats | Ack | ErrorReply;
 
 export class ProtocolError extends BatonError {
   constructor(
@@ -210,23 +233,18 @@ function listenerAddress(o: Fields, v: unknown, where = 'listener'): ListenerAdd
   return { protocol: a.protocol, host: a.host, port: a.port };
 }
 
-function wantedListener(o: Fields, key: string) {
-  return (v: unknown, i: number): WantedListener => {
-    const address = listenerAddress(o, v, `${key}[${i}]`);
-    const ipv6Only = ((v ?? {}) as Fields).ipv6Only;
-    if (typeof ipv6Only !== 'boolean') throw new ProtocolError(`${o.type}.${key}[${i}].ipv6Only must be true or false`, reId(o));
-    return { ...address, ipv6Only };
-  };
+function listenerWithSockets(o: Fields, key: string, v: unknown, i: number, socketsRequired: boolean) {
+  const address = listenerAddress(o, v, `${key}[${i}]`);
+  const { ipv6Only, sockets } = (v ?? {}) as Fields;
+  if (typeof ipv6Only !== 'boolean') throw new ProtocolError(`${o.type}.${key}[${i}].ipv6Only must be true or false`, reId(o));
+  if ((socketsRequired || sockets !== undefined) && !isInt(sockets, 1, MAX_WORKERS)) {
+    throw new ProtocolError(`${o.type}.${key}[${i}].sockets must be 1..${MAX_WORKERS}`, reId(o));
+  }
+  return { ...address, ipv6Only, ...(sockets === undefined ? {} : { sockets: sockets as number }) };
 }
 
-function heldListener(o: Fields) {
-  const wanted = wantedListener(o, 'held');
-  return (v: unknown, i: number): HeldListener => {
-    const sockets = ((v ?? {}) as Fields).sockets;
-    if (!isInt(sockets, 1, MAX_WORKERS)) throw new ProtocolError(`${o.type}.held[${i}].sockets must be 1..${MAX_WORKERS}`, reId(o));
-    return { ...wanted(v, i), sockets };
-  };
-}
+const wantedListener = (o: Fields, key: string) => (v: unknown, i: number): WantedListener => listenerWithSockets(o, key, v, i, false);
+const heldListener = (o: Fields) => (v: unknown, i: number) => listenerWithSockets(o, 'held', v, i, true) as HeldListener;
 
 function socketRefs(o: Fields): SocketRef[] {
   return list(o, 'sockets', MAX_FDS_PER_MESSAGE, (v, i) => {
@@ -260,6 +278,20 @@ const decoders: { [T in Message['type']]: (o: Fields) => Extract<Message, { type
     workers: int(o, 'workers', 1, MAX_WORKERS),
     surplus: oneOf(o, 'surplus', ['drain', 'close'] as const),
   }),
+  getStats: (o) => ({ type: 'getStats', id: int(o, 'id') }),
+  stats: (o) => {
+    const parts = int(o, 'parts', 1, 1024);
+    const snapshot = o.snapshot;
+    if (typeof snapshot !== 'object' || snapshot === null || Array.isArray(snapshot)) throw new ProtocolError('stats.snapshot must be an object', reId(o));
+    return {
+      type: 'stats',
+      ...(o.re === undefined ? {} : { re: int(o, 're') }),
+      ...(o.final === true ? { final: true as const } : {}),
+      part: int(o, 'part', 0, parts - 1),
+      parts,
+      snapshot: snapshot as Record<string, unknown>,
+    };
+  },
   drain: (o) => ({ type: 'drain', id: int(o, 'id') }),
   terminate: (o) => ({ type: 'terminate', id: int(o, 'id') }),
   accepting: (o) => ({ type: 'accepting', id: int(o, 'id'), accepting: bool(o, 'accepting') }),

@@ -9,7 +9,8 @@ import { Channel } from '../channel/channel';
 import { connectControl, type ControlAddress } from '../channel/address';
 import * as native from '../binding';
 import { Connection, closeAll } from '../protocol/connection';
-import { PROTOCOL_VERSION, type GetSockets, type HeldListener, type ListenerAddress, type Message, type Sockets } from '../protocol/messages';
+import { PROTOCOL_VERSION, type GetSockets, type HeldListener, type ListenerAddress, type Message, type Sockets, type Stats } from '../protocol/messages';
+import { joinSnapshots, type StatsSnapshot } from '../stats/snapshot';
 import { listenerName, type InheritedSockets } from '../listeners/listener-set';
 import { StateMachine, type TransitionTable } from './machine';
 
@@ -43,6 +44,8 @@ export interface ChildOptions {
   handshakeTimeoutMs: number;
   requestTimeoutMs: number;
   parentShutdownMs: number;
+  /** The parent's last stats, sent as it terminates (once its workers have stopped). */
+  onParentStats?: (snapshot: StatsSnapshot) => void;
 }
 
 /** What the parent handed over: the fds, now ours, and everything it holds (to plan from). */
@@ -58,6 +61,8 @@ export class ChildMachine extends StateMachine<ChildState> {
   private welcomed = false;
   /** Why the parent gave up on us, if it did: we fail rather than serve beside it. */
   private dropped?: BatonError;
+  /** Parts of the parent's final stats received so far. */
+  private finalStats: StatsSnapshot[] = [];
 
   constructor(private readonly options: ChildOptions) {
     super('child', 'connecting', transitions);
@@ -111,15 +116,35 @@ export class ChildMachine extends StateMachine<ChildState> {
     this.to('startingWorkers');
   }
 
-  /** Our workers accept: the parent drains now and is terminated after parentShutdownMs. */
-  takeOver(): void {
+  /**
+   * Our workers accept: the parent drains now and is terminated after
+   * parentShutdownMs. Resolves once the parent has stopped accepting (or
+   * did not confirm it within requestTimeoutMs).
+   */
+  takeOver(): Promise<void> {
     if (this.dropped) throw this.dropped;
-    if (!this.hasParent) return this.to('serving', 'no parent');
+    if (!this.hasParent) {
+      this.to('serving', 'no parent');
+      return Promise.resolve();
+    }
     this.to('drainingParent');
-    this.parent!.request({ type: 'drain' }, this.options.requestTimeoutMs).catch((error: Error) =>
-      this.emit('warning', `the parent did not confirm the drain: ${error.message}`),
-    );
     this.expire(this.options.parentShutdownMs, () => this.terminateParent());
+    return this.parent!.request({ type: 'drain' }, this.options.requestTimeoutMs).then(
+      () => undefined,
+      (error: Error) => void this.emit('warning', `the parent did not confirm the drain: ${error.message}`),
+    );
+  }
+
+  /** The stats of a parent that still drains; undefined without one, or when it does not answer. Its last come unasked. */
+  async pullStats(): Promise<StatsSnapshot | undefined> {
+    if (!this.is('drainingParent') || !this.hasParent) return undefined;
+    try {
+      const { parts } = await this.parent!.request({ type: 'getStats' }, this.options.requestTimeoutMs);
+      return joinSnapshots(parts.map((p) => (p as Stats).snapshot as unknown as StatsSnapshot));
+    } catch (error) {
+      this.emit('warning', `the parent's stats did not come: ${(error as Error).message}`);
+      return undefined;
+    }
   }
 
   /** Asks the parent to exit now instead of at its shutdown time. */
@@ -189,9 +214,15 @@ export class ChildMachine extends StateMachine<ChildState> {
     });
   }
 
-  /** What the parent sends unasked once we are welcome: only a refusal, when it gives up on us. */
+  /** What the parent sends unasked once we are welcome: a refusal when it gives up on us, its final stats as it terminates. */
   private onParentMessage(message: Message, fds: number[]): void {
     closeAll(fds);
+    if (message.type === 'stats' && message.final && message.part === this.finalStats.length) {
+      this.finalStats.push(message.snapshot as unknown as StatsSnapshot);
+      if (this.finalStats.length < message.parts) return;
+      const parts = this.finalStats.splice(0);
+      return this.options.onParentStats?.(joinSnapshots(parts));
+    }
     if (message.type !== 'refused') return void this.emit('warning', `the parent sent an unexpected ${message.type}`);
     if (this.is('drainingParent', 'terminatingParent')) {
       // Our drain crossed its refusal; it honours the drain, and we serve.

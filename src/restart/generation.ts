@@ -9,16 +9,23 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { controlAddress, freeBaseId, liveEpochs } from '../channel/address';
 import { ControlServer } from '../channel/server';
-import { ListenerSet, listenerName, resolveListeners, type Listener, type ListenerSpec, type SocketEntry } from '../listeners/listener-set';
+import { ListenerSet, listenerName, parseListen, resolveListeners, type Listener, type ListenerSpec, type SocketEntry } from '../listeners/listener-set';
 import { planHandoff, takenSockets, type HandoffPlan } from '../listeners/plan';
 import { Retirer } from '../listeners/retirer';
 import { closeAll } from '../protocol/connection';
-import { MAX_WORKERS, type GetSockets, type HeldListener, type ListenerAddress, type SocketRef, type SurplusPolicy } from '../protocol/messages';
+import { MAX_MESSAGE_BYTES, MAX_WORKERS, type GetSockets, type HeldListener, type ListenerAddress, type SocketRef, type SurplusPolicy } from '../protocol/messages';
 import { hotRestartVersion, optionsFromEnv, resolveOptions, type HotRestartOptions } from '../options';
 import { ChildMachine } from './child';
 import type { Transition } from './machine';
 import { ParentMachine } from './parent';
 import { StatusPipe } from './status';
+import { DrainController } from '../drain/controller';
+import { metricsHandler } from '../stats/admin';
+import { AdminListener } from '../stats/admin-listener';
+import { EngineMetrics } from '../stats/engine';
+import type { PromClientRegistry } from '../stats/prom-client';
+import { StatsRegistry } from '../stats/registry';
+import { splitSnapshot, type StatsSnapshot } from '../stats/snapshot';
 
 export interface GenerationEvents {
   /** Every state change of either machine, with its timing. */
@@ -49,12 +56,38 @@ export interface StartOptions extends Partial<HotRestartOptions> {
   exitOnTerminate?: boolean;
 }
 
+export interface ListenOptions {
+  /** An admin listener ('host:port' or a spec): GET /metrics in Prometheus text, handed over like the others. */
+  admin?: ListenerSpec | string;
+  /** prom-client registries whose metrics the admin listener appends to baton's. */
+  promClient?: PromClientRegistry[];
+}
+
+/** How often a child pulls its draining parent's stats. */
+const STATS_PULL_MS = 1000;
+/** Room left in a record for the fields around a stats snapshot part. */
+const STATS_PART_BYTES = MAX_MESSAGE_BYTES - 1024;
+
 type TerminateHook = () => Promise<void> | void;
 type RetireHook = (entry: SocketEntry) => Promise<void> | void;
 
 export class Generation extends EventEmitter<GenerationEvents> {
   readonly options: HotRestartOptions;
   readonly hotRestartVersion: string;
+  /**
+   * The process-wide stats (this thread's, every worker's, and the parent
+   * generation's share while it drains): define the application's metrics
+   * here or with workerContext().stats.
+   */
+  readonly stats = new StatsRegistry();
+  /** baton's own metrics (generation, restarts, handoff, sockets, drain). */
+  readonly engine: EngineMetrics;
+  /** This generation's drain, as the main thread sees it (time left; workers count their connections). */
+  readonly drainController: DrainController;
+  private admin?: AdminListener;
+  /** Admin serves once the parent's stats are in: a scrape must never see a counter go back. */
+  private adminReady = false;
+  private statsPulls?: NodeJS.Timeout;
   private readonly child: ChildMachine;
   private readonly parent: ParentMachine;
   private readonly status = new StatusPipe();
@@ -83,7 +116,17 @@ export class Generation extends EventEmitter<GenerationEvents> {
       handshakeTimeoutMs: options.handshakeTimeoutMs,
       requestTimeoutMs: options.requestTimeoutMs,
       parentShutdownMs: options.parentShutdownTimeS * 1000,
+      onParentStats: (snapshot) => this.importParentStats(snapshot),
     });
+    this.engine = new EngineMetrics(this.stats);
+    this.engine.setEpoch(options.restartEpoch);
+    this.drainController = new DrainController({ strategy: options.drainStrategy });
+    this.engine.trackDrain(this.drainController);
+    this.on('drain', (ms) => {
+      this.drainController.stop();
+      this.drainController.start(ms);
+    });
+    this.on('resumeAccepting', () => this.drainController.stop());
     this.parent = new ParentMachine(
       {
         epoch: options.restartEpoch,
@@ -107,6 +150,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
         },
         drain: (ms) => this.emit('drain', ms),
         retired: (listener, index) => void this.closeRetired(listener, index),
+        stats: () => splitSnapshot(this.stats.snapshot(), STATS_PART_BYTES) as unknown as Array<Record<string, unknown>>,
         terminate: () => this.close(),
         warn: (message) => this.warn(message),
       },
@@ -124,7 +168,11 @@ export class Generation extends EventEmitter<GenerationEvents> {
       if (t.to === 'serving' && t.from !== 'notReady' && t.from !== 'draining' && t.from !== 'drained') this.retireSurplus();
     });
     this.child.on('transition', (t) => {
-      if (t.to === 'serving') this.clearSteeringOnceAlone();
+      if (t.to === 'drainingParent') this.statsPulls = setInterval(() => void this.pullParentStats(), STATS_PULL_MS).unref();
+      if (t.to !== 'serving') return;
+      clearInterval(this.statsPulls);
+      if (t.from !== 'startingWorkers') this.stats.parentGone(); // its final stats are in, if it could send them
+      this.clearSteeringOnceAlone();
     });
   }
 
@@ -176,11 +224,12 @@ export class Generation extends EventEmitter<GenerationEvents> {
    * Takes every listener x worker socket: the parent's, in one batched
    * request, and new ones for whatever the parent does not have.
    */
-  async listen(specs: ListenerSpec[], workers: number): Promise<ListenerSet> {
-    const listeners = resolveListeners(specs);
+  async listen(specs: ListenerSpec[], workers: number, options: ListenOptions = {}): Promise<ListenerSet> {
+    const admin = typeof options.admin === 'string' ? parseListen(options.admin) : options.admin;
+    const listeners = resolveListeners(specs, admin);
     if (this.sockets) throw new BatonError(ErrorCodes.INVALID_STATE, 'listen() was already called');
     if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) throw invalidArgument(`workers must be 1..${MAX_WORKERS}`);
-    const wanted = listeners.map((l) => ({ ...l.address, ipv6Only: l.ipv6Only }));
+    const wanted = listeners.map((l) => ({ ...l.address, ipv6Only: l.ipv6Only, ...(l.role === 'admin' ? { sockets: 1 } : {}) }));
     const surplus = this.options.surplusSockets;
     const { fds, held } = await this.child.takeSockets({ listeners: wanted, workers, surplus });
     let plan: HandoffPlan | undefined;
@@ -198,10 +247,12 @@ export class Generation extends EventEmitter<GenerationEvents> {
     this.retirer = new Retirer(this.sockets, { graceMs: this.options.retireGraceMs, deadlineMs }, (entry) => this.runRetireHooks(entry));
     this.retirer.on('retired', (entry, waitedMs) => {
       this.status.report({ event: 'retired', listener: entry.listener.name, index: entry.index, waitedMs });
+      this.engine.countSockets({ retired: 1 });
       void this.child.reportRetired(entry.listener.address, entry.index);
     });
     this.retirer.on('idle', () => this.clearSteeringOnceAlone());
     this.retirer.on('warning', (message) => this.warn(message));
+    if (admin) this.serveAdmin(new AdminListener(this.sockets, metricsHandler(this.stats, { promClient: options.promClient }), this.epoch));
     this.child.startingWorkers();
     return this.sockets;
   }
@@ -218,16 +269,24 @@ export class Generation extends EventEmitter<GenerationEvents> {
     // gets our steering (or none) before anything is accepted.
     set.listenInOrder();
     set.applySteering();
-    this.child.takeOver(); // the parent stops accepting; its queues wait for our workers, a moment later
+    const parentStopped = this.child.takeOver(); // the parent stops accepting; its queues wait for our workers, a moment later
     this.setAccepting(true);
     this.parent.ready();
     this.retireSurplus();
+    const inherited = entries.filter((e) => e.origin === 'inherited').length;
+    this.engine.countSockets({ inherited, created: entries.length - inherited });
+    void parentStopped.then(async () => {
+      if (this.epoch > 0 && this.child.is('drainingParent', 'terminatingParent')) this.engine.handoffCompleted((performance.now() - this.startedAt) / 1000);
+      await this.pullParentStats();
+      this.adminReady = true;
+      if (this.acceptingNow) this.admin?.serve();
+    });
     this.status.report({
       event: 'takenOver',
       epoch: this.epoch,
       ms: Math.round(performance.now() - this.startedAt),
-      inherited: entries.filter((e) => e.origin === 'inherited').length,
-      created: entries.filter((e) => e.origin === 'created').length,
+      inherited,
+      created: entries.length - inherited,
       surplus: entries.filter((e) => e.surplus).length,
       tcpMigrateReq: tcpMigrateReq(),
     });
@@ -376,6 +435,29 @@ export class Generation extends EventEmitter<GenerationEvents> {
     if (!this.sockets || this.sockets.isClosed || !this.acceptingNow || !this.child.is('serving') || !this.parent.is('serving')) return;
     if (this.sockets.entries().some((e) => e.surplus)) return;
     this.sockets.clearSteering();
+  }
+
+  /** The admin listener follows this generation as the worker pool does, but serves only once the parent's stats are in. */
+  private serveAdmin(admin: AdminListener): void {
+    this.admin = admin;
+    this.on('resumeAccepting', () => this.adminReady && admin.serve());
+    this.on('stopAccepting', (keep) => admin.stop(keep));
+    this.onRetire((entry) => admin.retire(entry));
+    this.onTerminate(() => admin.close());
+  }
+
+  private async pullParentStats(): Promise<void> {
+    const snapshot = await this.child.pullStats();
+    if (snapshot) this.importParentStats(snapshot);
+  }
+
+  private importParentStats(snapshot: StatsSnapshot): void {
+    if (!this.child.is('drainingParent', 'terminatingParent')) return; // late: the parent is gone
+    try {
+      this.stats.importParent(snapshot);
+    } catch (error) {
+      this.warn(`the parent's stats were refused: ${(error as Error).message}`);
+    }
   }
 
   /** Our child retired a socket it took from us: our copy goes too, and our parent's, if it still drains. */

@@ -52,6 +52,8 @@ export interface ParentHooks {
   drain(ms: number): void;
   /** The child retired this socket of the ones it took: close ours. */
   retired(listener: ListenerAddress, index: number): void;
+  /** Our stats, in records of at most one message each (the child pulls them while we drain). */
+  stats(): Array<Record<string, unknown>>;
   /** Close everything; called once. */
   terminate(): Promise<void>;
   /** Something worth an operator's attention that changes nothing. */
@@ -102,16 +104,23 @@ export class ParentMachine extends StateMachine<ParentState> {
     connection.on('close', () => this.onChildGone(connection));
   }
 
-  /** Stop now, whatever the child does (our own shutdown). */
+  /**
+   * Stop now, whatever the child does (our own shutdown). Once everything of
+   * ours has stopped, a child that took over gets our final stats, then the
+   * channel closes.
+   */
   async terminate(reason: string): Promise<void> {
     if (this.is('terminating', 'terminated')) return;
+    const tookOver = this.is('draining', 'drained');
     this.to('terminating', reason);
-    this.child?.connection.end(); // after the terminate ack, if that is what we answer
     try {
       await this.hooks.terminate();
     } catch (error) {
       this.hooks.warn(`terminating: ${(error as Error).message}`);
     }
+    const connection = this.child?.connection;
+    if (connection && tookOver && !connection.isClosed) this.sendStats(connection, { final: true });
+    connection?.end(); // after the terminate ack, if that is what we answered
     this.to('terminated');
   }
 
@@ -160,6 +169,9 @@ export class ParentMachine extends StateMachine<ParentState> {
         this.hooks.stopAccepting();
         this.hooks.drain(this.options.drainMs);
         return connection.send({ type: 'ack', re: message.id, drainMs: this.options.drainMs });
+      case 'getStats':
+        this.require('getStats', 'draining', 'drained');
+        return this.sendStats(connection, { re: message.id });
       case 'retired':
         this.require('retired', 'draining', 'drained');
         this.hooks.retired(message.listener, message.index);
@@ -226,6 +238,11 @@ export class ParentMachine extends StateMachine<ParentState> {
         this.dropChild(`child pid ${this.child?.pid} took sockets but did not ask to drain within ${this.options.childInitTimeoutMs} ms`),
       );
     }
+  }
+
+  private sendStats(connection: Connection, how: { re: number } | { final: true }): void {
+    const parts = this.hooks.stats();
+    parts.forEach((snapshot, part) => connection.send({ type: 'stats', ...how, part, parts: parts.length, snapshot }));
   }
 
   /** Drain time is over. The child terminates us at its shutdown time; should it not, we go at ours. */

@@ -1,5 +1,8 @@
 // What the worker pool (main thread) and a worker thread say to each other.
 
+import type { DrainStrategy } from '../drain/controller';
+import type { StatsHandle } from '../stats/thread-stats';
+
 export interface WorkerSocketInfo {
   /** Its position in the listener's group; the worker's own index for the socket it serves directly. */
   index: number;
@@ -22,6 +25,9 @@ export interface WorkerBootData {
   index: number;
   epoch: number;
   accepting: boolean;
+  /** This thread's part of the process-wide stats (StatsRegistry.forWorker). */
+  stats: StatsHandle;
+  drainStrategy: DrainStrategy;
   listeners: WorkerListenerInfo[];
   /** The application's own workerData. */
   data: unknown;

@@ -120,7 +120,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       index,
       epoch: this.generation.epoch,
       accepting: this.generation.accepting,
-      listeners: set.listeners.map((l) => ({
+      // A thread started again gets a new segment; the one before it has exited, its counters kept.
+      stats: this.generation.stats.forWorker(index),
+      drainStrategy: this.generation.options.drainStrategy,
+      listeners: set.listeners.filter((l) => l.role === 'workers').map((l) => ({
         name: l.name,
         protocol: l.address.protocol,
         family: l.family,
@@ -170,6 +173,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   private respawn(index: number): void {
+    this.generation.engine.workerRestarted(index);
     setTimeout(() => {
       if (this.terminating) return;
       this.spawn(index).catch((error: Error) => {

@@ -7,9 +7,17 @@
 import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import * as native from '../binding';
+import { DrainController } from '../drain/controller';
+import { stopListening } from '../drain/adapter';
+import { drainHttp } from '../drain/http';
+import { drainHttp2 } from '../drain/http2';
+import { EngineMetrics } from '../stats/engine';
+import { workerStats, type ThreadStats } from '../stats/thread-stats';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { BOOT_KEY, isToWorker, type FromWorker, type ToWorker, type WorkerBootData, type WorkerListenerInfo } from './messages';
 
@@ -33,14 +41,22 @@ export interface WorkerContextEvents {
 export class WorkerContext extends EventEmitter<WorkerContextEvents> {
   readonly index: number;
   readonly epoch: number;
+  /** This thread's stats: what it counts reaches the process-wide view (and the next generations). */
+  readonly stats: ThreadStats;
+  /**
+   * This worker's drain: ask `shouldClose()` per connection or response; the
+   * http, https and http2 servers given to serve() follow it by themselves
+   * (drainHttp, drainHttp2), others can with drainNet or their own checks.
+   */
+  readonly drainController: DrainController;
   readonly sockets: ReadonlyArray<Omit<WorkerListenerInfo, 'sockets'>>;
   /** The application's workerData, as given to the pool. */
   readonly data: unknown;
   private readonly served = new Map<string, Served>();
   private readonly bound = new WeakSet<dgram.Socket>();
   private accepting: boolean;
-  private draining = false;
   private readonly byName: Map<string, WorkerListenerInfo>;
+  private readonly engine: EngineMetrics;
 
   constructor(boot: WorkerBootData) {
     super();
@@ -48,6 +64,10 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     this.epoch = boot.epoch;
     this.data = boot.data;
     this.accepting = boot.accepting;
+    this.stats = workerStats(boot.stats);
+    this.engine = new EngineMetrics(this.stats);
+    this.drainController = new DrainController({ strategy: boot.drainStrategy });
+    this.engine.trackDrain(this.drainController);
     this.byName = new Map(boot.listeners.map((l) => [l.name, l]));
     this.sockets = boot.listeners.map(({ sockets: _sockets, ...rest }) => rest);
     parentPort!.on('message', (message) => {
@@ -56,15 +76,18 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
   }
 
   get isDraining(): boolean {
-    return this.draining;
+    return this.drainController.draining;
   }
 
   /**
    * Serves `target` on this worker's socket of listener `name` (default: the
    * only listener), and on any surplus socket of it this worker is given
    * after a decrease (their connections or datagrams are emitted on
-   * `target`). An http.Server also gets drain handling: responses carry
-   * `Connection: close` and idle keep-alive connections are closed.
+   * `target`). Its accepted connections are counted
+   * (baton_connections_accepted_total). An http or https server follows the
+   * drain as HTTP/1.1 expects (drainHttp: `Connection: close`, idle
+   * keep-alive connections closed, requests in flight finish), an http2
+   * server as HTTP/2 does (drainHttp2: GOAWAY, streams finish).
    */
   serve(target: Servable, name?: string): void {
     const listener = name === undefined ? this.onlyListener() : this.byName.get(name);
@@ -72,10 +95,10 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     if (this.served.has(listener.name)) throw invalidArgument(`listener ${listener.name} is already served`);
     const served: Served = { listener, target, servers: new Map(), retired: new Set() };
     this.served.set(listener.name, served);
-    if (target instanceof http.Server) {
-      target.prependListener('request', (_req, res) => {
-        if (this.draining) res.setHeader('connection', 'close');
-      });
+    if (target instanceof net.Server) {
+      this.engine.countConnections(target, this.index);
+      if (target instanceof http.Server || target instanceof https.Server) drainHttp(target, this.drainController);
+      else if (isHttp2Server(target)) drainHttp2(target, this.drainController);
     }
     if (this.accepting) this.attach(served);
     if (this.served.size === this.byName.size) this.post({ baton: 'ready' });
@@ -127,12 +150,12 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
         this.accepting = false;
         for (const served of this.served.values()) {
           if (command.keep.includes(served.listener.name)) continue;
-          for (const server of served.servers.values()) if ('listen' in server && server.listening) server.close();
+          for (const server of served.servers.values()) if ('listen' in server) stopListening(server);
         }
         return;
       case 'resume':
         this.accepting = true;
-        this.draining = false;
+        this.drainController.stop();
         for (const served of this.served.values()) this.attach(served);
         return;
       case 'retire': {
@@ -144,8 +167,8 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
         return;
       }
       case 'drain':
-        this.draining = true;
-        for (const { target } of this.served.values()) if (target instanceof http.Server) target.closeIdleConnections();
+        this.drainController.stop();
+        this.drainController.start(command.ms);
         this.emit('drain', command.ms);
         return;
       case 'terminate':
@@ -159,6 +182,11 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
         return;
     }
   }
+}
+
+/** http2.createServer and createSecureServer make these; Node exports no class to test against. */
+function isHttp2Server(server: net.Server): server is http2.Http2Server {
+  return server.constructor.name === 'Http2Server' || server.constructor.name === 'Http2SecureServer';
 }
 
 /** Stops serving (its dup closes; the socket lives on in the master fd). */

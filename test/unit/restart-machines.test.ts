@@ -94,6 +94,7 @@ function fakeHooks(t: TestContext): FakeHooks {
     resumeAccepting: () => void hooks.calls.push('resumeAccepting'),
     drain: (ms) => void hooks.calls.push(`drain ${ms}`),
     retired: (listener, index) => void hooks.calls.push(`retired ${listener.port} ${index}`),
+    stats: () => [{ format: 'fake', part: 0 }, { format: 'fake', part: 1 }],
     terminate: async () => void hooks.calls.push('terminate'),
     warn: (message) => void hooks.warnings.push(message),
   };

@@ -1,0 +1,152 @@
+// Stats across hot restarts, read the way Prometheus reads them (GET /metrics
+// on the example's admin listener), and the drain as HTTP keep-alive clients
+// see it: counters that never go back and add up to every request served,
+// the parent's share of gauges while it drains, and connections closed by
+// the server with `Connection: close` before the drain time is over.
+
+import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { freePort, load, sleep, startSupervisor } from '../support/processes';
+import { logged, tookOver } from '../support/supervised';
+
+/** The example server under `baton run`, with an admin listener, its config rewritten before each restart. */
+async function example(t: TestContext, name: string, flags: string[]) {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const config = join(tmpdir(), `baton-${name}-${process.pid}.json`);
+  t.after(() => rmSync(config, { force: true }));
+  const configure = (concurrency: number) =>
+    writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`], admin: `127.0.0.1:${adminPort}` }));
+  configure(2);
+  const supervisor = startSupervisor(t, config, ['--socket-path', `@baton-test-${name}-${process.pid}`, ...flags]);
+  await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
+  const restart = async (epoch: number, concurrency: number) => {
+    configure(concurrency);
+    supervisor.child.kill('SIGHUP');
+    await supervisor.waitFor(tookOver(epoch), 15_000, `epoch ${epoch} taking over`);
+  };
+  const parentGone = (epoch: number) => supervisor.waitFor(logged(new RegExp(`^draining epoch ${epoch} exited`)), 15_000, `epoch ${epoch} gone`);
+  return { port, adminPort, restart, parentGone };
+}
+
+/**
+ * One scrape on a connection of its own (a kept-alive one that reaches a
+ * generation after its drain began gets 503: see AdminListener): every
+ * sample of the exposition, by name (labels kept in the name).
+ */
+async function scrape(adminPort: number): Promise<Map<string, number>> {
+  const text = await new Promise<string>((done, fail) =>
+    request({ host: '127.0.0.1', port: adminPort, path: '/metrics', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => (res.statusCode === 200 ? done(body) : fail(new Error(`scrape: ${res.statusCode} ${body}`))));
+    }).on('error', fail).end(),
+  );
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const match = /^([a-z_][a-z0-9_]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (match) samples.set(match[1], Number(match[2]));
+  }
+  return samples;
+}
+
+test('5 restarts under load: counters never go back and add up to every request served; gauges carry the parent while it drains', async (t) => {
+  const server = await example(t, 'stats', ['--drain-time-s', '1', '--parent-shutdown-time-s', '2']);
+  const traffic = load(t, server.port, { concurrency: 8 });
+  const seen: Array<Map<string, number>> = [];
+  let scraping = true;
+  const scraper = (async () => {
+    while (scraping) {
+      seen.push(await scrape(server.adminPort)); // a failed scrape fails the test: the admin socket is handed over too
+      await sleep(50);
+    }
+  })();
+  const until = async (check: (s: Map<string, number>) => boolean, what: string) => {
+    const deadline = Date.now() + 10_000;
+    while (!check(await scrape(server.adminPort))) {
+      assert.ok(Date.now() < deadline, what);
+      await sleep(50);
+    }
+  };
+
+  const counts = [2, 3, 2, 3, 2, 3];
+  for (let epoch = 1; epoch < counts.length; epoch++) {
+    await server.restart(epoch, counts[epoch]);
+    await until((s) => s.get('example_workers') === counts[epoch - 1] + counts[epoch], `epoch ${epoch}: the parent's workers counted while it drains`);
+    await server.parentGone(epoch - 1);
+    await until((s) => s.get('example_workers') === counts[epoch], `epoch ${epoch}: the parent's share gone once it terminated`);
+    assert.equal((await scrape(server.adminPort)).get('baton_hot_restart_generation'), epoch + 1, 'the generation gauge counts 1, 2, 3...');
+  }
+  traffic.stop();
+  const result = await traffic.done;
+  scraping = false;
+  await scraper;
+
+  const last = await scrape(server.adminPort);
+  t.diagnostic(`answered ${result.answered}, lost ${result.lost}; example_requests_total ${last.get('example_requests_total')}; ${seen.length} scrapes`);
+  assert.equal(result.lost, 0);
+  assert.equal(last.get('example_requests_total'), result.answered, 'every request served, in all generations, counted once');
+  assert.equal(last.get('baton_hot_restarts_total'), 5);
+  assert.ok(seen.length > 50);
+  for (const name of ['example_requests_total', 'baton_hot_restarts_total', 'baton_connections_accepted_total{worker="0"}']) {
+    const values = seen.map((s) => s.get(name) ?? 0);
+    values.forEach((v, i) => assert.ok(i === 0 || v >= values[i - 1], `${name} went back from ${values[i - 1]} to ${v} at scrape ${i}`));
+  }
+  assert.equal(new Set(seen.map((s) => s.get('baton_server_start_time_seconds'))).size, 1, 'the original start time is kept');
+});
+
+test('keep-alive clients in the drain: every request answered, their connections closed by the server with Connection: close before the drain time is over', async (t) => {
+  const server = await example(t, 'keepalive', ['--drain-time-s', '2', '--parent-shutdown-time-s', '4']);
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  t.after(() => agent.destroy());
+  interface Seen { epochs: Set<string>; closedAt?: number; lastOldCloses?: boolean }
+  const sockets = new Map<object, Seen>();
+  let running = true;
+  let answered = 0;
+  const failures: string[] = [];
+  const get = () =>
+    new Promise<void>((done) => {
+      const req = request({ host: '127.0.0.1', port: server.port, path: '/', agent }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => {
+          let seen = sockets.get(req.socket!);
+          if (!seen) {
+            const fresh: Seen = (seen = { epochs: new Set<string>() });
+            sockets.set(req.socket!, fresh);
+            req.socket!.once('close', () => (fresh.closedAt = Date.now()));
+          }
+          const epoch = body.split(' ')[0];
+          seen.epochs.add(epoch);
+          if (epoch === 'epoch=0') seen.lastOldCloses = res.headers.connection === 'close';
+          answered++;
+          done();
+        });
+      });
+      req.on('error', (error) => {
+        failures.push(error.message);
+        done();
+      });
+      req.end();
+    });
+  const clients = Array.from({ length: 8 }, async () => {
+    while (running) await get();
+  });
+  await sleep(500);
+  const restartedAt = Date.now();
+  await server.restart(1, 2);
+  await sleep(3000); // past the drain time
+  running = false;
+  await Promise.all(clients);
+
+  t.diagnostic(`${answered} requests answered, ${failures.length} failed; ${sockets.size} connections`);
+  assert.deepEqual(failures, [], 'every request answered');
+  const old = [...sockets.values()].filter((s) => s.epochs.has('epoch=0'));
+  assert.ok(old.length >= 8, 'the keep-alive connections of epoch 0');
+  for (const s of old) {
+    assert.equal(s.lastOldCloses, true, 'the last answer of the old generation said Connection: close');
+    assert.ok(s.closedAt !== undefined && s.closedAt - restartedAt < 2000 + 1500, `closed by the server within the drain time (${s.closedAt! - restartedAt} ms)`);
+  }
+  assert.ok([...sockets.values()].some((s) => s.epochs.has('epoch=1')), 'the clients went on with the new generation');
+});
