@@ -11,7 +11,7 @@ if (process.platform !== 'linux') {
 
 export { BatonError, ErrorCodes, type ErrorCode, type SystemError } from './errors';
 export { serve, type ServeOptions, type Served } from './serve';
-export { Generation, type GenerationEvents, type StartOptions } from './restart/generation';
+export { Generation, type GenerationEvents, type ListenOptions, type StartOptions } from './restart/generation';
 export type { Transition } from './restart/machine';
 export type { ChildState } from './restart/child';
 export type { ParentState } from './restart/parent';

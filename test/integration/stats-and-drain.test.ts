@@ -38,18 +38,23 @@ async function example(t: TestContext, name: string, flags: string[]) {
  * sample of the exposition, by name (labels kept in the name).
  */
 async function scrape(adminPort: number): Promise<Map<string, number>> {
-  const text = await new Promise<string>((done, fail) =>
-    request({ host: '127.0.0.1', port: adminPort, path: '/metrics', agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => (res.statusCode === 200 ? done(body) : fail(new Error(`scrape: ${res.statusCode} ${body}`))));
-    }).on('error', fail).end(),
-  );
+  const { status, body: text } = await get(adminPort, '/metrics', false);
+  if (status !== 200) throw new Error(`scrape: ${status} ${text}`);
   const samples = new Map<string, number>();
   for (const line of text.split('\n')) {
     const match = /^([a-z_][a-z0-9_]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
     if (match) samples.set(match[1], Number(match[2]));
   }
   return samples;
+}
+
+function get(port: number, path: string, agent: Agent | false) {
+  return new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((done, fail) =>
+    request({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => done({ status: res.statusCode!, headers: res.headers, body }));
+    }).on('error', fail).end(),
+  );
 }
 
 test('5 restarts under load: counters never go back and add up to every request served; gauges carry the parent while it drains', async (t) => {
@@ -71,10 +76,23 @@ test('5 restarts under load: counters never go back and add up to every request 
     }
   };
 
+  // A scraper that keeps its connection, as Prometheus does.
+  const keptAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => keptAlive.destroy());
+  assert.equal((await get(server.adminPort, '/metrics', keptAlive)).status, 200);
+
   const counts = [2, 3, 2, 3, 2, 3];
   for (let epoch = 1; epoch < counts.length; epoch++) {
     await server.restart(epoch, counts[epoch]);
     await until((s) => s.get('example_workers') === counts[epoch - 1] + counts[epoch], `epoch ${epoch}: the parent's workers counted while it drains`);
+    if (epoch === 1) {
+      // Its connection still reaches the draining generation, which no longer has the whole count: it says so rather than answer.
+      const stale = await get(server.adminPort, '/metrics', keptAlive);
+      assert.equal(stale.status, 503);
+      assert.equal(stale.headers.connection, 'close');
+      assert.match(stale.body, /generation 0 is draining: the next one serves the metrics, ask again/);
+      assert.equal((await get(server.adminPort, '/metrics', keptAlive)).status, 200, 'and the next scrape, on a new connection, is answered');
+    }
     await server.parentGone(epoch - 1);
     await until((s) => s.get('example_workers') === counts[epoch], `epoch ${epoch}: the parent's share gone once it terminated`);
     assert.equal((await scrape(server.adminPort)).get('baton_hot_restart_generation'), epoch + 1, 'the generation gauge counts 1, 2, 3...');

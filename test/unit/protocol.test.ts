@@ -25,6 +25,9 @@ const samples: Message[] = [
   { type: 'terminate', id: 3 },
   { type: 'accepting', id: 4, accepting: false },
   { type: 'retired', id: 5, listener: { protocol: 'udp', host: '::1', port: 53 }, index: 7 },
+  { type: 'getStats', id: 6 },
+  { type: 'stats', re: 6, part: 0, parts: 2, snapshot: { format: 'baton.stats.snapshot/1', metrics: [] } },
+  { type: 'stats', final: true, part: 1, parts: 2, snapshot: {} },
   { type: 'ack', re: 2, drainMs: 1000 },
   { type: 'ack', re: 3 },
   { type: 'error', re: 1, code: 'BATON_PROTOCOL', message: 'no' },
@@ -76,6 +79,9 @@ describe('protocol', () => {
     rejects(get({ workers: [0, 1] }), 0, /workers must be an integer/, 4);
     rejects(get({ surplus: 'keep' }), 0, /surplus must be one of drain, close/, 4);
     rejects(get({ listeners: {} }), 0, /listeners must be an array/, 4);
+    rejects(get({ listeners: [{ ...tcp, sockets: 0 }] }), 0, /listeners\[0\]\.sockets must be 1\.\.256/, 4);
+    rejects(JSON.stringify({ type: 'stats', re: 3, part: 0, parts: 1, snapshot: [] }), 0, /stats.snapshot must be an object/, 3);
+    rejects(JSON.stringify({ type: 'stats', re: 3, part: 1, parts: 1, snapshot: {} }), 0, /stats.part must be an integer in 0\.\.0/, 3);
     rejects(JSON.stringify({ type: 'retired', id: 8, listener: { protocol: 'tcp', host: '::1' }, index: 0 }), 0, /retired.listener must have a host string and a port/, 8);
     rejects(JSON.stringify({ type: 'retired', id: 8, listener: { protocol: 'tcp', host: '::1', port: 1 }, index: 256 }), 0, /retired.index must be an integer in 0\.\.255/, 8);
     rejects(JSON.stringify({ type: 'sockets', re: 1, part: 2, parts: 2, sockets: [], held: [] }), 0, /part must be/, 1);

@@ -94,7 +94,7 @@ function fakeHooks(t: TestContext): FakeHooks {
     resumeAccepting: () => void hooks.calls.push('resumeAccepting'),
     drain: (ms) => void hooks.calls.push(`drain ${ms}`),
     retired: (listener, index) => void hooks.calls.push(`retired ${listener.port} ${index}`),
-    stats: () => [{ format: 'fake', part: 0 }, { format: 'fake', part: 1 }],
+    stats: () => [0, 1].map((part) => ({ format: 'fake', startTimeSeconds: 1, metrics: [{ name: `m${part}`, series: [] }] })),
     terminate: async () => void hooks.calls.push('terminate'),
     warn: (message) => void hooks.warnings.push(message),
   };
@@ -779,6 +779,16 @@ describe('ChildMachine', () => {
     await waitFor(() => warnings.length > 0, 2000, 'the warning');
     assert.match(warnings[0], /gave up on us as we asked it to drain \(too slow\); it drains all the same/);
     assert.equal(child.state, 'drainingParent');
+  });
+
+  test('pullStats while the parent drains: its snapshot parts, joined; at terminate it pushes its final stats before closing', async (t) => {
+    const finals: unknown[] = [];
+    const { parent, child } = await handoff(t, 'drainingParent', { onParentStats: (s) => void finals.push(s) });
+    assert.deepEqual(await child.pullStats(), { format: 'fake', startTimeSeconds: 1, metrics: [{ name: 'm0', series: [] }, { name: 'm1', series: [] }] });
+    await parent.terminate('test');
+    await waitFor(() => child.is('serving'), 2000, 'the child alone');
+    assert.equal(finals.length, 1, 'the final stats came before the channel closed');
+    assert.equal(await child.pullStats(), undefined, 'no parent, no stats');
   });
 
   test('reportRetired: a draining parent closes its copy of the socket; before the drain nothing is sent', async (t) => {
