@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { test, type TestContext } from 'node:test';
-import { freePort, load, sleep } from '../support/processes';
-import { assertNoneLost, logged, supervised, tookOver } from '../support/supervised';
+import { fdCount, freePort, load, sleep } from '../support/processes';
+import { assertNoneLost, logged, pidOf, supervised, tookOver } from '../support/supervised';
 
 const RETIRE = ['--retire-grace-ms', '300', '--drain-time-s', '1', '--parent-shutdown-time-s', '2'];
 
@@ -96,6 +96,12 @@ test('after a decrease: only the new worker count of sockets in the kernel, in w
   assertNoneLost(t, result, 100);
   const shares = [0, 1].map((w) => (result.byResponder[`epoch=1 worker=${w}`] ?? 0) / result.answered);
   assert.ok(shares.every((s) => s > 0.2), `both workers take a share: ${JSON.stringify(result.byResponder)}`);
+
+  // No fd of the four retired sockets is left: a generation that never had them holds as many.
+  const retiredSome = fdCount(pidOf(setup.supervisor, 1));
+  await restartWith(setup, 2, 2);
+  await setup.supervisor.waitFor(logged(/^draining epoch 1 exited \(code 0\)/), 10_000, 'epoch 1 gone');
+  assert.equal(fdCount(pidOf(setup.supervisor, 2)), retiredSome);
 });
 
 for (const policy of ['close', 'drain'] as const) {
