@@ -383,7 +383,9 @@ export class Generation extends EventEmitter<GenerationEvents> {
    */
   private childTookOver(): void {
     void this.retirer?.stop();
-    const { plan, policy, held } = this.handoff!;
+    // A child that asked for nothing (it took no socket of ours) leaves us nothing to release or close.
+    if (!this.handoff) return this.setAccepting(false);
+    const { plan, policy, held } = this.handoff;
     const released = plan.released.map((i) => held[i]);
     const close = plan.listeners.flatMap((l) => l.closedByParent.map((index) => this.listenerSet.entry(held[l.held!].index, index)));
     const envoy = policy === 'close';

@@ -102,6 +102,16 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   vanishing.send(hello());
   assert.equal((await vanishing.next()).type, 'welcome');
   vanishing.close();
+  // A child that has us drain without taking a socket, then goes: we stop accepting and serve again;
+  // the connections that came meanwhile waited in our queues.
+  const greedy = new RawPeer(socketPath);
+  greedy.send(hello());
+  assert.equal((await greedy.next()).type, 'welcome');
+  greedy.send({ type: 'drain', id: 1 });
+  assert.equal((await greedy.next()).type, 'ack');
+  await sleep(200);
+  greedy.close();
+  await generation.waitFor((l) => l.machine === 'parent' && l.from === 'draining' && l.to === 'serving', 5000, 'serving again');
 
   await sleep(300);
   traffic.stop();
