@@ -119,6 +119,7 @@ export class ListenerSet {
       for (const { listener: i, sockets, steerTo } of plan.listeners) {
         const listener = listeners[i];
         set.steering.set(i, steerTo);
+        set.keepTrafficOffNew(listener, inherited.get(i));
         for (const { index, action, worker } of sockets) {
           if (action === 'create') {
             set.add({ listener, index, worker, fd: createSocket(listener), origin: 'created', surplus: false });
@@ -253,6 +254,17 @@ export class ListenerSet {
     if (this.closed) return;
     this.closed = true;
     for (const entry of this.entries()) native.close(entry.fd);
+  }
+
+  /**
+   * A UDP socket joins its group as it is bound, long before our workers
+   * read it: the parent's traffic is kept on the sockets it serves (its
+   * held ones, positions 0..n-1) until take-over sets our program. TCP
+   * sockets join only when they listen, at take-over.
+   */
+  private keepTrafficOffNew(listener: Listener, adopted: Map<number, number> | undefined): void {
+    if (listener.address.protocol !== 'udp' || !adopted || adopted.size === 0) return;
+    native.attachBpf(adopted.values().next().value!, 'reuseport', steerToFirst(adopted.size));
   }
 
   private add(entry: SocketEntry): void {

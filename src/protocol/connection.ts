@@ -145,10 +145,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       pending.fds.push(...fds);
       if (pending.parts.length < reply.parts) return;
     }
-    this.drop(reply.re!, false);
     if (reply.type === 'error') {
+      this.drop(reply.re!); // with the fds of any parts that came before it
       return pending.reject(new BatonError(errorCodeOf(reply.code), `the peer refused the request: ${reply.message}`));
     }
+    this.drop(reply.re!, false);
     if (reply.type === 'sockets') return pending.resolve({ reply: joinSockets(pending.parts as Sockets[]), fds: pending.fds, parts: pending.parts });
     pending.resolve({ reply, fds, parts: pending.parts.length > 0 ? pending.parts : [reply] });
   }

@@ -116,6 +116,11 @@ export class ChildMachine extends StateMachine<ChildState> {
     this.to('startingWorkers');
   }
 
+  /** Throws if the parent gave up on us: checked before anything is done to the shared sockets. */
+  checkTakeOver(): void {
+    if (this.dropped) throw this.dropped;
+  }
+
   /**
    * Our workers accept: the parent drains now and is terminated after
    * parentShutdownMs. Resolves once the parent has stopped accepting (or
@@ -217,12 +222,7 @@ export class ChildMachine extends StateMachine<ChildState> {
   /** What the parent sends unasked once we are welcome: a refusal when it gives up on us, its final stats as it terminates. */
   private onParentMessage(message: Message, fds: number[]): void {
     closeAll(fds);
-    if (message.type === 'stats' && message.final && message.part === this.finalStats.length) {
-      this.finalStats.push(message.snapshot as unknown as StatsSnapshot);
-      if (this.finalStats.length < message.parts) return;
-      const parts = this.finalStats.splice(0);
-      return this.options.onParentStats?.(joinSnapshots(parts));
-    }
+    if (message.type === 'stats' && message.final) return this.onFinalStats(message);
     if (message.type !== 'refused') return void this.emit('warning', `the parent sent an unexpected ${message.type}`);
     if (this.is('drainingParent', 'terminatingParent')) {
       // Our drain crossed its refusal; it honours the drain, and we serve.
@@ -231,6 +231,22 @@ export class ChildMachine extends StateMachine<ChildState> {
     this.dropped = new BatonError(errorCodeOf(message.code), `the parent gave up on this generation: ${message.message}`);
     if (this.can('failed')) this.to('failed', message.message);
     this.parent?.close();
+  }
+
+  /** The parent's last stats, in parts; what cannot be read is a warning, never a failure of ours. */
+  private onFinalStats(message: Stats): void {
+    if (!this.is('drainingParent', 'terminatingParent') || message.part !== this.finalStats.length) {
+      this.finalStats = [];
+      return void this.emit('warning', `the parent sent stats part ${message.part} of ${message.parts} unexpectedly (we are ${this.state}): ignored`);
+    }
+    this.finalStats.push(message.snapshot as unknown as StatsSnapshot);
+    if (this.finalStats.length < message.parts) return;
+    const parts = this.finalStats.splice(0);
+    try {
+      this.options.onParentStats?.(joinSnapshots(parts));
+    } catch (error) {
+      this.emit('warning', `the parent's final stats were refused: ${(error as Error).message}`);
+    }
   }
 
   private onParentGone(): void {

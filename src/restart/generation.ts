@@ -164,8 +164,12 @@ export class Generation extends EventEmitter<GenerationEvents> {
     }
     this.parent.on('transition', (t) => {
       if (t.to === 'terminated' && this.exitOnTerminate) void this.status.close().then(() => process.exit(0));
-      // A child that went away before the drain: our own surplus is ours to retire again.
-      if (t.to === 'serving' && t.from !== 'notReady' && t.from !== 'draining' && t.from !== 'drained') this.retireSurplus();
+      // A child that went away before the drain: our own steering again (it may have set its own as it
+      // failed to take over), and our own surplus is ours to retire again.
+      if (t.to === 'serving' && t.from !== 'notReady' && t.from !== 'draining' && t.from !== 'drained') {
+        this.listenerSet.applySteering();
+        this.retireSurplus();
+      }
     });
     this.child.on('transition', (t) => {
       if (t.to === 'drainingParent') this.statsPulls = setInterval(() => void this.pullParentStats(), STATS_PULL_MS).unref();
@@ -252,7 +256,10 @@ export class Generation extends EventEmitter<GenerationEvents> {
     });
     this.retirer.on('idle', () => this.clearSteeringOnceAlone());
     this.retirer.on('warning', (message) => this.warn(message));
-    if (admin) this.serveAdmin(new AdminListener(this.sockets, metricsHandler(this.stats, { promClient: options.promClient }), this.epoch));
+    if (admin) {
+      const handler = metricsHandler(this.stats, { promClient: options.promClient });
+      this.serveAdmin(new AdminListener(this.sockets, handler, this.epoch, (message) => this.warn(message)));
+    }
     this.child.startingWorkers();
     return this.sockets;
   }
@@ -265,6 +272,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
   takeOver(): void {
     const set = this.listenerSet;
     const entries = set.entries();
+    this.child.checkTakeOver(); // a parent that gave up on us keeps its groups as they are
     // Our new sockets join their groups after the adopted ones, in index order, and every group
     // gets our steering (or none) before anything is accepted.
     set.listenInOrder();
@@ -401,8 +409,11 @@ export class Generation extends EventEmitter<GenerationEvents> {
     }
     for (const entry of close) {
       this.listenerSet.retire(entry);
-      // Our own servers let go after the fact: a UDP socket is only gone once they have.
-      this.runRetireHooks(entry).catch((error: Error) => this.warn(`closing socket ${entry.index} of ${entry.listener.name}: ${error.message}`));
+      // Our own servers let go after the fact, and our parent's copy goes too: a UDP socket is only gone once all have.
+      this.runRetireHooks(entry).then(
+        () => this.child.reportRetired(entry.listener.address, entry.index),
+        (error: Error) => this.warn(`closing socket ${entry.index} of ${entry.listener.name}: ${error.message}`),
+      );
     }
   }
 

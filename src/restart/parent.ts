@@ -105,23 +105,33 @@ export class ParentMachine extends StateMachine<ParentState> {
   }
 
   /**
-   * Stop now, whatever the child does (our own shutdown). Once everything of
-   * ours has stopped, a child that took over gets our final stats, then the
+   * Stop now, whatever the child does (our own shutdown). A child that took
+   * over gets our final stats twice: now, and once everything of ours has
+   * stopped (should it not wait that long, it has the first); then the
    * channel closes.
    */
   async terminate(reason: string): Promise<void> {
     if (this.is('terminating', 'terminated')) return;
-    const tookOver = this.is('draining', 'drained');
+    const connection = this.is('draining', 'drained') ? this.child?.connection : undefined;
     this.to('terminating', reason);
+    this.pushFinalStats(connection);
     try {
       await this.hooks.terminate();
     } catch (error) {
       this.hooks.warn(`terminating: ${(error as Error).message}`);
     }
-    const connection = this.child?.connection;
-    if (connection && tookOver && !connection.isClosed) this.sendStats(connection, { final: true });
-    connection?.end(); // after the terminate ack, if that is what we answered
+    this.pushFinalStats(connection);
+    this.child?.connection.end(); // after the terminate ack, if that is what we answered
     this.to('terminated');
+  }
+
+  private pushFinalStats(connection: Connection | undefined): void {
+    if (!connection || connection.isClosed) return;
+    try {
+      this.sendStats(connection, { final: true });
+    } catch (error) {
+      this.hooks.warn(`our final stats could not be sent: ${(error as Error).message}`);
+    }
   }
 
   private refusal(peer: Credentials): { code: ErrorCode; message: string } | undefined {

@@ -15,6 +15,8 @@ export class AdminListener {
     private readonly sockets: ListenerSet,
     private readonly handler: http.RequestListener,
     private readonly epoch: number,
+    /** An error of the admin server (accepting, listening) is reported, never thrown at the process. */
+    private readonly warn: (message: string) => void,
   ) {}
 
   /** Accepts on every admin socket not accepted on yet. */
@@ -23,7 +25,11 @@ export class AdminListener {
     for (const entry of this.sockets.entries()) {
       if (entry.listener.role !== 'admin') continue;
       let server = this.servers.get(entry);
-      if (!server) this.servers.set(entry, (server = http.createServer((req, res) => this.answer(req, res))));
+      if (!server) {
+        server = http.createServer((req, res) => this.answer(req, res));
+        server.on('error', (error) => this.warn(`admin listener ${entry.listener.name}: ${error.message}`));
+        this.servers.set(entry, server);
+      }
       if (!server.listening) server.listen({ fd: this.sockets.dup(entry.listener.index, entry.index) }, entry.listener.backlog);
     }
   }
@@ -35,7 +41,8 @@ export class AdminListener {
   }
 
   retire(entry: SocketEntry): void {
-    this.servers.get(entry)?.close();
+    const server = this.servers.get(entry);
+    if (server) stopListening(server); // its kept-alive connections are the drain's to close
     this.servers.delete(entry);
   }
 

@@ -31,7 +31,8 @@ export function metricsHandler(registry: StatsRegistry, options: MetricsHandlerO
   };
 
   return (req, res) => {
-    if (new URL(req.url ?? '/', 'http://admin').pathname !== path) return reply(res, 404, 'not found\n');
+    // The path as sent, without its query: `new URL()` would throw on a target such as `http://[`.
+    if ((req.url ?? '/').split('?', 1)[0] !== path) return reply(res, 404, 'not found\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       return reply(res, 405, 'method not allowed\n');

@@ -25,6 +25,8 @@ export interface WorkerBootData {
   index: number;
   epoch: number;
   accepting: boolean;
+  /** While not accepting, the listeners still served until retired (a child dropped them). */
+  keep: string[];
   /** This thread's part of the process-wide stats (StatsRegistry.forWorker). */
   stats: StatsHandle;
   drainStrategy: DrainStrategy;

@@ -35,6 +35,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   private readonly workers: Worker[] = [];
   /** Worker indexes that died while the generation was not accepting. */
   private readonly dead = new Set<number>();
+  /** While not accepting: listeners still served until retired. */
+  private keep: string[] = [];
   private terminating = false;
   private readonly startTimeoutMs: number;
   private readonly stopTimeoutMs: number;
@@ -76,8 +78,12 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   private follow(): void {
     const g = this.generation;
-    g.on('stopAccepting', (keep) => this.broadcast({ baton: 'stop', keep: keep.map((l) => l.name) }));
+    g.on('stopAccepting', (keep) => {
+      this.keep = keep.map((l) => l.name);
+      this.broadcast({ baton: 'stop', keep: this.keep });
+    });
     g.on('resumeAccepting', () => {
+      this.keep = [];
       for (const index of this.dead) this.respawn(index);
       this.dead.clear();
       this.broadcast({ baton: 'resume' });
@@ -120,6 +126,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       index,
       epoch: this.generation.epoch,
       accepting: this.generation.accepting,
+      keep: this.keep,
       // A thread started again gets a new segment; the one before it has exited, its counters kept.
       stats: this.generation.stats.forWorker(index),
       drainStrategy: this.generation.options.drainStrategy,
@@ -166,7 +173,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         }
         if (this.terminating || this.workers[index] !== worker) return;
         this.emit('workerExit', index, code, failure);
-        if (this.generation.accepting) this.respawn(index);
+        // Not accepting, it is still needed for the listeners a child dropped (their queues are served until retired).
+        if (this.generation.accepting || this.keep.length > 0) this.respawn(index);
         else this.dead.add(index);
       });
     });

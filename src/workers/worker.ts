@@ -28,7 +28,6 @@ interface Served {
   target: Servable;
   /** Per socket index, what accepts on it: the target on our own socket, a forwarder on a surplus one. */
   servers: Map<number, Servable>;
-  retired: Set<number>;
 }
 
 export interface WorkerContextEvents {
@@ -55,6 +54,10 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
   private readonly served = new Map<string, Served>();
   private readonly bound = new WeakSet<dgram.Socket>();
   private accepting: boolean;
+  /** While not accepting: the listeners still served (a child dropped them; they are served until retired). */
+  private keep: string[];
+  /** 'listener#index' of every socket retired, served or not yet: its fd number may be reused. */
+  private readonly retired = new Set<string>();
   private readonly byName: Map<string, WorkerListenerInfo>;
   private readonly engine: EngineMetrics;
 
@@ -64,6 +67,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     this.epoch = boot.epoch;
     this.data = boot.data;
     this.accepting = boot.accepting;
+    this.keep = boot.keep;
     this.stats = workerStats(boot.stats);
     this.engine = new EngineMetrics(this.stats);
     this.drainController = new DrainController({ strategy: boot.drainStrategy });
@@ -93,14 +97,14 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     const listener = name === undefined ? this.onlyListener() : this.byName.get(name);
     if (!listener) throw invalidArgument(`no listener named '${name}'; this worker has ${[...this.byName.keys()].join(', ')}`);
     if (this.served.has(listener.name)) throw invalidArgument(`listener ${listener.name} is already served`);
-    const served: Served = { listener, target, servers: new Map(), retired: new Set() };
+    const served: Served = { listener, target, servers: new Map() };
     this.served.set(listener.name, served);
     if (target instanceof net.Server) {
       this.engine.countConnections(target, this.index);
       if (target instanceof http.Server || target instanceof https.Server) drainHttp(target, this.drainController);
       else if (isHttp2Server(target)) drainHttp2(target, this.drainController);
     }
-    if (this.accepting) this.attach(served);
+    if (this.accepting || this.keep.includes(listener.name)) this.attach(served);
     if (this.served.size === this.byName.size) this.post({ baton: 'ready' });
   }
 
@@ -112,7 +116,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
   /** Starts serving every socket of the listener not yet served (a dgram socket, once bound, stays bound). */
   private attach(served: Served): void {
     for (const { index, fd } of served.listener.sockets) {
-      if (served.retired.has(index)) continue;
+      if (this.retired.has(`${served.listener.name}#${index}`)) continue;
       let server = served.servers.get(index);
       if (!server) {
         server = index === this.index ? served.target : this.forwarder(served);
@@ -148,6 +152,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
       case 'stop':
         // A dgram socket cannot bind again once closed: UDP is read until terminate.
         this.accepting = false;
+        this.keep = command.keep;
         for (const served of this.served.values()) {
           if (command.keep.includes(served.listener.name)) continue;
           for (const server of served.servers.values()) if ('listen' in server) stopListening(server);
@@ -155,13 +160,13 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
         return;
       case 'resume':
         this.accepting = true;
+        this.keep = [];
         this.drainController.stop();
         for (const served of this.served.values()) this.attach(served);
         return;
       case 'retire': {
-        const served = this.served.get(command.listener);
-        served?.retired.add(command.index);
-        const server = served?.servers.get(command.index);
+        this.retired.add(`${command.listener}#${command.index}`);
+        const server = this.served.get(command.listener)?.servers.get(command.index);
         if (server) stopServing(server); // closes our dup at once: the socket can go
         this.post({ baton: 'retired', listener: command.listener, index: command.index });
         return;
@@ -175,7 +180,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
         this.emit('terminate');
         for (const { target, servers } of this.served.values()) {
           for (const server of servers.values()) stopServing(server);
-          if (target instanceof http.Server) target.closeAllConnections();
+          if (target instanceof http.Server || target instanceof https.Server) target.closeAllConnections();
         }
         // Leave the thread once the application's own handles are closed; the pool forces it after a timeout.
         parentPort!.close();
@@ -189,16 +194,16 @@ function isHttp2Server(server: net.Server): server is http2.Http2Server {
   return server.constructor.name === 'Http2Server' || server.constructor.name === 'Http2SecureServer';
 }
 
-/** Stops serving (its dup closes; the socket lives on in the master fd). */
+/**
+ * Stops serving (its dup closes; the socket lives on in the master fd).
+ * Connections a server accepted stay: closing them is the drain's.
+ */
 function stopServing(target: Servable): void {
-  if (!('listen' in target)) {
-    try {
-      target.close();
-    } catch {
-      // Already closed.
-    }
-  } else if (target.listening) {
+  if ('listen' in target) return stopListening(target);
+  try {
     target.close();
+  } catch {
+    // Already closed.
   }
 }
 

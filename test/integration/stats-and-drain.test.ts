@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -75,6 +76,14 @@ test('5 restarts under load: counters never go back and add up to every request 
       await sleep(50);
     }
   };
+
+  // A request target `new URL()` cannot parse is a 404, not the end of the generation.
+  const odd = await new Promise<string>((done, fail) => {
+    const socket = connect(server.adminPort, '127.0.0.1', () => socket.end('GET http://[ HTTP/1.1\r\nHost: x\r\n\r\n'));
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (c) => (answer += c)).on('end', () => done(answer)).on('error', fail);
+  });
+  assert.match(odd, /^HTTP\/1\.1 404 /);
 
   // A scraper that keeps its connection, as Prometheus does.
   const keptAlive = new Agent({ keepAlive: true, maxSockets: 1 });

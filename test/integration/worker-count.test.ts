@@ -155,3 +155,18 @@ for (const policy of ['close', 'drain'] as const) {
     assert.deepEqual(after.errors, { ECONNREFUSED: 1 });
   });
 }
+
+test('an increase that fails while its workers start loses no datagram: new UDP sockets take no traffic before take-over', async (t) => {
+  const setup = await supervised(t, 'udp-fail', RETIRE, { TEST_WORKERS: 2, TEST_UDP: 1 });
+  const udp = load(t, setup.port, { protocol: 'udp', concurrency: 8, timeoutMs: 3000 });
+  await sleep(300);
+  // Epoch 1 binds two more UDP sockets in the group, then dies while its workers start.
+  setup.next.set({ TEST_WORKERS: 4, TEST_UDP: 1, TEST_CRASH_AT: 'startingWorkers', TEST_CRASH_DELAY_MS: 60 });
+  setup.supervisor.child.kill('SIGHUP');
+  await setup.supervisor.waitFor(logged(/^epoch 1 exited .* before taking over; epoch 0 keeps serving/), 15_000, 'epoch 1 failing');
+  await sleep(300);
+  udp.stop();
+  const result = await udp.done;
+  assertNoneLost(t, result, 100);
+  assert.deepEqual(Object.keys(result.byResponder).map((r) => r.split(' ')[0]).filter((e, i, all) => all.indexOf(e) === i), ['epoch=0']);
+});

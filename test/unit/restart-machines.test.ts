@@ -711,6 +711,15 @@ describe('ChildMachine', () => {
     { what: 'answers with an ack', answer: (m, c) => c.send({ type: 'ack', re: (m as GetSockets).id }), code: 'BATON_PROTOCOL' },
     { what: 'answers with an error', answer: (m, c) => c.send({ type: 'error', re: (m as GetSockets).id, code: 'BATON_INVALID_STATE', message: 'not now' }), code: 'BATON_INVALID_STATE' },
     {
+      what: 'sends part of its sockets, then an error',
+      answer: (m, c, fd) => {
+        const re = (m as GetSockets).id;
+        c.send({ type: 'sockets', re, part: 0, parts: 2, sockets: [{ listener: 0, index: 0 }], held: [] }, [fd]);
+        c.send({ type: 'error', re, code: 'BATON_INVALID_STATE', message: 'changed its mind' });
+      },
+      code: 'BATON_INVALID_STATE',
+    },
+    {
       what: 'sends a socket that was not asked for',
       answer: (m, c, fd) => c.send({ type: 'sockets', re: (m as GetSockets).id, part: 0, parts: 1, sockets: [{ listener: 5, index: 0 }], held: [] }, [fd]),
       code: 'BATON_PROTOCOL',
@@ -781,14 +790,38 @@ describe('ChildMachine', () => {
     assert.equal(child.state, 'drainingParent');
   });
 
-  test('pullStats while the parent drains: its snapshot parts, joined; at terminate it pushes its final stats before closing', async (t) => {
+  test('pullStats while the parent drains: its snapshot parts, joined; at terminate it pushes its final stats (twice) before closing', async (t) => {
     const finals: unknown[] = [];
     const { parent, child } = await handoff(t, 'drainingParent', { onParentStats: (s) => void finals.push(s) });
     assert.deepEqual(await child.pullStats(), { format: 'fake', startTimeSeconds: 1, metrics: [{ name: 'm0', series: [] }, { name: 'm1', series: [] }] });
     await parent.terminate('test');
     await waitFor(() => child.is('serving'), 2000, 'the child alone');
-    assert.equal(finals.length, 1, 'the final stats came before the channel closed');
+    assert.equal(finals.length, 2, 'the final stats came, as it began and once its hooks were done, before the channel closed');
     assert.equal(await child.pullStats(), undefined, 'no parent, no stats');
+  });
+
+  test('final stats that cannot be read, or that come before we took over, are a warning and nothing more', async (t) => {
+    const imported: unknown[] = [];
+    const fake = fakeParent(t, welcoming((m, c) => {
+      if (m.type === 'getSockets') {
+        c.send({ type: 'stats', final: true, part: 0, parts: 1, snapshot: { format: 'x' } }); // before take-over
+        return c.send({ type: 'sockets', re: m.id, part: 0, parts: 1, sockets: [], held: [] });
+      }
+      if (m.type === 'drain') {
+        c.send({ type: 'ack', re: m.id });
+        c.send({ type: 'stats', final: true, part: 0, parts: 1, snapshot: {} }); // no metrics: cannot be joined
+      }
+    }));
+    const { child, warnings } = newChild(t, { onParentStats: (s) => void imported.push(s) });
+    await child.connect(fake.address);
+    await child.takeSockets(ask([], 1));
+    child.startingWorkers();
+    await child.takeOver();
+    await waitFor(() => warnings.length === 2, 2000, 'two warnings');
+    assert.match(warnings[0], /sent stats part 0 of 1 unexpectedly \(we are takingSockets\): ignored/);
+    assert.match(warnings[1], /the parent's final stats were refused: every part must be a stats snapshot/);
+    assert.deepEqual(imported, []);
+    assert.equal(child.state, 'drainingParent');
   });
 
   test('reportRetired: a draining parent closes its copy of the socket; before the drain nothing is sent', async (t) => {
