@@ -13,19 +13,17 @@ import { ListenerSet, listenerName, parseListen, resolveListeners, type Listener
 import { planHandoff, takenSockets, type HandoffPlan } from '../listeners/plan';
 import { Retirer } from '../listeners/retirer';
 import { closeAll } from '../protocol/connection';
-import { MAX_MESSAGE_BYTES, MAX_WORKERS, type GetSockets, type HeldListener, type ListenerAddress, type SocketRef, type SurplusPolicy } from '../protocol/messages';
+import { MAX_WORKERS, type GetSockets, type HeldListener, type ListenerAddress, type SocketRef, type SurplusPolicy } from '../protocol/messages';
 import { hotRestartVersion, optionsFromEnv, resolveOptions, type HotRestartOptions } from '../options';
 import { ChildMachine } from './child';
 import type { Transition } from './machine';
 import { ParentMachine } from './parent';
 import { StatusPipe } from './status';
-import { DrainController } from '../drain/controller';
-import { metricsHandler } from '../stats/admin';
-import { AdminListener } from '../stats/admin-listener';
-import { EngineMetrics } from '../stats/engine';
+import type { DrainController } from '../drain/controller';
+import type { EngineMetrics } from '../stats/engine';
+import { GenerationStats } from '../stats/generation-stats';
 import type { PromClientRegistry } from '../stats/prom-client';
-import { StatsRegistry } from '../stats/registry';
-import { splitSnapshot, type StatsSnapshot } from '../stats/snapshot';
+import type { StatsRegistry } from '../stats/registry';
 
 export interface GenerationEvents {
   /** Every state change of either machine, with its timing. */
@@ -63,31 +61,13 @@ export interface ListenOptions {
   promClient?: PromClientRegistry[];
 }
 
-/** How often a child pulls its draining parent's stats. */
-const STATS_PULL_MS = 1000;
-/** Room left in a record for the fields around a stats snapshot part. */
-const STATS_PART_BYTES = MAX_MESSAGE_BYTES - 1024;
-
 type TerminateHook = () => Promise<void> | void;
 type RetireHook = (entry: SocketEntry) => Promise<void> | void;
 
 export class Generation extends EventEmitter<GenerationEvents> {
   readonly options: HotRestartOptions;
   readonly hotRestartVersion: string;
-  /**
-   * The process-wide stats (this thread's, every worker's, and the parent
-   * generation's share while it drains): define the application's metrics
-   * here or with workerContext().stats.
-   */
-  readonly stats = new StatsRegistry();
-  /** baton's own metrics (generation, restarts, handoff, sockets, drain). */
-  readonly engine: EngineMetrics;
-  /** This generation's drain, as the main thread sees it (time left; workers count their connections). */
-  readonly drainController: DrainController;
-  private admin?: AdminListener;
-  /** Admin serves once the parent's stats are in: a scrape must never see a counter go back. */
-  private adminReady = false;
-  private statsPulls?: NodeJS.Timeout;
+  private readonly metrics: GenerationStats;
   private readonly child: ChildMachine;
   private readonly parent: ParentMachine;
   private readonly status = new StatusPipe();
@@ -116,17 +96,12 @@ export class Generation extends EventEmitter<GenerationEvents> {
       handshakeTimeoutMs: options.handshakeTimeoutMs,
       requestTimeoutMs: options.requestTimeoutMs,
       parentShutdownMs: options.parentShutdownTimeS * 1000,
-      onParentStats: (snapshot) => this.importParentStats(snapshot),
+      onParentStats: (snapshot) => this.metrics.importParent(snapshot),
     });
-    this.engine = new EngineMetrics(this.stats);
-    this.engine.setEpoch(options.restartEpoch);
-    this.drainController = new DrainController({ strategy: options.drainStrategy });
-    this.engine.trackDrain(this.drainController);
-    this.on('drain', (ms) => {
-      this.drainController.stop();
-      this.drainController.start(ms);
-    });
-    this.on('resumeAccepting', () => this.drainController.stop());
+    const child = this.child;
+    const parentStats = { draining: () => child.is('drainingParent', 'terminatingParent'), pullStats: () => child.pullStats() };
+    this.metrics = new GenerationStats(options.restartEpoch, options.drainStrategy, parentStats, (message) => this.warn(message));
+    this.metrics.follow(this);
     this.parent = new ParentMachine(
       {
         epoch: options.restartEpoch,
@@ -150,7 +125,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
         },
         drain: (ms) => this.emit('drain', ms),
         retired: (listener, index) => void this.closeRetired(listener, index),
-        stats: () => splitSnapshot(this.stats.snapshot(), STATS_PART_BYTES) as unknown as Array<Record<string, unknown>>,
+        stats: () => this.metrics.snapshotParts(),
         terminate: () => this.close(),
         warn: (message) => this.warn(message),
       },
@@ -172,10 +147,9 @@ export class Generation extends EventEmitter<GenerationEvents> {
       }
     });
     this.child.on('transition', (t) => {
-      if (t.to === 'drainingParent') this.statsPulls = setInterval(() => void this.pullParentStats(), STATS_PULL_MS).unref();
+      if (t.to === 'drainingParent') this.metrics.parentDraining();
       if (t.to !== 'serving') return;
-      clearInterval(this.statsPulls);
-      if (t.from !== 'startingWorkers') this.stats.parentGone(); // its final stats are in, if it could send them
+      this.metrics.parentGone(t.from !== 'startingWorkers');
       this.clearSteeringOnceAlone();
     });
   }
@@ -196,6 +170,25 @@ export class Generation extends EventEmitter<GenerationEvents> {
       throw error;
     }
     return generation;
+  }
+
+  /**
+   * The process-wide stats (this thread's, every worker's, and the parent
+   * generation's share while it drains): define the application's metrics
+   * here or with workerContext().stats.
+   */
+  get stats(): StatsRegistry {
+    return this.metrics.registry;
+  }
+
+  /** baton's own metrics (generation, restarts, handoff, sockets, drain). */
+  get engine(): EngineMetrics {
+    return this.metrics.engine;
+  }
+
+  /** This generation's drain, as the main thread sees it (time left; workers count their connections). */
+  get drainController(): DrainController {
+    return this.metrics.drainController;
   }
 
   get epoch(): number {
@@ -256,10 +249,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     });
     this.retirer.on('idle', () => this.clearSteeringOnceAlone());
     this.retirer.on('warning', (message) => this.warn(message));
-    if (admin) {
-      const handler = metricsHandler(this.stats, { promClient: options.promClient });
-      this.serveAdmin(new AdminListener(this.sockets, handler, this.epoch, (message) => this.warn(message)));
-    }
+    if (admin) this.metrics.serveAdmin(this.sockets, this.epoch, options.promClient);
     this.child.startingWorkers();
     return this.sockets;
   }
@@ -283,11 +273,9 @@ export class Generation extends EventEmitter<GenerationEvents> {
     this.retireSurplus();
     const inherited = entries.filter((e) => e.origin === 'inherited').length;
     this.engine.countSockets({ inherited, created: entries.length - inherited });
-    void parentStopped.then(async () => {
-      if (this.epoch > 0 && this.child.is('drainingParent', 'terminatingParent')) this.engine.handoffCompleted((performance.now() - this.startedAt) / 1000);
-      await this.pullParentStats();
-      this.adminReady = true;
-      if (this.acceptingNow) this.admin?.serve();
+    void parentStopped.then(() => {
+      if (this.child.is('drainingParent', 'terminatingParent')) this.engine.handoffCompleted((performance.now() - this.startedAt) / 1000);
+      return this.metrics.parentStopped(() => this.acceptingNow);
     });
     this.status.report({
       event: 'takenOver',
@@ -448,29 +436,6 @@ export class Generation extends EventEmitter<GenerationEvents> {
     if (!this.sockets || this.sockets.isClosed || !this.acceptingNow || !this.child.is('serving') || !this.parent.is('serving')) return;
     if (this.sockets.entries().some((e) => e.surplus)) return;
     this.sockets.clearSteering();
-  }
-
-  /** The admin listener follows this generation as the worker pool does, but serves only once the parent's stats are in. */
-  private serveAdmin(admin: AdminListener): void {
-    this.admin = admin;
-    this.on('resumeAccepting', () => this.adminReady && admin.serve());
-    this.on('stopAccepting', (keep) => admin.stop(keep));
-    this.onRetire((entry) => admin.retire(entry));
-    this.onTerminate(() => admin.close());
-  }
-
-  private async pullParentStats(): Promise<void> {
-    const snapshot = await this.child.pullStats();
-    if (snapshot) this.importParentStats(snapshot);
-  }
-
-  private importParentStats(snapshot: StatsSnapshot): void {
-    if (!this.child.is('drainingParent', 'terminatingParent')) return; // late: the parent is gone
-    try {
-      this.stats.importParent(snapshot);
-    } catch (error) {
-      this.warn(`the parent's stats were refused: ${(error as Error).message}`);
-    }
   }
 
   /** Our child retired a socket it took from us: our copy goes too, and our parent's, if it still drains. */

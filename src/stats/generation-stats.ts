@@ -1,0 +1,109 @@
+// A generation's stats: the registry of its process (its own thread, every
+// worker's, and the parent generation's share while it drains), baton's own
+// metrics, the drain as the main thread sees it, and the admin listener.
+// While the parent drains its stats are pulled every second, and it pushes
+// its last ones as it terminates; /metrics is served only once the parent's
+// numbers are in, so that no scrape sees a counter go back.
+
+import { DrainController, type DrainStrategy } from '../drain/controller';
+import type { ListenerSet } from '../listeners/listener-set';
+import { MAX_MESSAGE_BYTES } from '../protocol/messages';
+import type { Generation } from '../restart/generation';
+import { metricsHandler } from './admin';
+import { AdminListener } from './admin-listener';
+import { EngineMetrics } from './engine';
+import type { PromClientRegistry } from './prom-client';
+import { StatsRegistry } from './registry';
+import { splitSnapshot, type StatsSnapshot } from './snapshot';
+
+/** How often a child pulls its draining parent's stats. */
+const PULL_MS = 1000;
+/** Room left in a record for the fields around a snapshot part. */
+const PART_BYTES = MAX_MESSAGE_BYTES - 1024;
+
+/** The parent as the stats see it (the generation's ChildMachine). */
+export interface ParentStats {
+  /** Whether the parent still drains (its stats are wanted). */
+  draining(): boolean;
+  pullStats(): Promise<StatsSnapshot | undefined>;
+}
+
+export class GenerationStats {
+  readonly registry = new StatsRegistry();
+  readonly engine: EngineMetrics;
+  readonly drainController: DrainController;
+  private admin?: AdminListener;
+  /** The parent's numbers are in (or there is no parent): the admin listener may answer. */
+  private settled = false;
+  private pulls?: NodeJS.Timeout;
+
+  constructor(
+    epoch: number,
+    strategy: DrainStrategy,
+    private readonly parent: ParentStats,
+    private readonly warn: (message: string) => void,
+  ) {
+    this.engine = new EngineMetrics(this.registry);
+    this.engine.setEpoch(epoch);
+    this.drainController = new DrainController({ strategy });
+    this.engine.trackDrain(this.drainController);
+  }
+
+  /** Follows the generation: its drain, and the admin listener's serving, stopping and retiring. */
+  follow(generation: Generation): void {
+    generation.on('drain', (ms) => {
+      this.drainController.stop();
+      this.drainController.start(ms);
+    });
+    generation.on('resumeAccepting', () => {
+      this.drainController.stop();
+      if (this.settled) this.admin?.serve();
+    });
+    generation.on('stopAccepting', (keep) => this.admin?.stop(keep));
+    generation.onRetire((entry) => this.admin?.retire(entry));
+    generation.onTerminate(() => this.admin?.close());
+  }
+
+  /** Serves GET /metrics on the set's admin listener (once the parent's numbers are in). */
+  serveAdmin(sockets: ListenerSet, epoch: number, promClient?: PromClientRegistry[]): void {
+    this.admin = new AdminListener(sockets, metricsHandler(this.registry, { promClient }), epoch, this.warn);
+  }
+
+  /** What our child pulls, in records of at most one message each. */
+  snapshotParts(): Array<Record<string, unknown>> {
+    return splitSnapshot(this.registry.snapshot(), PART_BYTES) as unknown as Array<Record<string, unknown>>;
+  }
+
+  /** The parent drains: its stats are pulled until it is gone. */
+  parentDraining(): void {
+    this.pulls = setInterval(() => void this.pull(), PULL_MS).unref();
+  }
+
+  /** The parent has stopped accepting (or there is none): its numbers once more, then the admin listener answers. */
+  async parentStopped(accepting: () => boolean): Promise<void> {
+    await this.pull();
+    this.settled = true;
+    if (accepting()) this.admin?.serve();
+  }
+
+  /** The parent's stats, pulled or pushed; late ones (the parent is gone) are dropped. */
+  importParent(snapshot: StatsSnapshot): void {
+    if (!this.parent.draining()) return;
+    try {
+      this.registry.importParent(snapshot);
+    } catch (error) {
+      this.warn(`the parent's stats were refused: ${(error as Error).message}`);
+    }
+  }
+
+  /** The parent is gone: its gauges leave the view (its final stats are in, if it could send them). */
+  parentGone(hadOne: boolean): void {
+    clearInterval(this.pulls);
+    if (hadOne) this.registry.parentGone();
+  }
+
+  private async pull(): Promise<void> {
+    const snapshot = await this.parent.pullStats();
+    if (snapshot) this.importParent(snapshot);
+  }
+}
