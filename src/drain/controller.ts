@@ -149,7 +149,8 @@ export class DrainController extends EventEmitter<DrainControllerEvents> {
       connections: this.tracked.size,
       drainMs: this.drainMs,
       elapsedMs,
-      remainingMs: this.draining ? Math.max(0, this.drainMs - elapsedMs) : 0,
+      // Once overdue none is left, whatever the clock says: a timer may fire a fraction of a ms before performance.now() reaches it.
+      remainingMs: this.state === 'draining' ? Math.max(0, this.drainMs - elapsedMs) : 0,
     };
   }
 
