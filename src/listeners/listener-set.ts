@@ -153,6 +153,13 @@ export class ListenerSet {
     return [...this.sockets.values()].flatMap((byIndex) => [...byIndex.values()]);
   }
 
+  /** The sockets that match, highest index first: the order they are retired in, which keeps each group's order. */
+  fromTop(match: (entry: SocketEntry) => boolean): SocketEntry[] {
+    return this.entries()
+      .filter(match)
+      .sort((a, b) => b.index - a.index);
+  }
+
   /** The sockets one worker accepts on: its own, plus surplus ones (the admin listener's are the generation's). */
   servedBy(worker: number): SocketEntry[] {
     return this.entries().filter((e) => e.worker === worker && e.listener.role === 'workers');
@@ -241,10 +248,8 @@ export class ListenerSet {
     if (!this.holds(entry)) return;
     this.sockets.get(entry.listener.index)!.delete(entry.index);
     try {
-      if (entry.listener.address.protocol === 'tcp') native.shutdown(entry.fd);
-    } catch (error) {
-      // ENOTCONN: shut down already (by the generation that retired it first), which is what we want.
-      if ((error as NodeJS.ErrnoException).code !== 'ENOTCONN') throw error;
+      // ENOTCONN: shut down already, by the generation that retired it first.
+      if (entry.listener.address.protocol === 'tcp') tolerating('ENOTCONN', () => native.shutdown(entry.fd));
     } finally {
       native.close(entry.fd);
     }
@@ -273,18 +278,23 @@ export class ListenerSet {
   }
 }
 
-/** Detaching what is not attached (ENOENT) is already the wanted state. */
-function detach(fd: number, target: 'reuseport' | 'socket'): void {
+/** Runs a syscall whose failure with `code` means the wanted state is there already. */
+function tolerating(code: string, syscall: () => void): void {
   try {
-    native.detachBpf(fd, target);
+    syscall();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if ((error as NodeJS.ErrnoException).code !== code) throw error;
   }
 }
 
+/** Detaching what is not attached (ENOENT) is already the wanted state. */
+function detach(fd: number, target: 'reuseport' | 'socket'): void {
+  tolerating('ENOENT', () => native.detachBpf(fd, target));
+}
+
 /**
- * A TCP socket is only bound here: its worker's listen() puts it in the
- * SO_REUSEPORT group, so a generation that fails before its workers serve
+ * A TCP socket is only bound here: listenInOrder() puts it in its
+ * SO_REUSEPORT group at take-over, so a generation that fails before then
  * never held connections it would then reset.
  */
 function createSocket(listener: Listener): number {

@@ -388,7 +388,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     this.setAccepting(false, envoy ? [] : released);
     if (released.length > 0) this.status.report({ event: 'released', listeners: released.map((l) => l.name) });
     for (const listener of released) {
-      const entries = this.listenerSet.entries().filter((e) => e.listener === listener).sort((a, b) => b.index - a.index);
+      const entries = this.listenerSet.fromTop((e) => e.listener === listener);
       if (envoy) close.push(...entries);
       else {
         this.listenerSet.refuseNew(listener.index, true);
@@ -419,12 +419,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
   private retireSurplus(): void {
     if (!this.retirer || !this.acceptingNow) return;
     void this.retirer.stop();
-    this.retirer.watch(
-      this.listenerSet
-        .entries()
-        .filter((e) => e.surplus)
-        .sort((a, b) => b.index - a.index),
-    );
+    this.retirer.watch(this.listenerSet.fromTop((e) => e.surplus));
   }
 
   /**
@@ -440,14 +435,14 @@ export class Generation extends EventEmitter<GenerationEvents> {
 
   /** Our child retired a socket it took from us: our copy goes too, and our parent's, if it still drains. */
   private async closeRetired(address: ListenerAddress, index: number): Promise<void> {
-    const listener = this.sockets?.listeners.find((l) => l.name === listenerName(address));
-    const entry = listener && this.sockets!.entries().find((e) => e.listener === listener && e.index === index);
+    const name = listenerName(address);
+    const entry = this.sockets?.entries().find((e) => e.listener.name === name && e.index === index);
     if (entry) {
       try {
         await this.runRetireHooks(entry);
         this.sockets!.retire(entry);
       } catch (error) {
-        this.warn(`closing retired socket ${index} of ${listener.name}: ${(error as Error).message}`);
+        this.warn(`closing retired socket ${index} of ${name}: ${(error as Error).message}`);
       }
     }
     await this.child.reportRetired(address, index);

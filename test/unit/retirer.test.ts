@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import * as native from '../../src/binding';
-import { ListenerSet, resolveListeners, type InheritedSockets, type SocketEntry } from '../../src/listeners/listener-set';
+import { ListenerSet, resolveListeners, type InheritedSockets } from '../../src/listeners/listener-set';
 import { planHandoff } from '../../src/listeners/plan';
 import { Retirer } from '../../src/listeners/retirer';
 import { steerTo } from '../../src/listeners/steering';
@@ -52,7 +52,7 @@ function retirer(set: ListenerSet, options: { graceMs?: number; deadlineMs?: num
   return { r, stopped, warnings, retired };
 }
 
-const surplusFromTop = (set: ListenerSet): SocketEntry[] => set.entries().filter((e) => e.surplus).sort((a, b) => b.index - a.index);
+const surplusFromTop = (set: ListenerSet) => set.fromTop((e) => e.surplus);
 
 async function until(check: () => boolean, ms = 3000): Promise<void> {
   const deadline = Date.now() + ms;
