@@ -9,7 +9,7 @@ import { Channel } from '../channel/channel';
 import { connectControl, type ControlAddress } from '../channel/address';
 import * as native from '../binding';
 import { Connection, closeAll } from '../protocol/connection';
-import { PROTOCOL_VERSION, type GetSockets, type HeldListener, type ListenerAddress, type Message, type Sockets, type Stats } from '../protocol/messages';
+import { PROTOCOL_VERSION, type Accepting, type GetSockets, type HeldListener, type ListenerAddress, type Message, type Retired, type Sockets, type Stats } from '../protocol/messages';
 import { joinSnapshots, type StatsSnapshot } from '../stats/snapshot';
 import { listenerName, type InheritedSockets } from '../listeners/listener-set';
 import { StateMachine, type TransitionTable } from './machine';
@@ -162,22 +162,22 @@ export class ChildMachine extends StateMachine<ChildState> {
   }
 
   /** Tells a parent that still drains whether we accept: not once a child of ours has taken over. */
-  async reportAccepting(accepting: boolean): Promise<void> {
-    if (!this.is('drainingParent', 'terminatingParent') || !this.hasParent) return;
-    try {
-      await this.parent!.request({ type: 'accepting', accepting }, this.options.requestTimeoutMs);
-    } catch (error) {
-      this.emit('warning', `the parent did not confirm that we ${accepting ? 'accept again' : 'stopped accepting'}: ${(error as Error).message}`);
-    }
+  reportAccepting(accepting: boolean): Promise<void> {
+    return this.tellDrainingParent({ type: 'accepting', accepting }, `that we ${accepting ? 'accept again' : 'stopped accepting'}`);
   }
 
   /** Tells a parent that still drains that we retired one of the sockets it gave us, so that it closes its copy. */
-  async reportRetired(listener: ListenerAddress, index: number): Promise<void> {
+  reportRetired(listener: ListenerAddress, index: number): Promise<void> {
+    return this.tellDrainingParent({ type: 'retired', listener, index }, `that it closed socket ${index} of ${listenerName(listener)}`);
+  }
+
+  /** A request to a parent that still drains; one that does not confirm `what` is a warning. */
+  private async tellDrainingParent(request: Omit<Accepting, 'id'> | Omit<Retired, 'id'>, what: string): Promise<void> {
     if (!this.is('drainingParent', 'terminatingParent') || !this.hasParent) return;
     try {
-      await this.parent!.request({ type: 'retired', listener, index }, this.options.requestTimeoutMs);
+      await this.parent!.request(request, this.options.requestTimeoutMs);
     } catch (error) {
-      this.emit('warning', `the parent did not confirm that it closed socket ${index} of ${listenerName(listener)}: ${(error as Error).message}`);
+      this.emit('warning', `the parent did not confirm ${what}: ${(error as Error).message}`);
     }
   }
 

@@ -157,9 +157,7 @@ export class ParentMachine extends StateMachine<ParentState> {
     try {
       this.handle(connection, message);
     } catch (error) {
-      const e = error as BatonError;
-      const re = 'id' in message ? message.id : undefined;
-      connection.send({ type: 'error', ...(re === undefined ? {} : { re }), code: e.code ?? ErrorCodes.PROTOCOL, message: e.message });
+      answerError(connection, 'id' in message ? message.id : undefined, error as BatonError);
     }
   }
 
@@ -169,9 +167,7 @@ export class ParentMachine extends StateMachine<ParentState> {
         return this.onHello(connection, message.protocol, message.hotRestartVersion, message.epoch);
       case 'getSockets':
         this.require('getSockets', 'childInitializing', 'childTakingOver');
-        return void this.onGetSockets(connection, message).catch((error: BatonError) =>
-          connection.send({ type: 'error', re: message.id, code: error.code ?? ErrorCodes.PROTOCOL, message: error.message }),
-        );
+        return void this.onGetSockets(connection, message).catch((error: BatonError) => answerError(connection, message.id, error));
       case 'drain':
         this.require('drain', 'childInitializing', 'childTakingOver');
         this.to('draining', `asked by child pid ${this.child?.pid}`);
@@ -292,6 +288,11 @@ export class ParentMachine extends StateMachine<ParentState> {
     }
     if (!this.is('serving')) this.to('serving', `child pid ${pid} went away`);
   }
+}
+
+/** A request we could not serve is answered with why (a record we could not read, without re). */
+function answerError(connection: Connection, re: number | undefined, error: BatonError): void {
+  connection.send({ type: 'error', ...(re === undefined ? {} : { re }), code: error.code ?? ErrorCodes.PROTOCOL, message: error.message });
 }
 
 function refuse(connection: Connection, code: ErrorCode, message: string, hooks: ParentHooks): void {
