@@ -63,6 +63,8 @@ export class ChildMachine extends StateMachine<ChildState> {
   private dropped?: BatonError;
   /** Parts of the parent's final stats received so far. */
   private finalStats: StatsSnapshot[] = [];
+  /** The parent has sent final stats: a pull answered before them, but read after, is older. */
+  private finalStatsIn = false;
 
   constructor(private readonly options: ChildOptions) {
     super('child', 'connecting', transitions);
@@ -140,11 +142,12 @@ export class ChildMachine extends StateMachine<ChildState> {
     );
   }
 
-  /** The stats of a parent that still drains; undefined without one, or when it does not answer. Its last come unasked. */
+  /** The stats of a parent that still drains; undefined without one, when it does not answer, or once its last have come (unasked). */
   async pullStats(): Promise<StatsSnapshot | undefined> {
     if (!this.is('drainingParent') || !this.hasParent) return undefined;
     try {
       const { parts } = await this.parent!.request({ type: 'getStats' }, this.options.requestTimeoutMs);
+      if (this.finalStatsIn) return undefined;
       return joinSnapshots(parts.map((p) => (p as Stats).snapshot as unknown as StatsSnapshot));
     } catch (error) {
       this.emit('warning', `the parent's stats did not come: ${(error as Error).message}`);
@@ -242,6 +245,7 @@ export class ChildMachine extends StateMachine<ChildState> {
     this.finalStats.push(message.snapshot as unknown as StatsSnapshot);
     if (this.finalStats.length < message.parts) return;
     const parts = this.finalStats.splice(0);
+    this.finalStatsIn = true;
     try {
       this.options.onParentStats?.(joinSnapshots(parts));
     } catch (error) {

@@ -35,6 +35,8 @@ export class GenerationStats {
   private admin?: AdminListener;
   /** The parent's numbers are in (or there is no parent): the admin listener may answer. */
   private settled = false;
+  /** Whether the generation accepts (known once the parent has stopped accepting). */
+  private accepting?: () => boolean;
   private pulls?: NodeJS.Timeout;
 
   constructor(
@@ -79,11 +81,15 @@ export class GenerationStats {
     this.pulls = setInterval(() => void this.pull(), PULL_MS).unref();
   }
 
-  /** The parent has stopped accepting (or there is none): its numbers once more, then the admin listener answers. */
+  /**
+   * The parent has stopped accepting (or there is none): its numbers once
+   * more, and the admin listener answers as soon as they are in. A parent
+   * that does not answer keeps it waiting until a later pull or its exit:
+   * a failed scrape is honest, counters that seem to go back are not.
+   */
   async parentStopped(accepting: () => boolean): Promise<void> {
+    this.accepting = accepting;
     await this.pull();
-    this.settled = true;
-    if (accepting()) this.admin?.serve();
   }
 
   /** The parent's stats, pulled or pushed; late ones (the parent is gone) are dropped. */
@@ -100,10 +106,18 @@ export class GenerationStats {
   parentGone(hadOne: boolean): void {
     clearInterval(this.pulls);
     if (hadOne) this.registry.parentGone();
+    this.settle();
   }
 
   private async pull(): Promise<void> {
     const snapshot = await this.parent.pullStats();
     if (snapshot) this.importParent(snapshot);
+    if (this.registry.hasParentStats || !this.parent.draining()) this.settle();
+  }
+
+  private settle(): void {
+    if (this.settled || !this.accepting) return;
+    this.settled = true;
+    if (this.accepting()) this.admin?.serve();
   }
 }

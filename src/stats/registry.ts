@@ -59,19 +59,27 @@ export class StatsRegistry extends ThreadStats {
    * A handle for the worker thread of `index`, for its workerData; the
    * worker calls workerStats(handle). Call it again for a thread started
    * anew on the same index once the previous one has exited: the previous
-   * thread's counters are kept, its gauges dropped.
+   * thread's counters are kept, its gauges dropped (see workerExited).
    */
   forWorker(index: number): StatsHandle {
-    if (!Number.isInteger(index) || index < 0 || index > MAX_WORKER_INDEX) throw invalidArgument(`worker index must be an integer from 0 to ${MAX_WORKER_INDEX}`);
-    const previous = this.workers.get(index);
-    if (previous) {
-      for (const { definition, labels, slot } of previous.read().series) {
-        if (definition.type !== 'gauge') this.include(this.retired, definition, labels, previous.values.subarray(slot, slot + slotsOf(definition)));
-      }
-    }
+    this.workerExited(index);
     const segment = Segment.create(this.capacity);
     this.workers.set(index, segment);
     return handleOf(segment);
+  }
+
+  /**
+   * The worker thread of `index` has exited: its counters and histograms
+   * stay in the view, its gauges (connections it held, say) go with it.
+   */
+  workerExited(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index > MAX_WORKER_INDEX) throw invalidArgument(`worker index must be an integer from 0 to ${MAX_WORKER_INDEX}`);
+    const previous = this.workers.get(index);
+    if (!previous) return;
+    for (const { definition, labels, slot } of previous.read().series) {
+      if (definition.type !== 'gauge') this.include(this.retired, definition, labels, previous.values.subarray(slot, slot + slotsOf(definition)));
+    }
+    this.workers.delete(index);
   }
 
   /** Runs `hook` at the start of every collect() (to set gauges computed on demand); returns its removal. */
@@ -136,6 +144,11 @@ export class StatsRegistry extends ThreadStats {
     }
     this.parentGauges = gauges;
     this.parent = 'alive';
+  }
+
+  /** Whether the parent's stats have come in, pulled or final. */
+  get hasParentStats(): boolean {
+    return this.parent !== 'none';
   }
 
   /** The parent terminated: its gauges leave the view; counters keep what it handed over. */

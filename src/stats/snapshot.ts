@@ -42,7 +42,8 @@ export function toSnapshot(startTimeSeconds: number, families: readonly MetricFa
       help: d.help,
       labelNames: [...d.labelNames],
       ...(d.type === 'histogram' ? { buckets: [...d.buckets] } : {}),
-      series: series.map((s) => [[...s.labels], [...s.values]]),
+      // JSON has no Infinity: a series summed past Number.MAX_VALUE stays behind rather than spoil the snapshot.
+      series: series.filter((s) => s.values.every(Number.isFinite)).map((s) => [[...s.labels], [...s.values]]),
     })),
   };
 }

@@ -166,6 +166,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       worker.on('error', (error) => (failure = error));
       worker.on('exit', (code) => {
         clearTimeout(timer);
+        if (this.workers[index] === worker) this.generation.stats.workerExited(index);
         if (!ready) {
           ready = true;
           reject(new BatonError(ErrorCodes.WORKER, `worker ${index} exited (code ${code}) before serving: ${failure?.message ?? 'no error given'}`, { cause: failure }));

@@ -86,7 +86,7 @@ test('after a decrease: only the new worker count of sockets in the kernel, in w
     retiredBy(setup, 1).map((l) => `${l.listener} ${l.index}`).sort(),
     ['tcp://127.0.0.1 3', 'tcp://127.0.0.1 2', 'udp://127.0.0.1 3', 'udp://127.0.0.1 2'].map((s) => s.replace(' ', `:${setup.port} `)).sort(),
   );
-  // The TCP surplus left its group at once; UDP's goes with the last holder, the parent, at its shutdown time.
+  // The TCP surplus left its group at its shutdown; a UDP socket leaves with its last copy, which the parent closes once told (checked once it has exited).
   assert.equal(kernelSockets('tcp', setup.port), 2);
   await setup.supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), 10_000, 'epoch 0 gone');
   assert.equal(kernelSockets('udp', setup.port), 2);

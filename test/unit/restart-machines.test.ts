@@ -800,6 +800,26 @@ describe('ChildMachine', () => {
     assert.equal(await child.pullStats(), undefined, 'no parent, no stats');
   });
 
+  test('a pull answered just before the final stats, and read with them, is older: it is dropped, the final ones stand', async (t) => {
+    const imported: unknown[] = [];
+    const snapshot = (n: number) => ({ format: 'fake', startTimeSeconds: 1, metrics: [{ name: `m${n}`, series: [] }] });
+    const fake = fakeParent(t, welcoming((m, c) => {
+      if (m.type === 'getSockets') return c.send({ type: 'sockets', re: m.id, part: 0, parts: 1, sockets: [], held: [] });
+      if (m.type === 'drain') return c.send({ type: 'ack', re: m.id });
+      if (m.type !== 'getStats') return;
+      // Both in one go, as when the parent answers and begins to terminate in the same tick.
+      c.send({ type: 'stats', re: m.id, part: 0, parts: 1, snapshot: snapshot(1) });
+      c.send({ type: 'stats', final: true, part: 0, parts: 1, snapshot: snapshot(2) });
+    }));
+    const { child } = newChild(t, { onParentStats: (s) => void imported.push(s) });
+    await child.connect(fake.address);
+    await child.takeSockets(ask([], 1));
+    child.startingWorkers();
+    await child.takeOver();
+    assert.equal(await child.pullStats(), undefined);
+    assert.deepEqual(imported, [snapshot(2)]);
+  });
+
   test('final stats that cannot be read, or that come before we took over, are a warning and nothing more', async (t) => {
     const imported: unknown[] = [];
     const fake = fakeParent(t, welcoming((m, c) => {

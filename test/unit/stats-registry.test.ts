@@ -84,6 +84,20 @@ test('a worker started again on the same index keeps its counters and drops its 
   assert.equal(value(view, 'busy'), undefined, 'the gauges of threads that are gone are gone');
 });
 
+test('a worker that exited and is not started again: its counters stay, its gauges go, and only once', async () => {
+  const stats = new StatsRegistry();
+  await inWorker(stats.forWorker(1), `stats.counter({ name: 'hits', help: 'H.' }).inc(2); stats.gauge({ name: 'busy', help: 'B.' }).set(5);`);
+  assert.deepEqual(value(stats.collect(), 'busy'), [5], 'a segment outlives its thread until told');
+  stats.workerExited(1);
+  stats.workerExited(1);
+  const view = stats.collect();
+  assert.deepEqual(value(view, 'hits_total'), [2]);
+  assert.equal(value(view, 'busy'), undefined);
+  stats.forWorker(1);
+  assert.deepEqual(value(stats.collect(), 'hits_total'), [2], 'a thread started later does not fold the same counters again');
+  assert.throws(() => stats.workerExited(-1), { code: 'BATON_INVALID_ARGUMENT' });
+});
+
 test('a handle is written by one thread only; the same thread gets the same stats again', async () => {
   const stats = new StatsRegistry();
   const handle = stats.forWorker(3);

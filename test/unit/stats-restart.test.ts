@@ -1,5 +1,12 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { get } from 'node:http';
 import { test } from 'node:test';
+import * as native from '../../src/binding';
+import { ListenerSet, resolveListeners } from '../../src/listeners/listener-set';
+import { planHandoff } from '../../src/listeners/plan';
+import type { Generation } from '../../src/restart/generation';
+import { GenerationStats } from '../../src/stats/generation-stats';
 import { EngineMetrics } from '../../src/stats/engine';
 import type { MetricFamily } from '../../src/stats/families';
 import { StatsRegistry } from '../../src/stats/registry';
@@ -159,4 +166,48 @@ test('a bad snapshot is refused whole and changes nothing', () => {
   ];
   for (const snapshot of bad) assert.throws(() => child.stats.importParent(snapshot as StatsSnapshot), { code: 'BATON_INVALID_ARGUMENT' });
   assert.deepEqual(child.stats.collect(), before);
+});
+
+test('a series summed past Number.MAX_VALUE stays behind; the rest of the snapshot reaches the child', () => {
+  const parent = generation(0);
+  parent.requests.inc(4);
+  const huge = parent.stats.gauge({ name: 'huge', help: 'H.' });
+  huge.set(Number.MAX_VALUE);
+  huge.inc(Number.MAX_VALUE);
+  const child = generation(1);
+  child.stats.importParent(JSON.parse(JSON.stringify(parent.stats.snapshot())) as StatsSnapshot);
+  assert.equal(value(child.stats.collect(), 'example_requests_total'), 4);
+  assert.equal(value(child.stats.collect(), 'huge'), undefined);
+});
+
+test('the admin listener answers once the parent\'s numbers are in: a pull that fails keeps it waiting, a later one opens it', async (t) => {
+  const fd = native.tcpListen(4, '127.0.0.1', 0, false, 16);
+  const port = native.socketInfo(fd).port;
+  const listeners = resolveListeners([], { host: '127.0.0.1', port });
+  const wanted = [{ ...listeners[0]!.address, ipv6Only: false, sockets: 1 }];
+  const set = ListenerSet.assemble(listeners, 1, planHandoff([wanted[0]!], wanted, 1, 'drain'), new Map([[0, new Map([[0, fd]])]]));
+  let parentAnswers: StatsSnapshot | undefined;
+  const parent = { draining: () => true, pullStats: async () => parentAnswers };
+  const stats = new GenerationStats(1, 'gradual', parent, () => undefined);
+  const terminate: Array<() => void> = [];
+  const fake = Object.assign(new EventEmitter(), { onRetire: () => undefined, onTerminate: (hook: () => void) => terminate.push(hook) });
+  stats.follow(fake as unknown as Generation);
+  stats.serveAdmin(set, 1);
+  t.after(() => {
+    stats.parentGone(true);
+    terminate.forEach((hook) => hook());
+    set.close();
+  });
+  const scrape = () =>
+    new Promise<number | string>((resolve) => {
+      const req = get({ host: '127.0.0.1', port, path: '/metrics', timeout: 300 }, (res) => (res.resume(), resolve(res.statusCode!)));
+      req.on('timeout', () => (req.destroy(), resolve('no answer'))).on('error', () => undefined);
+    });
+
+  await stats.parentStopped(() => true); // the first pull fails
+  assert.equal(await scrape(), 'no answer', 'no counter seen going back: nobody answers yet');
+  parentAnswers = generation(0).stats.snapshot();
+  stats.parentDraining(); // pulls every second
+  await new Promise((resolve) => setTimeout(resolve, 1200));
+  assert.equal(await scrape(), 200);
 });
