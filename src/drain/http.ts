@@ -1,21 +1,38 @@
-// Drains an http or https server the way HTTP/1.1 expects: a response the
-// controller decides on carries `Connection: close` (Node then closes the
-// connection once it is sent), requests in flight finish, and keep-alive
-// connections that stay idle are closed. The decision is taken when a
-// request arrives, and again for unanswered requests when the drain starts
-// and at its deadline. An idle connection is asked at every check (keeping
-// its draw, see DrainController.shouldClose) and closed only after a whole
-// check interval without a request, so a client that just got an answer
-// and sends its next request is not cut off; one that sends exactly as the
-// server closes can still race it (HTTP/1.1 leaves retrying to the client).
+// Drains HTTP/1.1 the way it expects: a response the controller decides on
+// carries `Connection: close` (Node then closes the connection once it is
+// sent), requests in flight finish, and keep-alive connections that stay
+// idle are closed. The decision is taken when a request arrives, and again
+// for unanswered requests when the drain starts and at its deadline. An
+// idle connection is asked at every check (keeping its draw, see
+// DrainController.shouldClose) and closed only after a whole check interval
+// without a request, so a client that just got an answer and sends its next
+// request is not cut off; one that sends exactly as the server closes can
+// still race it (HTTP/1.1 leaves retrying to the client). Once the drain
+// time is over no interval is owed: idle connections close at that check.
 // Upgraded connections (WebSocket) belong to the application.
 
+import * as diagnosticsChannel from 'node:diagnostics_channel';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type * as net from 'node:net';
 import { invalidArgument } from '../errors';
 import { checkController, checkMsOf, checkWhileDraining, connectionEvent, type DrainAdapter, type DrainAdapterOptions } from './adapter';
 import type { DrainController } from './controller';
+
+/**
+ * Published by Node for every HTTP/1 request, before it emits 'request',
+ * 'checkContinue' or 'checkExpectation' (a 'request' listener misses the
+ * last two, and listening for them changes how Node answers Expect), and
+ * also for the HTTP/1 requests of an http2 server with allowHTTP1.
+ */
+const REQUEST_START = 'http.server.request.start';
+
+interface RequestStart {
+  request: http.IncomingMessage;
+  response: http.ServerResponse;
+  socket: net.Socket;
+  server: net.Server;
+}
 
 interface Connection {
   /** Responses not finished yet. */
@@ -25,29 +42,38 @@ interface Connection {
   idleAt: number;
 }
 
-/** Attach before the server accepts: connections accepted earlier are not tracked. */
-export function drainHttp(server: http.Server | https.Server, controller: DrainController, options: DrainAdapterOptions = {}): DrainAdapter {
-  if (!((server as unknown) instanceof http.Server || (server as unknown) instanceof https.Server)) throw invalidArgument('server must be an http.Server or https.Server');
-  checkController(controller);
-  const checkMs = checkMsOf(options);
+/** The HTTP/1 connections of a server, drained as above. */
+export interface Http1Follower {
+  /** Follows (and counts) an HTTP/1 connection; one not tracked is followed from its next request. */
+  track(socket: net.Socket): void;
+  detach(): void;
+}
+
+/** What drainHttp and drainHttp2 (for allowHTTP1) share: arguments are checked by them. */
+export function followHttp1(server: net.Server, controller: DrainController, checkMs: number): Http1Follower {
   const connections = new Map<net.Socket, Connection>();
 
+  const track = (socket: net.Socket): Connection => {
+    let connection = connections.get(socket);
+    if (connection === undefined) {
+      connection = { responses: new Set(), requests: 0, idleAt: -1 };
+      connections.set(socket, connection);
+      socket.once('close', () => connections.delete(socket));
+      controller.track(socket);
+    }
+    return connection;
+  };
   const closeAfter = (res: http.ServerResponse): void => {
     if (!res.headersSent && controller.shouldClose()) res.setHeader('connection', 'close');
   };
-  const onConnection = (socket: net.Socket): void => {
-    connections.set(socket, { responses: new Set(), requests: 0, idleAt: -1 });
-    socket.once('close', () => connections.delete(socket));
-    controller.track(socket);
-  };
-  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const connection = connections.get(req.socket);
-    if (connection) {
-      connection.requests++;
-      connection.responses.add(res);
-      res.once('close', () => connection.responses.delete(res));
-    }
-    closeAfter(res);
+  const onRequestStart = (message: unknown): void => {
+    const { server: from, socket, response } = message as RequestStart;
+    if (from !== server) return;
+    const connection = track(socket);
+    connection.requests++;
+    connection.responses.add(response);
+    response.once('close', () => connection.responses.delete(response));
+    closeAfter(response);
   };
   const onUpgrade = (req: http.IncomingMessage): void => void connections.delete(req.socket);
   const answerInFlight = (): void => {
@@ -56,26 +82,39 @@ export function drainHttp(server: http.Server | https.Server, controller: DrainC
   const closeIdle = (): void => {
     for (const [socket, connection] of connections) {
       if (connection.responses.size > 0) connection.idleAt = -1;
-      else if (connection.idleAt === connection.requests && controller.shouldClose(socket)) socket.destroy();
+      else if (controller.overdue || (connection.idleAt === connection.requests && controller.shouldClose(socket))) socket.destroy();
       else connection.idleAt = connection.requests;
     }
   };
 
-  const event = connectionEvent(server);
-  server.on(event, onConnection);
-  server.prependListener('request', onRequest);
+  diagnosticsChannel.subscribe(REQUEST_START, onRequestStart);
   server.on('upgrade', onUpgrade);
   controller.on('start', answerInFlight);
   controller.on('deadline', answerInFlight);
   const stopChecking = checkWhileDraining(controller, checkMs, closeIdle);
   return {
+    track,
     detach() {
       stopChecking();
-      server.off(event, onConnection);
-      server.off('request', onRequest);
+      diagnosticsChannel.unsubscribe(REQUEST_START, onRequestStart);
       server.off('upgrade', onUpgrade);
       controller.off('start', answerInFlight);
       controller.off('deadline', answerInFlight);
+    },
+  };
+}
+
+/** Attach before the server accepts: a connection accepted earlier is followed from its next request. */
+export function drainHttp(server: http.Server | https.Server, controller: DrainController, options: DrainAdapterOptions = {}): DrainAdapter {
+  if (!((server as unknown) instanceof http.Server || (server as unknown) instanceof https.Server)) throw invalidArgument('server must be an http.Server or https.Server');
+  checkController(controller);
+  const http1 = followHttp1(server, controller, checkMsOf(options));
+  const event = connectionEvent(server);
+  server.on(event, http1.track);
+  return {
+    detach() {
+      http1.detach();
+      server.off(event, http1.track);
     },
   };
 }

@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DrainController } from '../../src/drain/controller';
 import { drainDgram } from '../../src/drain/dgram';
@@ -27,15 +27,45 @@ interface Answer {
   socket: net.Socket;
 }
 
-function get(port: number, agent: http.Agent, path = '/', client: typeof http | typeof https = http): Promise<Answer> {
+function answerTo(req: http.ClientRequest): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = client.get({ host: '127.0.0.1', port, path, agent, rejectUnauthorized: false }, (res) => {
+    req.on('response', (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (d: string) => (body += d));
       res.on('end', () => resolve({ status: res.statusCode!, connection: res.headers.connection, body, socket: req.socket! }));
     });
     req.on('error', reject);
   });
+}
+
+function get(port: number, agent: http.Agent, path = '/', client: typeof http | typeof https = http): Promise<Answer> {
+  return answerTo(client.get({ host: '127.0.0.1', port, path, agent, rejectUnauthorized: false }));
+}
+
+/** After the test: the drain called off, the server and the clients' connections closed. */
+function cleanUp(t: TestContext, controller: DrainController, server: http.Server, agents: http.Agent[]): void {
+  t.after(() => {
+    controller.stop();
+    server.closeAllConnections();
+    server.close();
+    agents.forEach((agent) => agent.destroy());
+  });
+}
+
+/** A self-signed certificate and its key, in one PEM; undefined (the test skipped) without openssl. */
+function selfSigned(t: TestContext): string | undefined {
+  try {
+    return execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', '-', '-out', '-'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    t.skip('openssl is not available to make a test certificate');
+    return undefined;
+  }
+}
+
+/** Whether `socket` closes within `ms`. */
+function closesWithin(socket: net.Socket, ms: number): Promise<boolean> {
+  if (socket.destroyed) return Promise.resolve(true);
+  return Promise.race([once(socket, 'close').then(() => true), sleep(ms).then(() => false)]);
 }
 
 test('http: keep-alive clients get every answer and Connection: close before the deadline; idle ones are closed; requests in flight finish', async (t) => {
@@ -49,12 +79,7 @@ test('http: keep-alive clients get every answer and Connection: close before the
   drainHttp(server, controller, { checkMs: 100 });
   const port = await listen(server);
   const agents: http.Agent[] = [];
-  t.after(() => {
-    controller.stop();
-    server.closeAllConnections();
-    server.close();
-    agents.forEach((agent) => agent.destroy());
-  });
+  cleanUp(t, controller, server, agents);
 
   let draining = false;
   let startedAt = 0;
@@ -101,24 +126,68 @@ test('http: keep-alive clients get every answer and Connection: close before the
   assert.equal(controller.connections, 0, 'every connection closed before the deadline');
 });
 
-test('https: responses carry Connection: close once the drain says so (immediate)', async (t) => {
-  let pem: string;
-  try {
-    pem = execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', '-', '-out', '-'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  } catch {
-    return t.skip('openssl is not available to make a test certificate');
+test('http: a request the application takes through checkContinue is followed: its slow upload finishes, answered with Connection: close', async (t) => {
+  const checkMs = 50;
+  const controller = new DrainController({ strategy: 'immediate' });
+  const server = http.createServer();
+  // With a checkContinue listener Node emits neither 'request' nor a 100 Continue of its own.
+  server.on('checkContinue', (req, res) => {
+    res.writeContinue();
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    req.on('end', () => res.end(`got ${bytes}`));
+  });
+  drainHttp(server, controller, { checkMs });
+  const port = await listen(server);
+  const agent = new http.Agent({ keepAlive: true });
+  cleanUp(t, controller, server, [agent]);
+
+  const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/upload', agent, headers: { expect: '100-continue' } });
+  const answer = answerTo(req);
+  await once(req, 'continue');
+  controller.start(2_000);
+  const startedAt = performance.now();
+  for (let i = 0; i < 5; i++) {
+    req.write('x'.repeat(100));
+    await sleep(40);
   }
+  req.end();
+  const { status, connection, body } = await answer;
+  assert.deepEqual({ status, connection, body }, { status: 200, connection: 'close', body: 'got 500' });
+  assert.ok(performance.now() - startedAt > 2 * checkMs, 'the upload lasted over two checks');
+});
+
+test('http: once the drain time is over an idle keep-alive connection closes at that check, not a check later', async (t) => {
+  const [checkMs, drainMs] = [600, 800];
+  // Every draw is 0.99: nothing closes before the deadline.
+  const controller = new DrainController({ random: () => 0.99 });
+  const server = http.createServer((_req, res) => res.end('ok'));
+  drainHttp(server, controller, { checkMs });
+  const port = await listen(server);
+  const agent = new http.Agent({ keepAlive: true });
+  cleanUp(t, controller, server, [agent]);
+  const first = await get(port, agent);
+  controller.start(drainMs);
+  const startedAt = performance.now();
+  const closed = once(first.socket, 'close').then(() => performance.now() - startedAt);
+  // A request after the check at 600 ms: the check at the deadline is the first to find the connection idle.
+  await sleep(700);
+  const again = await get(port, agent);
+  assert.equal(again.socket, first.socket);
+  assert.equal(again.connection, 'keep-alive');
+  const closedAt = await closed;
+  assert.ok(closedAt >= drainMs - 20 && closedAt < drainMs + checkMs / 2, `closed at ${closedAt} ms`);
+});
+
+test('https: responses carry Connection: close once the drain says so (immediate)', async (t) => {
+  const pem = selfSigned(t);
+  if (pem === undefined) return;
   const controller = new DrainController({ strategy: 'immediate' });
   const server = https.createServer({ key: pem, cert: pem }, (_req, res) => res.end('ok'));
   drainHttp(server, controller, { checkMs: 50 });
   const port = await listen(server);
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
-  t.after(() => {
-    controller.stop();
-    server.closeAllConnections();
-    server.close();
-    agent.destroy();
-  });
+  cleanUp(t, controller, server, [agent]);
   assert.equal((await get(port, agent, '/', https)).connection, 'keep-alive');
   assert.equal(controller.connections, 1, 'the TLS connection is tracked');
   controller.start(10_000);
@@ -162,6 +231,37 @@ test('http2: clients receive GOAWAY and their streams in flight finish', async (
   assert.equal(code, http2.constants.NGHTTP2_NO_ERROR);
   assert.deepEqual(await Promise.all(streams), ['done /a', 'done /b', 'done /c']);
   await once(client, 'close');
+  while (controller.connections > 0) await sleep(10);
+});
+
+test('http2 with allowHTTP1: HTTP/1.1 connections are counted, answered with Connection: close, and closed once idle', async (t) => {
+  const pem = selfSigned(t);
+  if (pem === undefined) return;
+  const controller = new DrainController({ strategy: 'immediate' });
+  const server = http2.createSecureServer({ key: pem, cert: pem, allowHTTP1: true }, (_req, res) => res.end('ok'));
+  drainHttp2(server, controller, { checkMs: 50 });
+  const port = await listen(server);
+  const [busyAgent, idleAgent] = [new https.Agent({ keepAlive: true, maxSockets: 1 }), new https.Agent({ keepAlive: true })];
+  const client = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+  t.after(() => {
+    controller.stop();
+    client.destroy();
+    busyAgent.destroy();
+    idleAgent.destroy();
+    server.close();
+  });
+  await new Promise<void>((resolve, reject) => void client.request({ ':path': '/' }).on('error', reject).on('end', resolve).resume());
+  const idle = await get(port, idleAgent, '/', https);
+  assert.equal(idle.connection, 'keep-alive');
+  assert.equal((await get(port, busyAgent, '/', https)).connection, 'keep-alive');
+  assert.equal(controller.connections, 3, 'one HTTP/2 session and two HTTP/1.1 connections');
+
+  const drainMs = 1_000;
+  controller.start(drainMs);
+  const idleClosed = closesWithin(idle.socket, drainMs);
+  const answer = await get(port, busyAgent, '/', https);
+  assert.deepEqual([answer.body, answer.connection], ['ok', 'close']);
+  assert.equal(await idleClosed, true, 'the idle HTTP/1.1 connection closed before the deadline');
   while (controller.connections > 0) await sleep(10);
 });
 
