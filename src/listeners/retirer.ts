@@ -13,6 +13,8 @@ export interface RetirerOptions {
   graceMs: number;
   /** A socket still not quiet after this is retired anyway, with a warning: what it holds is lost. */
   deadlineMs: number;
+  /** How long the server may take to let go of a socket; after that it is retired anyway, with a warning. */
+  letGoMs: number;
   /** How often queues are sampled. Default 50 ms. */
   pollMs?: number;
 }
@@ -89,10 +91,20 @@ export class Retirer extends EventEmitter<RetirerEvents> {
 
   private async retire(pending: Pending, now: number): Promise<void> {
     const { entry } = pending;
+    // A server that never lets go must not hold up the next handoff, which waits for this one.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.emit('warning', `socket ${entry.index} of ${entry.listener.name}: its server did not let go within ${this.options.letGoMs} ms; retired anyway`);
+        resolve();
+      }, this.options.letGoMs);
+    });
     try {
-      await this.stopServing(entry);
+      await Promise.race([this.stopServing(entry), late]);
     } catch (error) {
       this.emit('warning', `socket ${entry.index} of ${entry.listener.name}: ${(error as Error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
     if (this.set.holds(entry)) {
       const left = this.set.queued(entry);

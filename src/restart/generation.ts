@@ -239,9 +239,10 @@ export class Generation extends EventEmitter<GenerationEvents> {
       this.child.detach();
       throw error;
     }
-    // A socket that never goes quiet (nobody serves it) is given up on with the drain, never sooner than the grace allows.
+    // A socket that never goes quiet (nobody serves it) is given up on with the drain, never sooner than the grace allows;
+    // a server that does not let go of one gets a request's time, as the next child's getSockets waits for it.
     const deadlineMs = Math.max(this.options.drainTimeS * 1000, 2 * this.options.retireGraceMs);
-    this.retirer = new Retirer(this.sockets, { graceMs: this.options.retireGraceMs, deadlineMs }, (entry) => this.runRetireHooks(entry));
+    this.retirer = new Retirer(this.sockets, { graceMs: this.options.retireGraceMs, deadlineMs, letGoMs: this.options.requestTimeoutMs }, (entry) => this.runRetireHooks(entry));
     this.retirer.on('retired', (entry, waitedMs) => {
       this.status.report({ event: 'retired', listener: entry.listener.name, index: entry.index, waitedMs });
       this.engine.countSockets({ retired: 1 });

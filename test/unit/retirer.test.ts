@@ -44,7 +44,7 @@ function retirer(set: ListenerSet, options: { graceMs?: number; deadlineMs?: num
   const stopped: number[] = [];
   const warnings: string[] = [];
   const retired: number[] = [];
-  const r = new Retirer(set, { graceMs: options.graceMs ?? 100, deadlineMs: options.deadlineMs ?? 5000, pollMs: 10 }, async (entry) => {
+  const r = new Retirer(set, { graceMs: options.graceMs ?? 100, deadlineMs: options.deadlineMs ?? 5000, letGoMs: 5000, pollMs: 10 }, async (entry) => {
     stopped.push(entry.index);
   });
   r.on('warning', (m) => warnings.push(m));
@@ -130,7 +130,7 @@ describe('Retirer', () => {
     const { set } = decrease(t);
     let release!: () => void;
     const stopped: number[] = [];
-    const r = new Retirer(set, { graceMs: 0, deadlineMs: 5000, pollMs: 10 }, (entry) => {
+    const r = new Retirer(set, { graceMs: 0, deadlineMs: 5000, letGoMs: 5000, pollMs: 10 }, (entry) => {
       stopped.push(entry.index);
       return new Promise<void>((done) => (release = done));
     });
@@ -144,5 +144,18 @@ describe('Retirer', () => {
     await stopping;
     assert.deepEqual(set.entries().map((e) => e.index), [0, 1, 2], '3 went, 2 stays for whoever takes it next');
     assert.equal(r.pending, 0);
+  });
+
+  test('a server that never lets go holds nothing up: the socket is retired after letGoMs, with a warning', async (t) => {
+    const { set } = decrease(t);
+    const warnings: string[] = [];
+    const r = new Retirer(set, { graceMs: 0, deadlineMs: 5000, letGoMs: 150, pollMs: 10 }, () => new Promise<void>(() => undefined));
+    r.on('warning', (m) => warnings.push(m));
+    r.watch(surplusFromTop(set));
+    await until(() => set.entries().length === 2);
+    await r.stop();
+    assert.deepEqual(set.entries().map((e) => e.index), [0, 1]);
+    assert.equal(warnings.length, 2);
+    assert.match(warnings[0]!, /socket 3 of .*: its server did not let go within 150 ms; retired anyway/);
   });
 });
