@@ -69,7 +69,7 @@ export const optionSpecs: Spec[] = [
   { key: 'parentShutdownTimeS', flag: 'parent-shutdown-time-s', env: 'BATON_PARENT_SHUTDOWN_TIME_S', kind: 'int', description: 'seconds until the old generation is terminated' },
   { key: 'childInitTimeoutS', flag: 'child-init-timeout-s', env: 'BATON_CHILD_INIT_TIMEOUT_S', kind: 'int', description: 'seconds a new epoch may take to take over' },
   { key: 'surplusSockets', flag: 'surplus-sockets', env: 'BATON_SURPLUS_SOCKETS', kind: 'string', description: "fewer workers: 'drain' the surplus sockets (default) or 'close' them (Envoy)" },
-  { key: 'retireGraceMs', flag: 'retire-grace-ms', env: 'BATON_RETIRE_GRACE_MS', kind: 'int', description: 'ms a queue stays empty before its socket is retired' },
+  { key: 'retireGraceMs', flag: 'retire-grace-ms', env: 'BATON_RETIRE_GRACE_MS', kind: 'int', description: 'ms a TCP queue stays empty before its socket is retired (UDP: at most 100)' },
   { key: 'disableHotRestart', flag: 'disable-hot-restart', env: 'BATON_DISABLE_HOT_RESTART', kind: 'bool', description: 'no hand-over: every generation starts cold' },
 ];
 

@@ -10,7 +10,7 @@ import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import type { HeldListener, ListenerAddress, Protocol } from '../protocol/messages';
 import { MAX_LISTENERS, MAX_WORKERS } from '../protocol/messages';
 import type { HandoffPlan } from './plan';
-import { refuseEverything, refuseNewHandshakes, steerToFirst } from './steering';
+import { refuseNewHandshakes, steerToFirst } from './steering';
 
 /** Per listener (the child's index), per socket index: an fd handed over by the parent. */
 export type InheritedSockets = Map<number, Map<number, number>>;
@@ -224,13 +224,18 @@ export class ListenerSet {
   }
 
   /**
-   * A listener being released stops taking new connections (TCP: handshakes
-   * not yet begun; UDP: any datagram) while it serves what it has queued.
+   * A TCP listener being released takes no new handshakes while it serves
+   * what it has queued (the client's retried SYN finds the listener that
+   * replaces it, if any). A UDP one keeps answering: refused datagrams would
+   * be lost, even ones meant for a socket that replaces it (a new group for a
+   * changed ipv6Only, or the listener added back), as the kernel picks the
+   * older socket first; it goes once its queue is empty (see Retirer).
    */
   refuseNew(listener: number, refuse: boolean): void {
     for (const entry of this.sockets.get(listener)?.values() ?? []) {
-      if (!refuse) detach(entry.fd, 'socket');
-      else native.attachBpf(entry.fd, 'socket', entry.listener.address.protocol === 'tcp' ? refuseNewHandshakes() : refuseEverything());
+      if (entry.listener.address.protocol !== 'tcp') continue;
+      if (refuse) native.attachBpf(entry.fd, 'socket', refuseNewHandshakes());
+      else detach(entry.fd, 'socket');
     }
   }
 

@@ -1,15 +1,19 @@
 // Retires sockets without resetting a connection: each is served until
 // nothing waits in it and nothing has for a grace period (which also covers
-// handshakes still in SYN_RECV, which no queue figure shows), then its
-// server lets go of it and the socket is closed. One at a time, in the order
+// handshakes still in SYN_RECV, which no queue figure shows; a UDP socket
+// has none, and needs only UDP_GRACE_MS), then its server lets go of it and
+// the socket is closed. One at a time, in the order
 // given (the highest index first keeps a group's order). Queues are sampled
 // on a timer: nothing here ever blocks the event loop.
 
 import { EventEmitter } from 'node:events';
 import type { ListenerSet, SocketEntry } from './listener-set';
 
+/** Enough for a datagram the kernel routed to a UDP socket just before its steering changed to reach its queue. */
+const UDP_GRACE_MS = 100;
+
 export interface RetirerOptions {
-  /** How long a queue must stay empty. */
+  /** How long a TCP queue must stay empty. */
   graceMs: number;
   /** A socket still not quiet after this is retired anyway, with a warning: what it holds is lost. */
   deadlineMs: number;
@@ -82,7 +86,8 @@ export class Retirer extends EventEmitter<RetirerEvents> {
     }
     const head = this.queue[0];
     if (this.inFlight || !head) return;
-    const quiet = head.quietSince !== undefined && now - head.quietSince >= this.options.graceMs;
+    const graceMs = head.entry.listener.address.protocol === 'tcp' ? this.options.graceMs : Math.min(this.options.graceMs, UDP_GRACE_MS);
+    const quiet = head.quietSince !== undefined && now - head.quietSince >= graceMs;
     const late = now - head.since >= this.options.deadlineMs;
     if (!quiet && !late) return;
     this.queue.shift();

@@ -68,8 +68,3 @@ export function refuseNewHandshakes(): number[] {
     [RET | K, 0, 0, 0xffffffff],
   ]);
 }
-
-/** A socket filter that takes nothing more: a UDP socket going away keeps only what it has queued. */
-export function refuseEverything(): number[] {
-  return flat([[RET | K, 0, 0, 0]]);
-}

@@ -170,3 +170,23 @@ test('an increase that fails while its workers start loses no datagram: new UDP 
   assertNoneLost(t, result, 100);
   assert.deepEqual(Object.keys(result.byResponder).map((r) => r.split(' ')[0]).filter((e, i, all) => all.indexOf(e) === i), ['epoch=0']);
 });
+
+test('a UDP listener dropped, then added back by the next generation: the old one closes at its first empty queue, the new one loses nothing', async (t) => {
+  // A grace far longer than the test: UDP has no handshakes in flight and does not wait for it.
+  const setup = await supervised(t, 'udp-readd', ['--retire-grace-ms', '5000', '--drain-time-s', '5', '--parent-shutdown-time-s', '8'], { TEST_WORKERS: 2, TEST_UDP: 1 });
+  setup.next.set({ TEST_WORKERS: 2, TEST_UDP: '' });
+  setup.supervisor.child.kill('SIGHUP');
+  await setup.supervisor.waitFor(tookOver(1), 15_000, 'epoch 1, without the UDP listener, taking over');
+  await until(() => kernelSockets('udp', setup.port) === 0, 3000, 'epoch 0 closing the dropped UDP listener');
+
+  // Control: with nobody on the port, the counter sees every datagram lost.
+  const gap = await load(t, setup.port, { protocol: 'udp', concurrency: 2, maxConnections: 4, timeoutMs: 500 }).done;
+  assert.equal(gap.lost, 4, JSON.stringify(gap.errors));
+
+  setup.next.set({ TEST_WORKERS: 2, TEST_UDP: 1 });
+  setup.supervisor.child.kill('SIGHUP');
+  await setup.supervisor.waitFor(tookOver(2), 15_000, 'epoch 2, with the UDP listener again, taking over');
+  const result = await load(t, setup.port, { protocol: 'udp', concurrency: 4, timeoutMs: 1000, durationMs: 1500 }).done;
+  assertNoneLost(t, result, 100);
+  assert.deepEqual(Object.keys(result.byResponder).map((r) => r.split(' ')[0]).filter((e, i, all) => all.indexOf(e) === i), ['epoch=2']);
+});
