@@ -207,17 +207,26 @@ export class ListenerSet {
     }
   }
 
-  /** Sets or clears every listener's steering program, as planned: a group never keeps another generation's. */
+  /**
+   * Sets or clears every listener's steering program, as planned: a group
+   * never keeps another generation's. With no surplus, a TCP group needs
+   * none: the kernel's hash spreads over exactly our sockets. A UDP group is
+   * steered to ours all the same, since a child's new socket joins it as it
+   * is bound and must take no datagram unless that child takes over (one
+   * that fails, or that we give up on, may hold it a while yet).
+   */
   applySteering(): void {
-    for (const [listener, steerTo] of this.steering) {
-      const first = this.sockets.get(listener)?.values().next().value;
+    for (const [listener, planned] of this.steering) {
+      const ours = this.sockets.get(listener);
+      const first = ours?.values().next().value;
       if (!first) continue;
+      const steerTo = planned ?? (first.listener.address.protocol === 'udp' ? ours!.size : null);
       if (steerTo !== null) native.attachBpf(first.fd, 'reuseport', steerToFirst(steerTo));
       else detach(first.fd, 'reuseport');
     }
   }
 
-  /** No more steering once no surplus is left: the kernel's own hash spreads over exactly our sockets. */
+  /** No more steering once no surplus is left (see applySteering). */
   clearSteering(): void {
     for (const listener of this.steering.keys()) this.steering.set(listener, null);
     this.applySteering();

@@ -7,6 +7,7 @@ import { hotRestartVersion } from '../../src/options';
 import { test, type TestContext } from 'node:test';
 import { fdCount, load, freePort, sleep, startGeneration, uniqueSocketPath, type Line, type Proc } from '../support/processes';
 import { assertCounterSeesLoss } from '../support/control';
+import { assertNoneLost } from '../support/supervised';
 
 const serving = (l: Line) => l.event === 'serving';
 const parentIs = (state: string) => (l: Line) => l.event === 'transition' && l.machine === 'parent' && l.to === state;
@@ -145,4 +146,20 @@ test('a parent killed while its child initializes: the child serves alone', asyn
   assert.ok(result.attempted > 100);
   assert.equal(result.lost, 0, JSON.stringify(result.errors));
   assert.deepEqual(Object.keys(result.byResponder).sort(), ['epoch=1 worker=0', 'epoch=1 worker=1']);
+});
+
+test('a child the parent gives up on while its workers start, with more UDP sockets than the parent: none of them takes a datagram', async (t) => {
+  const { port, base } = await firstGeneration(t, 'given-up', 2, 60, { TEST_UDP: '1', BATON_CHILD_INIT_TIMEOUT_S: '1' });
+  const udp = load(t, port, { protocol: 'udp', concurrency: 8, timeoutMs: 1000, durationMs: 60_000 });
+  await sleep(300);
+  // Its two new UDP sockets join the group as they are bound; the parent gives up on it after 1 s, and
+  // it holds them until its workers are up, 2 s later, and it fails.
+  const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_UDP: 1, TEST_WORKERS: 4, TEST_SLOW_WORKERS_MS: 3000 });
+  const failure = await child.waitFor((l) => l.event === 'failed', 15_000, 'the child failing');
+  assert.match(String(failure.message), /the parent gave up on this generation/);
+  await waitGone(child);
+  udp.stop();
+  const result = await udp.done;
+  assertNoneLost(t, result, 100);
+  assert.deepEqual(Object.keys(result.byResponder).map((r) => r.split(' ')[0]).filter((e, i, all) => all.indexOf(e) === i), ['epoch=0']);
 });
