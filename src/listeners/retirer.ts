@@ -40,6 +40,8 @@ export class Retirer extends EventEmitter<RetirerEvents> {
   private queue: Pending[] = [];
   private inFlight?: { entry: SocketEntry; done: Promise<void> };
   private timer?: NodeJS.Timeout;
+  /** When each socket was first watched: a stop() (a child asking for the sockets) does not restart its deadline. */
+  private readonly firstWatched = new WeakMap<SocketEntry, number>();
 
   constructor(
     private readonly set: ListenerSet,
@@ -58,7 +60,9 @@ export class Retirer extends EventEmitter<RetirerEvents> {
   watch(entries: SocketEntry[]): void {
     const now = performance.now();
     for (const entry of entries) {
-      if (entry !== this.inFlight?.entry && !this.queue.some((p) => p.entry === entry)) this.queue.push({ entry, since: now });
+      if (entry === this.inFlight?.entry || this.queue.some((p) => p.entry === entry)) continue;
+      if (!this.firstWatched.has(entry)) this.firstWatched.set(entry, now);
+      this.queue.push({ entry, since: this.firstWatched.get(entry)! });
     }
     this.timer ??= setInterval(() => this.tick(), this.options.pollMs ?? 50).unref();
     this.tick();

@@ -126,6 +126,20 @@ describe('Retirer', () => {
     assert.match(warnings.join('\n'), /retiring socket 2 of tcp:\/\/127\.0\.0\.1:\d+ with 1 queued connections after 200 ms: they are lost/);
   });
 
+  test('a socket watched again after stop() (a child that asked, then failed) keeps its first deadline', async (t) => {
+    const { set, queueOn } = decrease(t, 3, 2);
+    await queueOn(2);
+    const { r, retired } = retirer(set, { deadlineMs: 600 });
+    const startedAt = performance.now();
+    r.watch(surplusFromTop(set));
+    await sleep(350);
+    await r.stop();
+    r.watch(surplusFromTop(set));
+    await until(() => retired.length === 1);
+    const tookMs = performance.now() - startedAt;
+    assert.ok(tookMs < 900, `retired ${Math.round(tookMs)} ms after it was first watched, not a deadline after the second watch`);
+  });
+
   test('stop() retires nothing more and waits for the socket already on its way out', async (t) => {
     const { set } = decrease(t);
     let release!: () => void;
