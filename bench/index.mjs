@@ -5,8 +5,9 @@
 // beside an alternative measured in the same run on this machine. Targets
 // are reported, never asserted: a missed one is printed as MISSED.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, arch, cpus, loadavg, release, totalmem, type } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { version } from './alternatives/installed.mjs';
 import { fdPassing } from './micro/fd-passing.mjs';
@@ -31,20 +32,39 @@ const MODES = {
 
 const usage = `usage: npm run bench -- [--quick] [--json FILE] [--only ${Object.keys(SECTIONS).join(',')}]`;
 
+function refuse(message) {
+  console.error(`${message}\n${usage}`);
+  process.exit(2);
+}
+
 function options() {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: 'boolean', default: false },
-      json: { type: 'string' },
-      only: { type: 'string', default: Object.keys(SECTIONS).join(',') },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const only = values.only.split(',');
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        json: { type: 'string' },
+        only: { type: 'string', default: Object.keys(SECTIONS).join(',') },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    refuse(error.message);
+  }
+  if (values.help) {
+    console.error(usage);
+    process.exit(0);
+  }
+  const only = [...new Set(values.only.split(','))];
   const unknown = only.filter((name) => !Object.hasOwn(SECTIONS, name));
-  if (values.help || unknown.length > 0) {
-    console.error(unknown.length > 0 ? `unknown section ${unknown.join(', ')}\n${usage}` : usage);
-    process.exit(values.help ? 0 : 2);
+  if (unknown.length > 0) refuse(`unknown section ${unknown.join(', ')}`);
+  if (values.json !== undefined) {
+    // Before the run, not after it: a bad path would waste the whole run.
+    try {
+      accessSync(dirname(resolve(values.json)), constants.W_OK);
+    } catch (error) {
+      refuse(`--json ${values.json}: cannot write there (${error.code})`);
+    }
   }
   return { ...values, only };
 }

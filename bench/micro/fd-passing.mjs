@@ -1,10 +1,11 @@
 // fd passing: one SCM_RIGHTS record sent and received over a connected
 // SEQPACKET pair, the received fds closed (the receiver owns them), for 1,
 // 16 and 253 (SCM_MAX_FD) fds a record. The record is the real `sockets`
-// record for that many sockets.
+// record for that many sockets of one listener, checked by the protocol's
+// decode before it is timed.
 
 import * as native from '../../dist/src/binding.js';
-import { encode, MAX_FDS_PER_MESSAGE, MAX_MESSAGE_BYTES, socketsRecords } from '../../dist/src/protocol/messages.js';
+import { decode, encode, MAX_FDS_PER_MESSAGE, MAX_MESSAGE_BYTES, socketsRecords } from '../../dist/src/protocol/messages.js';
 import { printFigures } from '../report.mjs';
 import { runSuite } from './suite.mjs';
 
@@ -26,11 +27,14 @@ export async function fdPassing(results, { maxTime }) {
   const since = results.entries.length;
   const { sender, receiver } = seqpacketPair();
   const listener = native.tcpListen(4, '127.0.0.1', 0, false, 8);
+  const { port } = native.socketInfo(listener);
   try {
     const cases = SIZES.map((count) => {
       const fds = Array(count).fill(listener);
-      const refs = fds.map((_, worker) => ({ listener: 0, worker }));
-      const data = encode(socketsRecords(1, refs, [count])[0]);
+      const refs = fds.map((_, index) => ({ listener: 0, index }));
+      const held = [{ protocol: 'tcp', host: '127.0.0.1', port, ipv6Only: false, sockets: count }];
+      const data = encode(socketsRecords(1, refs, held)[0]);
+      decode(data, count); // throws if the record is not one a child would take
       return {
         name: String(count),
         fn() {

@@ -12,6 +12,7 @@
 import * as native from '../../dist/src/binding.js';
 import { controlAddress } from '../../dist/src/channel/address.js';
 import { ControlServer } from '../../dist/src/channel/server.js';
+import { planHandoff, takenSockets } from '../../dist/src/listeners/plan.js';
 import { hotRestartVersion } from '../../dist/src/options.js';
 import { closeAll } from '../../dist/src/protocol/connection.js';
 import { ChildMachine } from '../../dist/src/restart/child.js';
@@ -41,11 +42,14 @@ function socketTable(listeners, workers) {
 }
 
 /**
- * A serving parent whose hooks hand out the table's fds (which stay its own),
- * as a generation's ListenerSet does: every socket of the named listeners up
- * to the child's worker count. Envoy's way names one socket a request, which
- * our protocol cannot say: for the per-socket child (`oneSocket`), a request
- * for `k` workers of one listener is answered with socket k-1 alone.
+ * A serving parent whose hook answers as a generation's (Generation.handOut)
+ * does: its inventory of held listeners, planned against the request with
+ * src/listeners/plan.ts, the sockets the child takes sent (the table's fds,
+ * which stay the parent's). Envoy's way names one socket a request, which our
+ * protocol cannot say: for the per-socket child (`oneSocket`), a request for
+ * `k` workers of one listener is planned the same way, over that listener
+ * alone, and answered with socket k-1 alone: planning the whole inventory
+ * for each socket would charge the baseline 64x the batched planning.
  */
 function startParent(byPort, name) {
   const warnings = [];
@@ -53,18 +57,16 @@ function startParent(byPort, name) {
   const parent = new ParentMachine(
     { epoch: 0, hotRestartVersion: VERSION, allowedUids: [uid], handshakeTimeoutMs: NEVER, childInitTimeoutMs: NEVER, drainMs: NEVER, shutdownMs: NEVER },
     {
-      async sockets({ listeners, workers }) {
-        const refs = [];
-        const fds = [];
-        listeners.forEach(({ port }, listener) => {
-          for (let index = mode.oneSocket ? workers - 1 : 0; index < workers; index++) {
-            const fd = byPort.get(port)?.[index];
-            if (fd !== undefined) refs.push({ listener, index }), fds.push(fd);
-          }
-        });
-        // Envoy's reply is the socket alone; ours also carries the inventory the child plans from.
-        const held = mode.oneSocket ? [] : [...byPort].map(([port, fds]) => ({ protocol: 'tcp', host: '127.0.0.1', port, ipv6Only: false, sockets: fds.length }));
-        return { refs, fds, held };
+      async sockets({ listeners, workers, surplus }) {
+        const ports = mode.oneSocket ? listeners.map(({ port }) => port) : [...byPort.keys()];
+        const held = ports.map((port) => ({ protocol: 'tcp', host: '127.0.0.1', port, ipv6Only: false, sockets: byPort.get(port).length }));
+        const taken = takenSockets(planHandoff(held, listeners, workers, surplus)).filter(({ index }) => !mode.oneSocket || index === workers - 1);
+        return {
+          refs: taken.map(({ listener, index }) => ({ listener, index })),
+          fds: taken.map(({ held: h, index }) => byPort.get(held[h].port)[index]),
+          // Envoy's reply is the socket alone; ours also carries the inventory the child plans from.
+          held: mode.oneSocket ? [] : held,
+        };
       },
       stopAccepting() {},
       resumeAccepting() {},

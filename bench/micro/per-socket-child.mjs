@@ -2,7 +2,8 @@
 // Envoy's does (PassListenSocket), one request per listener x worker, each
 // waiting for its reply before the next is sent. Same channel, same records,
 // same parent as baton's batched child: only the batching differs (the
-// parent, in handoff.mjs, answers each request with the one socket asked).
+// parent, in handoff.mjs, plans each request as it plans the batched one and
+// answers with the one socket asked).
 
 import { once } from 'node:events';
 import * as native from '../../dist/src/binding.js';

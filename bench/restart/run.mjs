@@ -1,13 +1,16 @@
 // One restart under load, and the section that runs every scenario. A
-// scenario: start the server with `from` workers; a steady-state load; then
-// a second load during which the restart to `to` workers happens, from
-// leadMs before it until the old workers are gone and tailMs more, and at
-// least windowMs in all, so that counts compare across rows. The load runs
-// in its own process (spawnLoad) and counts every connection.
+// scenario: start the server with `from` workers; an unmeasured warm-up load
+// (a fresh server answers its first loads slower); a steady-state load of
+// windowMs; then a second load during which the restart to `to` workers
+// happens, from leadMs before it until the old workers are gone and tailMs
+// more, and at least windowMs in all, so that counts compare across rows and
+// with the steady state. The load runs in its own process (spawnLoad) and
+// counts every connection.
 
 import { firstAnswer } from '../probe.mjs';
 import { freePort, runLoad, sleep, startLoadProcess } from '../processes.mjs';
 import { formatNumber, printTable, targetText } from '../report.mjs';
+import { PARENT_SHUTDOWN_S } from '../servers/baton.mjs';
 import { scenarios } from './scenarios.mjs';
 
 /** Parallel connection loops: enough to keep every accept queue busy on 2 cores. */
@@ -16,21 +19,32 @@ const CONCURRENCY = 32;
 const NEW_EPOCH_MS = 15_000;
 
 const TIMING = {
-  full: { steadyMs: 2000, leadMs: 300, tailMs: 300, windowMs: 3500 },
-  quick: { steadyMs: 500, leadMs: 200, tailMs: 200, windowMs: 3000 },
+  full: { warmUpMs: 500, leadMs: 300, tailMs: 300, windowMs: 3500 },
+  quick: { warmUpMs: 300, leadMs: 200, tailMs: 200, windowMs: 3000 },
 };
 
-async function runScenario({ server, from, to, flags }, { steadyMs, leadMs, tailMs, windowMs }) {
+/** Restart signal to the old epoch's last answer the load saw (0 if none came after the signal). */
+function drainMs(during, oldEpoch, signalledAt) {
+  const last = Object.entries(during.lastAnswerAt)
+    .filter(([responder]) => responder.split(' ', 1)[0] === `epoch=${oldEpoch}`)
+    .map(([, at]) => at);
+  return last.length > 0 ? Math.max(0, Math.max(...last) - signalledAt) : undefined;
+}
+
+async function runScenario({ server, from, to, flags }, { warmUpMs, leadMs, tailMs, windowMs }) {
   const port = await freePort();
   const targets = [{ host: '127.0.0.1', port }];
   const handle = await server.start({ port, workers: from, flags });
   let during;
   try {
-    const steady = await runLoad({ targets, concurrency: CONCURRENCY, durationMs: steadyMs });
+    await runLoad({ targets, concurrency: CONCURRENCY, durationMs: warmUpMs });
+    const steady = await runLoad({ targets, concurrency: CONCURRENCY, durationMs: windowMs });
     during = startLoadProcess({ targets, concurrency: CONCURRENCY, durationMs: 120_000 });
     const startedAt = performance.now();
     await sleep(leadMs);
     const askedAt = performance.now();
+    // Unix ms: the clock of the load process's lastAnswerAt.
+    const signalledAt = Date.now();
     const restart = handle.restart(to);
     let oldGoneMs;
     const [answeredAt, , takeoverMs] = await Promise.all([
@@ -40,7 +54,15 @@ async function runScenario({ server, from, to, flags }, { steadyMs, leadMs, tail
     ]);
     await sleep(Math.max(tailMs, windowMs - (performance.now() - startedAt)));
     during.stop();
-    return { steady, during: await during.done, newServingMs: answeredAt - askedAt, oldGoneMs, takeoverMs };
+    const counted = await during.done;
+    return {
+      steady,
+      during: counted,
+      newServingMs: answeredAt - askedAt,
+      takeoverMs,
+      drainMs: drainMs(counted, restart.epoch - 1, signalledAt),
+      oldGoneMs,
+    };
   } finally {
     during?.stop();
     await handle.stop();
@@ -49,11 +71,14 @@ async function runScenario({ server, from, to, flags }, { steadyMs, leadMs, tail
 
 const LATENCIES = ['p50', 'p99', 'max'];
 
-/** Every figure of one scenario; baton's name the same figure of the alternative they are compared to. */
+/**
+ * Every figure of one scenario; baton's name the same figure of the
+ * alternative they are compared to, but for takeover, which only baton reports.
+ */
 function record(results, scenario, m) {
-  const add = (metric, value, unit, target) =>
+  const add = (metric, value, unit, target, compared = true) =>
     results.add(`restart.${scenario.key}.${metric}`, value, unit, {
-      ...(scenario.baseline ? { baseline: `restart.${scenario.baseline}.${metric}` } : {}),
+      ...(scenario.baseline && compared ? { baseline: `restart.${scenario.baseline}.${metric}` } : {}),
       ...(target ? { target } : {}),
     });
   const ours = scenario.ours;
@@ -66,8 +91,9 @@ function record(results, scenario, m) {
   }
   for (const p of LATENCIES) add(`steady.${p}.ms`, m.steady.latencyMs[p], 'ms');
   add('new-serving.ms', m.newServingMs, 'ms');
+  add('drain.ms', m.drainMs, 'ms');
   add('old-gone.ms', m.oldGoneMs, 'ms');
-  if (m.takeoverMs !== undefined) add('takeover.ms', m.takeoverMs, 'ms');
+  if (m.takeoverMs !== undefined) add('takeover.ms', m.takeoverMs, 'ms', undefined, false);
 }
 
 function row(scenario, m, results) {
@@ -76,7 +102,7 @@ function row(scenario, m, results) {
   const { p50, p99, max } = m.during.latencyMs;
   return [
     scenario.name,
-    ...[m.during.attempted, m.during.answered, m.during.lost, p50, p99, max, m.steady.latencyMs.max, m.newServingMs, m.takeoverMs, m.oldGoneMs].map(
+    ...[m.during.attempted, m.during.answered, m.during.lost, p50, p99, max, m.steady.latencyMs.max, m.newServingMs, m.takeoverMs, m.drainMs, m.oldGoneMs].map(
       formatNumber,
     ),
     [...lostBy, ...targets].join('; '),
@@ -90,7 +116,7 @@ export async function restartSection(results, { quick }) {
   for (const scenario of scenarios({ quick })) {
     const unavailable = scenario.server.unavailable();
     if (unavailable) {
-      rows.push([scenario.name, ...Array(10).fill('-'), unavailable]);
+      rows.push([scenario.name, ...Array(11).fill('-'), unavailable]);
       continue;
     }
     try {
@@ -99,16 +125,19 @@ export async function restartSection(results, { quick }) {
       rows.push(row(scenario, measured, results));
     } catch (error) {
       failures.push(`${scenario.name} failed: ${error.message}`);
-      rows.push([scenario.name, ...Array(10).fill('-'), 'failed, see below']);
+      rows.push([scenario.name, ...Array(11).fill('-'), 'failed, see below']);
     }
   }
   printTable(
     `restart under load: ${CONCURRENCY} concurrent HTTP/1.0 connections from a separate process, counted over at least ${timing.windowMs / 1000} s around the restart.\n` +
-      'Latency (p50, p99, max; steady max before the restart): connect to answer, ms. Times from the restart signal, ms: new serves = first\n' +
-      'answer from the new epoch; takeover = SIGHUP to the new workers accepting (baton supervisor log); old gone = the old processes exited.',
-    ['restart', 'attempted', 'answered', 'lost', 'p50', 'p99', 'max', 'steady max', 'new serves', 'takeover', 'old gone', 'lost by / targets'],
+      `Latency (p50, p99, max): connect to answer, ms; steady max: the same load for ${timing.windowMs / 1000} s before the restart, after a warm-up.\n` +
+      'Times from the restart signal (SIGHUP; cold: SIGTERM; HAProxy: the new process started), ms: new serves = first answer from the new\n' +
+      "epoch; takeover = SIGHUP to the new workers accepting (baton supervisor log); old drained = the old epoch's last answer the load saw;\n" +
+      `old gone = the old processes exited, for baton only after its configured --parent-shutdown-time-s (${PARENT_SHUTDOWN_S} s here), however soon it drained.`,
+    ['restart', 'attempted', 'answered', 'lost', 'p50', 'p99', 'max', 'steady max', 'new serves', 'takeover', 'old drained', 'old gone', 'lost by / targets'],
     rows,
   );
   // The first lines say why (a server's stderr can go on with its usage text).
   for (const failure of failures) console.log(`\n${failure.split('\n').slice(0, 4).join('\n')}`);
+  if (failures.length > 0) process.exitCode = 1;
 }

@@ -13,7 +13,8 @@ import { allGone, jsonLines, killServer, startServer, workDir } from '../process
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Short drain and shutdown times: HTTP/1.0 answers are instant, and each scenario waits for the old epoch to exit. */
-const TIMES = ['--drain-time-s', '1', '--parent-shutdown-time-s', '2'];
+export const PARENT_SHUTDOWN_S = 2;
+const TIMES = ['--drain-time-s', '1', '--parent-shutdown-time-s', String(PARENT_SHUTDOWN_S)];
 
 export const baton = {
   name: 'baton',

@@ -50,6 +50,8 @@ export interface LoadResult {
   errors: Record<string, number>;
   /** Answered connections by the first two whitespace-separated tokens of the body's first line. */
   byResponder: Record<string, number>;
+  /** When each responder (same keys as byResponder) last answered, Unix ms (Date.now()): when an old generation stopped serving. */
+  lastAnswerAt: Record<string, number>;
   /** Connect-to-answer of answered connections. */
   latencyMs: { p50: number; p99: number; max: number; count: number };
   durationMs: number;
@@ -329,6 +331,7 @@ class LocalRun implements LoadRun {
   private lost = 0;
   private readonly errors = new Map<string, number>();
   private readonly byResponder = new Map<string, number>();
+  private readonly lastAnswerAt = new Map<string, number>();
   private readonly latency = new LatencyHistogram();
   private readonly startedAt = performance.now();
   private endedAt: number | undefined;
@@ -368,6 +371,7 @@ class LocalRun implements LoadRun {
       lost: this.lost,
       errors: Object.fromEntries(this.errors),
       byResponder: Object.fromEntries(this.byResponder),
+      lastAnswerAt: Object.fromEntries(this.lastAnswerAt),
       latencyMs: {
         p50: roundMs(this.latency.percentile(0.5)),
         p99: roundMs(this.latency.percentile(0.99)),
@@ -401,6 +405,7 @@ class LocalRun implements LoadRun {
     if (outcome.answered) {
       this.answered++;
       increment(this.byResponder, outcome.responder);
+      this.lastAnswerAt.set(outcome.responder, Date.now());
       this.latency.record(outcome.latencyMs);
     } else {
       this.lost++;
@@ -432,6 +437,7 @@ const EMPTY_RESULT: LoadResult = {
   lost: 0,
   errors: {},
   byResponder: {},
+  lastAnswerAt: {},
   latencyMs: { p50: 0, p99: 0, max: 0, count: 0 },
   durationMs: 0,
   connectionsPerSecond: 0,

@@ -72,6 +72,7 @@ function assertAllAnswered(result: LoadResult): void {
   assert.ok(result.attempted > 100, `only ${result.attempted} connections attempted`);
   assert.equal(result.lost, 0, `lost: ${JSON.stringify(result.errors)}`);
   assert.deepEqual(result.byResponder, { [RESPONDER]: result.answered });
+  assert.deepEqual(Object.keys(result.lastAnswerAt), [RESPONDER]);
   const { p50, p99, max } = result.latencyMs;
   assert.ok(0 < p50 && p50 <= p99 && p99 <= max && max < 5000, `latencies ${JSON.stringify(result.latencyMs)}`);
   assert.ok(result.connectionsPerSecond > 0);
@@ -80,9 +81,14 @@ function assertAllAnswered(result: LoadResult): void {
 test('startLoad: every connection to a healthy server is answered', LIMIT, async () => {
   const server = await epochServer();
   try {
+    const startedAt = Date.now();
     const result = await startLoad(options(server.port, { concurrency: 16, durationMs: 500 })).done;
+    const endedAt = Date.now();
     assertAllAnswered(result);
     assert.ok(result.durationMs >= 500 && result.durationMs < 1500, `ran ${result.durationMs} ms`);
+    // Answers keep coming until the run stops starting connections, 500 ms in.
+    const last = result.lastAnswerAt[RESPONDER];
+    assert.ok(last >= startedAt + 500 && last <= endedAt, `last answer at ${last}, run ${startedAt}..${endedAt}`);
   } finally {
     await server.close();
   }
