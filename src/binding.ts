@@ -74,7 +74,7 @@ function unixPath(path: unknown, abstract: unknown): void {
 
 function fdList(fds: unknown): number[] {
   if (!Array.isArray(fds) || fds.length > SCM_MAX_FD) throw invalidArgument(`fds must be an array of at most ${SCM_MAX_FD} fds`);
-  fds.forEach((f, i) => fd(f, `fds[${i}]`));
+  for (let i = 0; i < fds.length; i++) fd(fds[i], `fds[${i}]`); // a loop, not forEach: holes are checked too
   return fds;
 }
 
@@ -120,7 +120,7 @@ export function attachBpf(f: number, target: BpfTarget, program: number[]): void
   if (!Array.isArray(program) || program.length === 0 || program.length % 4 !== 0 || program.length / 4 > MAX_BPF_INSTRUCTIONS) {
     throw invalidArgument(`program must be 1..${MAX_BPF_INSTRUCTIONS} instructions of [code, jt, jf, k]`);
   }
-  program.forEach((v, i) => integer(v, `program[${i}]`, 0, [0xffff, 0xff, 0xff, 0xffffffff][i % 4]));
+  for (let i = 0; i < program.length; i++) integer(program[i], `program[${i}]`, 0, [0xffff, 0xff, 0xff, 0xffffffff][i % 4]);
   native.attachBpf(fd(f), bpfTarget(target), program);
 }
 

@@ -111,6 +111,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     } catch (error) {
       closeAll(fds);
       if (!(error instanceof ProtocolError)) throw error;
+      // An answer we cannot read fails its request now (with the fds of its earlier parts), not at its timeout.
+      const pending = error.answers === undefined ? undefined : this.pending.get(error.answers);
+      if (pending) {
+        this.drop(error.answers!);
+        pending.reject(error);
+      }
       return this.refuseRecord(error);
     }
     if ('re' in message && message.re !== undefined) return this.onReply(message as Reply, fds);

@@ -161,13 +161,22 @@ export type Message = ChildMessage | ParentMessage;
 export type Request = GetSockets | GetStats | Drain | Terminate | Accepting | Retired;
 export type Reply = Sockets | Stats | Ack | ErrorReply;
 
+/** The ids of a record that could not be read, as far as it was readable. */
+export interface RecordIds {
+  /** Its own request id: the error answers it. */
+  re?: number;
+  /** The id of our request it answers: that request fails. */
+  answers?: number;
+}
+
 export class ProtocolError extends BatonError {
-  constructor(
-    message: string,
-    /** The request id, when the record was readable far enough to have one. */
-    readonly re?: number,
-  ) {
+  readonly re?: number;
+  readonly answers?: number;
+
+  constructor(message: string, ids: RecordIds = {}) {
     super(ErrorCodes.PROTOCOL, message);
+    if (ids.re !== undefined) this.re = ids.re;
+    if (ids.answers !== undefined) this.answers = ids.answers;
   }
 }
 
@@ -186,26 +195,26 @@ const isInt = (v: unknown, min: number, max: number): v is number =>
 
 function int(o: Fields, key: string, min = 0, max = 2 ** 31 - 1): number {
   const v = o[key];
-  if (!isInt(v, min, max)) throw new ProtocolError(`${o.type}.${key} must be an integer in ${min}..${max}`, reId(o));
+  if (!isInt(v, min, max)) throw new ProtocolError(`${o.type}.${key} must be an integer in ${min}..${max}`, idsOf(o));
   return v;
 }
 
 function bool(o: Fields, key: string): boolean {
   const v = o[key];
-  if (typeof v !== 'boolean') throw new ProtocolError(`${o.type}.${key} must be true or false`, reId(o));
+  if (typeof v !== 'boolean') throw new ProtocolError(`${o.type}.${key} must be true or false`, idsOf(o));
   return v;
 }
 
 function oneOf<T extends string>(o: Fields, key: string, values: readonly T[]): T {
   const v = o[key];
-  if (!values.includes(v as T)) throw new ProtocolError(`${o.type}.${key} must be one of ${values.join(', ')}`, reId(o));
+  if (!values.includes(v as T)) throw new ProtocolError(`${o.type}.${key} must be one of ${values.join(', ')}`, idsOf(o));
   return v as T;
 }
 
 function str(o: Fields, key: string, maxLength = 256): string {
   const v = o[key];
   if (typeof v !== 'string' || v.length > maxLength) {
-    throw new ProtocolError(`${o.type}.${key} must be a string of at most ${maxLength} characters`, reId(o));
+    throw new ProtocolError(`${o.type}.${key} must be a string of at most ${maxLength} characters`, idsOf(o));
   }
   return v;
 }
@@ -213,22 +222,22 @@ function str(o: Fields, key: string, maxLength = 256): string {
 function list<T>(o: Fields, key: string, max: number, item: (v: unknown, i: number) => T): T[] {
   const v = o[key];
   if (!Array.isArray(v) || v.length > max) {
-    throw new ProtocolError(`${o.type}.${key} must be an array of at most ${max} entries`, reId(o));
+    throw new ProtocolError(`${o.type}.${key} must be an array of at most ${max} entries`, idsOf(o));
   }
   return v.map(item);
 }
 
-/** The request id of a record, if it has a valid one, so an error can answer it. */
-function reId(o: Fields): number | undefined {
-  const id = o.id ?? o.re;
-  return isInt(id, 0, 2 ** 31 - 1) ? id : undefined;
+/** A record's valid ids: a request's, so the error answers it; a reply's, so our request fails at once. */
+function idsOf(o: Fields): RecordIds {
+  const valid = (id: unknown): id is number => isInt(id, 0, 2 ** 31 - 1);
+  return { ...(valid(o.id) ? { re: o.id } : {}), ...(valid(o.re) ? { answers: o.re } : {}) };
 }
 
 function listenerAddress(o: Fields, v: unknown, where = 'listener'): ListenerAddress {
   const a = (v ?? {}) as Fields;
-  if (a.protocol !== 'tcp' && a.protocol !== 'udp') throw new ProtocolError(`${o.type}.${where}.protocol must be 'tcp' or 'udp'`, reId(o));
+  if (a.protocol !== 'tcp' && a.protocol !== 'udp') throw new ProtocolError(`${o.type}.${where}.protocol must be 'tcp' or 'udp'`, idsOf(o));
   if (typeof a.host !== 'string' || a.host.length > 64 || !isInt(a.port, 0, 65535)) {
-    throw new ProtocolError(`${o.type}.${where} must have a host string and a port 0..65535`, reId(o));
+    throw new ProtocolError(`${o.type}.${where} must have a host string and a port 0..65535`, idsOf(o));
   }
   return { protocol: a.protocol, host: a.host, port: a.port };
 }
@@ -236,9 +245,9 @@ function listenerAddress(o: Fields, v: unknown, where = 'listener'): ListenerAdd
 function listenerWithSockets(o: Fields, key: string, v: unknown, i: number, socketsRequired: boolean) {
   const address = listenerAddress(o, v, `${key}[${i}]`);
   const { ipv6Only, sockets } = (v ?? {}) as Fields;
-  if (typeof ipv6Only !== 'boolean') throw new ProtocolError(`${o.type}.${key}[${i}].ipv6Only must be true or false`, reId(o));
+  if (typeof ipv6Only !== 'boolean') throw new ProtocolError(`${o.type}.${key}[${i}].ipv6Only must be true or false`, idsOf(o));
   if ((socketsRequired || sockets !== undefined) && !isInt(sockets, 1, MAX_WORKERS)) {
-    throw new ProtocolError(`${o.type}.${key}[${i}].sockets must be 1..${MAX_WORKERS}`, reId(o));
+    throw new ProtocolError(`${o.type}.${key}[${i}].sockets must be 1..${MAX_WORKERS}`, idsOf(o));
   }
   return { ...address, ipv6Only, ...(sockets === undefined ? {} : { sockets: sockets as number }) };
 }
@@ -250,7 +259,7 @@ function socketRefs(o: Fields): SocketRef[] {
   return list(o, 'sockets', MAX_FDS_PER_MESSAGE, (v, i) => {
     const r = (v ?? {}) as Fields;
     if (!isInt(r.listener, 0, MAX_LISTENERS - 1) || !isInt(r.index, 0, MAX_WORKERS - 1)) {
-      throw new ProtocolError(`sockets.sockets[${i}] must name a listener and a socket index`, reId(o));
+      throw new ProtocolError(`sockets.sockets[${i}] must name a listener and a socket index`, idsOf(o));
     }
     return { listener: r.listener, index: r.index };
   });
@@ -282,7 +291,7 @@ const decoders: { [T in Message['type']]: (o: Fields) => Extract<Message, { type
   stats: (o) => {
     const parts = int(o, 'parts', 1, 1024);
     const snapshot = o.snapshot;
-    if (typeof snapshot !== 'object' || snapshot === null || Array.isArray(snapshot)) throw new ProtocolError('stats.snapshot must be an object', reId(o));
+    if (typeof snapshot !== 'object' || snapshot === null || Array.isArray(snapshot)) throw new ProtocolError('stats.snapshot must be an object', idsOf(o));
     return {
       type: 'stats',
       ...(o.re === undefined ? {} : { re: int(o, 're') }),
@@ -346,11 +355,11 @@ export function decode(data: Buffer, fdCount: number): Message {
   }
   const o = parsed as Fields;
   const decoder = typeof o.type === 'string' && Object.hasOwn(decoders, o.type) ? decoders[o.type as Message['type']] : undefined;
-  if (!decoder) throw new ProtocolError(`unrecognized message type ${excerpt(o.type)}`, reId(o));
+  if (!decoder) throw new ProtocolError(`unrecognized message type ${excerpt(o.type)}`, idsOf(o));
   const message = decoder(o);
   const expected = message.type === 'sockets' ? message.sockets.length : 0;
   if (fdCount !== expected) {
-    throw new ProtocolError(`a ${message.type} record came with ${fdCount} fds, expected ${expected}`, reId(o));
+    throw new ProtocolError(`a ${message.type} record came with ${fdCount} fds, expected ${expected}`, idsOf(o));
   }
   return message;
 }

@@ -132,6 +132,7 @@ describe('listeners', () => {
       () => native.unixListen('x', false, 0o1777, 1),
       () => native.sendMessage(0, 'text' as unknown as Buffer, []),
       () => native.sendMessage(0, Buffer.alloc(1), new Array(254).fill(0)),
+      () => native.sendMessage(0, Buffer.alloc(1), new Array<number>(2)), // holes are checked too
       () => native.receiveMessage(0, 0, 0),
       () => new native.Poll(0, undefined as unknown as () => void),
     ]) {

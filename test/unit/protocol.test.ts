@@ -7,6 +7,7 @@ import {
   MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
   ProtocolError,
+  type RecordIds,
   socketsRecords,
   type Message,
 } from '../../src/protocol/messages';
@@ -35,14 +36,15 @@ const samples: Message[] = [
   { type: 'refused', code: 'BATON_VERSION_MISMATCH', message: 'old' },
 ];
 
-function rejects(data: Buffer | string, fds: number, pattern: RegExp, re?: number): void {
+function rejects(data: Buffer | string, fds: number, pattern: RegExp, ids: RecordIds = {}): void {
   assert.throws(
     () => decode(Buffer.isBuffer(data) ? data : Buffer.from(data), fds),
     (error: unknown) => {
       assert.ok(error instanceof ProtocolError, `expected ProtocolError, got ${error}`);
       assert.equal(error.code, 'BATON_PROTOCOL');
       assert.match(error.message, pattern);
-      assert.equal(error.re, re);
+      assert.equal(error.re, ids.re, 'the request the error answers');
+      assert.equal(error.answers, ids.answers, 'the request of ours that fails');
       return true;
     },
   );
@@ -59,42 +61,42 @@ describe('protocol', () => {
     rejects('not json', 0, /not JSON/);
     rejects('[1,2]', 0, /not a JSON object/);
     rejects('null', 0, /not a JSON object/);
-    rejects('{"type":"launch","id":5}', 0, /unrecognized message type "launch"/, 5);
+    rejects('{"type":"launch","id":5}', 0, /unrecognized message type "launch"/, { re: 5 });
     rejects('{"type":"__proto__"}', 0, /unrecognized/);
     rejects('{"type":"toString"}', 0, /unrecognized/);
-    rejects('{"id":1}', 0, /unrecognized message type undefined/, 1);
+    rejects('{"id":1}', 0, /unrecognized message type undefined/, { re: 1 });
     rejects('{"type":"drain"}', 0, /drain.id must be an integer/);
     rejects('{"type":"drain","id":-1}', 0, /drain.id/);
     rejects('{"type":"drain","id":1.5}', 0, /drain.id/);
-    rejects('{"type":"accepting","id":6,"accepting":"no"}', 0, /accepting.accepting must be true or false/, 6);
+    rejects('{"type":"accepting","id":6,"accepting":"no"}', 0, /accepting.accepting must be true or false/, { re: 6 });
     rejects(JSON.stringify({ type: 'x'.repeat(60_000) }), 0, /^unrecognized message type "x{39}\.\.\.$/);
     rejects('{"type":"hello","protocol":1,"hotRestartVersion":7,"epoch":1,"pid":1}', 0, /hotRestartVersion must be a string/);
     rejects('{"type":"hello","protocol":1,"hotRestartVersion":"v","epoch":1,"pid":0}', 0, /pid/);
     const get = (fields: object) => JSON.stringify({ type: 'getSockets', id: 4, listeners: [], workers: 1, surplus: 'drain', ...fields });
     const tcp = { protocol: 'tcp', host: '127.0.0.1', port: 1, ipv6Only: false };
-    rejects(get({ listeners: [{ ...tcp, protocol: 'sctp' }] }), 0, /protocol must be 'tcp' or 'udp'/, 4);
-    rejects(get({ listeners: [{ ...tcp, port: 70000 }] }), 0, /port/, 4);
-    rejects(get({ listeners: [{ ...tcp, ipv6Only: 'yes' }] }), 0, /ipv6Only/, 4);
-    rejects(get({ workers: 0 }), 0, /workers must be an integer in 1\.\.256/, 4);
-    rejects(get({ workers: [0, 1] }), 0, /workers must be an integer/, 4);
-    rejects(get({ surplus: 'keep' }), 0, /surplus must be one of drain, close/, 4);
-    rejects(get({ listeners: {} }), 0, /listeners must be an array/, 4);
-    rejects(get({ listeners: [{ ...tcp, sockets: 0 }] }), 0, /listeners\[0\]\.sockets must be 1\.\.256/, 4);
-    rejects(JSON.stringify({ type: 'stats', re: 3, part: 0, parts: 1, snapshot: [] }), 0, /stats.snapshot must be an object/, 3);
-    rejects(JSON.stringify({ type: 'stats', re: 3, part: 1, parts: 1, snapshot: {} }), 0, /stats.part must be an integer in 0\.\.0/, 3);
-    rejects(JSON.stringify({ type: 'retired', id: 8, listener: { protocol: 'tcp', host: '::1' }, index: 0 }), 0, /retired.listener must have a host string and a port/, 8);
-    rejects(JSON.stringify({ type: 'retired', id: 8, listener: { protocol: 'tcp', host: '::1', port: 1 }, index: 256 }), 0, /retired.index must be an integer in 0\.\.255/, 8);
-    rejects(JSON.stringify({ type: 'sockets', re: 1, part: 2, parts: 2, sockets: [], held: [] }), 0, /part must be/, 1);
-    rejects(JSON.stringify({ type: 'sockets', re: 1, part: 0, parts: 1, sockets: [], held: [{ ...tcp, sockets: 0 }] }), 0, /held\[0\]\.sockets must be 1\.\.256/, 1);
-    rejects(JSON.stringify({ type: 'sockets', re: 1, part: 0, parts: 1, sockets: [{ listener: 0, worker: 0 }], held: [] }), 1, /socket index/, 1);
+    rejects(get({ listeners: [{ ...tcp, protocol: 'sctp' }] }), 0, /protocol must be 'tcp' or 'udp'/, { re: 4 });
+    rejects(get({ listeners: [{ ...tcp, port: 70000 }] }), 0, /port/, { re: 4 });
+    rejects(get({ listeners: [{ ...tcp, ipv6Only: 'yes' }] }), 0, /ipv6Only/, { re: 4 });
+    rejects(get({ workers: 0 }), 0, /workers must be an integer in 1\.\.256/, { re: 4 });
+    rejects(get({ workers: [0, 1] }), 0, /workers must be an integer/, { re: 4 });
+    rejects(get({ surplus: 'keep' }), 0, /surplus must be one of drain, close/, { re: 4 });
+    rejects(get({ listeners: {} }), 0, /listeners must be an array/, { re: 4 });
+    rejects(get({ listeners: [{ ...tcp, sockets: 0 }] }), 0, /listeners\[0\]\.sockets must be 1\.\.256/, { re: 4 });
+    rejects(JSON.stringify({ type: 'stats', re: 3, part: 0, parts: 1, snapshot: [] }), 0, /stats.snapshot must be an object/, { answers: 3 });
+    rejects(JSON.stringify({ type: 'stats', re: 3, part: 1, parts: 1, snapshot: {} }), 0, /stats.part must be an integer in 0\.\.0/, { answers: 3 });
+    rejects(JSON.stringify({ type: 'retired', id: 8, listener: { protocol: 'tcp', host: '::1' }, index: 0 }), 0, /retired.listener must have a host string and a port/, { re: 8 });
+    rejects(JSON.stringify({ type: 'retired', id: 8, listener: { protocol: 'tcp', host: '::1', port: 1 }, index: 256 }), 0, /retired.index must be an integer in 0\.\.255/, { re: 8 });
+    rejects(JSON.stringify({ type: 'sockets', re: 1, part: 2, parts: 2, sockets: [], held: [] }), 0, /part must be/, { answers: 1 });
+    rejects(JSON.stringify({ type: 'sockets', re: 1, part: 0, parts: 1, sockets: [], held: [{ ...tcp, sockets: 0 }] }), 0, /held\[0\]\.sockets must be 1\.\.256/, { answers: 1 });
+    rejects(JSON.stringify({ type: 'sockets', re: 1, part: 0, parts: 1, sockets: [{ listener: 0, worker: 0 }], held: [] }), 1, /socket index/, { answers: 1 });
     rejects(JSON.stringify({ type: 'error', code: 'x', message: 'y'.repeat(5000) }), 0, /message must be a string/);
   });
 
   test('fds are allowed only on sockets records, one per entry', () => {
-    rejects(encode({ type: 'drain', id: 9 }), 1, /drain record came with 1 fds, expected 0/, 9);
+    rejects(encode({ type: 'drain', id: 9 }), 1, /drain record came with 1 fds, expected 0/, { re: 9 });
     const [sockets] = socketsRecords(3, [{ listener: 0, index: 0 }, { listener: 0, index: 1 }], []);
-    rejects(encode(sockets), 1, /came with 1 fds, expected 2/, 3);
-    rejects(encode(sockets), 3, /came with 3 fds, expected 2/, 3);
+    rejects(encode(sockets), 1, /came with 1 fds, expected 2/, { answers: 3 });
+    rejects(encode(sockets), 3, /came with 3 fds, expected 2/, { answers: 3 });
   });
 
   test('oversized records are refused both ways', () => {
@@ -105,7 +107,7 @@ describe('protocol', () => {
 
   test('bounded arrays: too many listeners is refused', () => {
     const listeners = Array.from({ length: 257 }, (_, i) => ({ protocol: 'tcp', host: '127.0.0.1', port: i + 1, ipv6Only: false }));
-    rejects(JSON.stringify({ type: 'getSockets', id: 1, listeners, workers: 1, surplus: 'drain' }), 0, /at most 256/, 1);
+    rejects(JSON.stringify({ type: 'getSockets', id: 1, listeners, workers: 1, surplus: 'drain' }), 0, /at most 256/, { re: 1 });
   });
 
   test('socketsRecords batches at most 253 fds a record, in order, and fits the size limit', () => {

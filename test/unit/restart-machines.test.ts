@@ -706,7 +706,7 @@ describe('ChildMachine', () => {
   }
 
   // takingSockets→failed, for every way a parent can fail getSockets.
-  const requests: { what: string; answer: (message: Message, connection: Connection, fd: number) => void; code: string; timeoutMs?: number }[] = [
+  const requests: { what: string; answer: (message: Message, connection: Connection, fd: number) => void; code: string; timeoutMs?: number; told?: string[] }[] = [
     { what: 'never answers within requestTimeoutMs', answer: () => {}, code: 'BATON_TIMEOUT', timeoutMs: 30 },
     { what: 'answers with an ack', answer: (m, c) => c.send({ type: 'ack', re: (m as GetSockets).id }), code: 'BATON_PROTOCOL' },
     { what: 'answers with an error', answer: (m, c) => c.send({ type: 'error', re: (m as GetSockets).id, code: 'BATON_INVALID_STATE', message: 'not now' }), code: 'BATON_INVALID_STATE' },
@@ -720,12 +720,24 @@ describe('ChildMachine', () => {
       code: 'BATON_INVALID_STATE',
     },
     {
+      // Failed as it comes, not at the request's timeout, and the fd of the first part closed.
+      what: 'sends part of its sockets, then a part it cannot read (one fd too many)',
+      answer: (m, c, fd) => {
+        const re = (m as GetSockets).id;
+        c.send({ type: 'sockets', re, part: 0, parts: 2, sockets: [{ listener: 0, index: 0 }], held: [] }, [fd]);
+        c.send({ type: 'sockets', re, part: 1, parts: 2, sockets: [], held: [] }, [fd]);
+      },
+      code: 'BATON_PROTOCOL',
+      timeoutMs: 60_000,
+      told: ['error'], // the parent hears what was wrong with its record
+    },
+    {
       what: 'sends a socket that was not asked for',
       answer: (m, c, fd) => c.send({ type: 'sockets', re: (m as GetSockets).id, part: 0, parts: 1, sockets: [{ listener: 5, index: 0 }], held: [] }, [fd]),
       code: 'BATON_PROTOCOL',
     },
   ];
-  for (const { what, answer, code, timeoutMs = 2000 } of requests) {
+  for (const { what, answer, code, timeoutMs = 2000, told = [] } of requests) {
     test(`a parent that ${what}: takingSockets→failed with ${code}, fds closed`, async (t) => {
       const socket = native.tcpListen(4, '127.0.0.1', 0, false, 8);
       t.after(() => native.close(socket));
@@ -737,7 +749,7 @@ describe('ChildMachine', () => {
       assert.deepEqual(steps(childSeen).slice(-2), ['initializing→takingSockets', 'takingSockets→failed']);
       await waitFor(() => fake.closed, 2000, 'the child let go of the parent');
       assert.ok(fdCount() <= fds, 'no received fd left open');
-      assert.deepEqual(fake.received, ['hello', 'getSockets']);
+      assert.deepEqual(fake.received, ['hello', 'getSockets', ...told]);
     });
   }
 

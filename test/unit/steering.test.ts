@@ -125,7 +125,7 @@ describe('steering', () => {
 
   test('attachBpf checks the program before it reaches the addon', () => {
     const [fd] = group('tcp', 4, '127.0.0.1', 1).fds;
-    for (const bad of [[], [1, 2, 3], [0x10000, 0, 0, 0], [6, 256, 0, 0], [6, 0, 0, 2 ** 32], Array(4 * 4097).fill(0)]) {
+    for (const bad of [[], [1, 2, 3], [0x10000, 0, 0, 0], [6, 256, 0, 0], [6, 0, 0, 2 ** 32], Array(4 * 4097).fill(0), Object.assign(new Array<number>(4), { 0: 6, 1: 0, 2: 0 })]) {
       assert.throws(() => native.attachBpf(fd, 'reuseport', bad), { code: 'BATON_INVALID_ARGUMENT' });
     }
     assert.throws(() => native.attachBpf(fd, 'xdp' as 'socket', steerTo(0)), { code: 'BATON_INVALID_ARGUMENT' });
