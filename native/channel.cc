@@ -1,5 +1,8 @@
 // The control channel between generations: SOCK_SEQPACKET Unix sockets, which
 // keep record boundaries and carry fds (SCM_RIGHTS) and peer credentials.
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -50,6 +53,18 @@ ssize_t RetryOnEintr(F call) {
 }
 
 bool WouldBlock() { return errno == EAGAIN || errno == EWOULDBLOCK; }
+
+// recvmsg() returns 0 both for an empty record and at EOF. EOF is the peer
+// gone (POLLRDHUP) with no record bytes left queued (SIOCINQ sums them all):
+// a record read just before the peer closed is then told from EOF too.
+bool AtEof(Napi::Env env, int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  Check(env, "poll", RetryOnEintr([&] { return poll(&p, 1, 0); }));
+  if ((p.revents & (POLLRDHUP | POLLHUP)) == 0) return false;
+  int queued = 0;
+  Check(env, "ioctl", ioctl(fd, SIOCINQ, &queued));
+  return queued == 0;
+}
 
 }  // namespace
 
@@ -171,5 +186,6 @@ Napi::Value ReceiveMessage(const Napi::CallbackInfo& info) {
   result.Set("fds", fds);
   result.Set("truncated", (msg.msg_flags & MSG_TRUNC) != 0);
   result.Set("controlTruncated", (msg.msg_flags & MSG_CTRUNC) != 0);
+  result.Set("eof", length == 0 && fds.Length() == 0 && AtEof(env, fd));
   return result;
 }

@@ -24,13 +24,13 @@ export const ErrorCodes = {
   CHANNEL_CLOSED: 'BATON_CHANNEL_CLOSED',
   /** No parent was found at the socket path for a restart epoch > 0. */
   NO_PARENT: 'BATON_NO_PARENT',
-  /** The control socket path (base id) is already taken by another instance. */
+  /** The control socket path (base id) is already taken: by another instance, or by a file that is not a socket. */
   BASE_ID_IN_USE: 'BATON_BASE_ID_IN_USE',
   /** An operation was called in a state that does not allow it. */
   INVALID_STATE: 'BATON_INVALID_STATE',
   /** A worker thread failed to start or serve. */
   WORKER: 'BATON_WORKER',
-  /** A fixed-size table (a thread's stats, a stats snapshot) is full. */
+  /** A fixed-size table or pool (a thread's stats, a stats snapshot, the process's fds, socket memory) is full. */
   CAPACITY: 'BATON_CAPACITY',
 } as const;
 

@@ -36,7 +36,7 @@ export interface Credentials {
 }
 
 export interface ReceivedMessage {
-  /** The bytes of one SEQPACKET record; empty with no fds means the peer closed. */
+  /** The bytes of one SEQPACKET record; empty at EOF, and for an empty record. */
   data: Buffer;
   /** Fds that came with it (SCM_RIGHTS), already CLOEXEC (MSG_CMSG_CLOEXEC). */
   fds: number[];
@@ -46,6 +46,9 @@ export interface ReceivedMessage {
    * control buffer is CMSG_SPACE(maxFds * 4), padded to 8 bytes, so with an odd
    * maxFds one fd more than maxFds can arrive: close every fd in `fds`. */
   controlTruncated: boolean;
+  /** The peer closed and nothing is left to read (poll POLLRDHUP + ioctl SIOCINQ,
+   * checked only after a read of 0 bytes and no fds); false for an empty record. */
+  eof: boolean;
 }
 
 export interface PollHandle {
@@ -87,7 +90,7 @@ export interface NativeBinding {
   /** One record with fds (at most 253) as SCM_RIGHTS; MSG_DONTWAIT | MSG_NOSIGNAL.
    * Returns false (nothing sent) when the socket buffer is full (EAGAIN). */
   sendMessage(fd: number, data: Buffer, fds: number[]): boolean;
-  /** One record, MSG_DONTWAIT | MSG_CMSG_CLOEXEC; null when none is waiting. */
+  /** One record, MSG_DONTWAIT | MSG_CMSG_CLOEXEC; null when none is waiting, `eof` set when the peer closed. */
   receiveMessage(fd: number, maxBytes: number, maxFds: number): ReceivedMessage | null;
 
   /** uv_poll on fd, on this thread's loop. callback(error, readable, writable, disconnect). */

@@ -2,6 +2,7 @@
 // `baton run` and an environment variable the supervisor hands to every
 // generation. One table drives validation, the flags and the environment.
 
+import { resolve } from 'node:path';
 import { invalidArgument } from './errors';
 import type { DrainStrategy } from './drain/controller';
 import { PROTOCOL_VERSION, type SurplusPolicy } from './protocol/messages';
@@ -15,7 +16,7 @@ export interface HotRestartOptions {
   useDynamicBaseId: boolean;
   /** Where to write the base id in use. */
   baseIdPath?: string;
-  /** Control socket prefix; '@' for the abstract namespace. */
+  /** Control socket prefix; '@' for the abstract namespace, else a path (made absolute by resolveOptions). */
   socketPath: string;
   /** Mode of filesystem control sockets. */
   socketMode: number;
@@ -177,9 +178,10 @@ export function resolveOptions(given: Partial<HotRestartOptions> = {}): HotResta
   if (o.surplusSockets !== 'drain' && o.surplusSockets !== 'close') {
     throw invalidArgument(`surplusSockets must be 'drain' or 'close', got '${String(o.surplusSockets)}'`);
   }
-  if (typeof o.socketPath !== 'string' || o.socketPath.length === 0 || o.socketPath.length > 90) {
-    throw invalidArgument('socketPath must be a non-empty string of at most 90 characters');
-  }
+  if (typeof o.socketPath !== 'string' || o.socketPath.length === 0) throw invalidArgument('socketPath must be a non-empty string');
+  // Absolute once and for all, so that instances spelling one path differently see each other.
+  if (!o.socketPath.startsWith('@')) o.socketPath = resolve(o.socketPath);
+  if (o.socketPath.length > 90) throw invalidArgument(`socketPath must be at most 90 characters once absolute, got ${o.socketPath}`);
   if (typeof o.compatibility !== 'string' || !/^[\w.+-]{0,64}$/.test(o.compatibility)) {
     throw invalidArgument('compatibility must be at most 64 letters, digits, and . + - _');
   }

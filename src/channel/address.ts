@@ -4,7 +4,7 @@
 // A leading '@' puts the name in the abstract namespace (no file, no mode:
 // SO_PEERCRED is then the only gate, and it is always checked).
 
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import * as native from '../binding';
 import { BatonError, ErrorCodes, isSystemError } from '../errors';
 
@@ -22,7 +22,11 @@ export function controlAddress(socketPath: string, baseId: number, epoch: number
   return { path: abstract ? display.slice(1) : display, abstract, display };
 }
 
-/** Names of the listening Unix sockets of this network namespace, '@name' for abstract ones. */
+/**
+ * Names of the listening Unix sockets of this network namespace, '@name' for
+ * abstract ones, spelled as bound: they match our names because socketPath is
+ * made absolute (resolveOptions) before any generation binds it.
+ */
 export function listeningUnixSockets(): Set<string> {
   const names = new Set<string>();
   const SO_ACCEPTCON = 0x10000;
@@ -51,10 +55,30 @@ export function freeBaseId(socketPath: string, limit = 10_000): number {
   throw new BatonError(ErrorCodes.BASE_ID_IN_USE, `no free base id below ${limit} for socket path ${socketPath}`);
 }
 
-/** Removes a filesystem socket left by a generation that died without cleaning up. */
+/**
+ * Removes a filesystem socket left by a generation that died without cleaning
+ * up: one that refuses connections. Only ever a socket: any other file there
+ * is a BASE_ID_IN_USE naming it. A live socket stays, for bind() to report.
+ */
 export function removeIfStale(address: ControlAddress): void {
-  if (address.abstract || !existsSync(address.path)) return;
-  if (listeningUnixSockets().has(address.path)) return;
+  if (address.abstract) return;
+  const stats = lstatSync(address.path, { throwIfNoEntry: false });
+  if (!stats) return;
+  if (!stats.isSocket()) {
+    throw new BatonError(
+      ErrorCodes.BASE_ID_IN_USE,
+      `control socket path ${address.path} is taken by a file that is not a socket; baton does not delete it: ` +
+        'remove it yourself, or give this instance another --socket-path or --base-id',
+    );
+  }
+  try {
+    // A Unix connect completes or fails at once, so this probe never blocks.
+    native.close(native.unixConnect(address.path, false));
+    return;
+  } catch (error) {
+    // Only a refusal proves nobody listens; a full backlog (EAGAIN) or another type of socket is someone's.
+    if (!isSystemError(error, 'ECONNREFUSED')) return;
+  }
   unlinkSync(address.path);
 }
 

@@ -4,7 +4,7 @@
 
 import { EventEmitter } from 'node:events';
 import * as native from '../binding';
-import type { PollHandle } from '../binding';
+import type { PollHandle, ReceivedMessage } from '../binding';
 import { BatonError, ErrorCodes, isSystemError } from '../errors';
 import { MAX_FDS_PER_MESSAGE, MAX_MESSAGE_BYTES } from '../protocol/messages';
 
@@ -16,7 +16,7 @@ const MAX_QUEUED = 1024;
 export interface ChannelEvents {
   /** One record. The listener owns `fds` from here on. */
   message: [data: Buffer, fds: number[]];
-  /** A record that could not be read whole (MSG_TRUNC / MSG_CTRUNC); its fds were already closed. */
+  /** A record that could not be read whole (MSG_TRUNC / MSG_CTRUNC) or was empty; its fds were already closed. */
   malformed: [reason: string];
   /** The channel is closed; error is set when a syscall failed rather than the peer closing. */
   close: [error?: Error];
@@ -120,19 +120,22 @@ export class Channel extends EventEmitter<ChannelEvents> {
         return this.close(error as Error);
       }
       if (record === null) return;
-      const { data, fds, truncated, controlTruncated } = record;
-      if (data.length === 0 && fds.length === 0) return this.close();
-      if (truncated || controlTruncated || data.length > MAX_MESSAGE_BYTES) {
-        for (const fd of fds) native.close(fd);
-        this.emit(
-          'malformed',
-          controlTruncated
-            ? `a record carried more than ${MAX_FDS_PER_MESSAGE} fds`
-            : `a record was over ${MAX_MESSAGE_BYTES} bytes`,
-        );
+      if (record.eof) return this.close();
+      const reason = unreadable(record);
+      if (reason) {
+        for (const fd of record.fds) native.close(fd);
+        this.emit('malformed', reason);
         continue;
       }
-      this.emit('message', data, fds);
+      this.emit('message', record.data, record.fds);
     }
   }
+}
+
+/** Why a record cannot be handed on, if it cannot. */
+function unreadable({ data, truncated, controlTruncated }: ReceivedMessage): string | undefined {
+  if (controlTruncated) return `a record carried more than ${MAX_FDS_PER_MESSAGE} fds`;
+  if (truncated || data.length > MAX_MESSAGE_BYTES) return `a record was over ${MAX_MESSAGE_BYTES} bytes`;
+  if (data.length === 0) return 'a record was empty';
+  return undefined;
 }

@@ -8,7 +8,12 @@ import * as native from '../binding';
 import type { Credentials, PollHandle } from '../binding';
 import { Channel } from './channel';
 import { removeIfStale, type ControlAddress } from './address';
-import { BatonError, ErrorCodes, isSystemError } from '../errors';
+import { BatonError, ErrorCodes, isSystemError, type SystemError } from '../errors';
+
+/** How long accepting pauses when the process is out of fds or socket memory. */
+const ACCEPT_RETRY_MS = 200;
+/** accept4() errors that mean the process (or the system) is out of fds or socket memory. */
+const OUT_OF_RESOURCES = ['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM'];
 
 export interface ControlServerEvents {
   connection: [channel: Channel, peer: Credentials];
@@ -18,6 +23,7 @@ export interface ControlServerEvents {
 export class ControlServer extends EventEmitter<ControlServerEvents> {
   private readonly poll: PollHandle;
   private closed = false;
+  private retry?: NodeJS.Timeout;
 
   private constructor(
     readonly address: ControlAddress,
@@ -50,6 +56,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.retry);
     this.poll.close();
     native.close(this.fd);
     if (!this.address.abstract) {
@@ -67,6 +74,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       try {
         fd = native.accept(this.fd);
       } catch (error) {
+        if (isSystemError(error) && OUT_OF_RESOURCES.includes(error.code)) return this.pause(error);
         this.emit('error', error as Error);
         return;
       }
@@ -81,5 +89,20 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       }
       this.emit('connection', new Channel(fd), peer);
     }
+  }
+
+  /** The connection stays queued and the listener readable: stop polling, or every loop turn fails again. */
+  private pause(cause: SystemError): void {
+    this.poll.stop();
+    this.retry = setTimeout(() => this.poll.start(true, false), ACCEPT_RETRY_MS).unref();
+    this.emit(
+      'error',
+      new BatonError(
+        ErrorCodes.CAPACITY,
+        `control socket ${this.address.display} cannot accept a connection (${cause.code}: out of fds or socket memory); ` +
+          `accepting resumes in ${ACCEPT_RETRY_MS} ms`,
+        { cause },
+      ),
+    );
   }
 }

@@ -3,11 +3,12 @@
 // cleaned up, and a stale one left by a killed process does not block the next.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import * as native from '../../src/binding';
 import { fdCount, freePort, load, ROOT, sleep, start, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
 import { assertCounterSeesLoss } from '../support/control';
 
@@ -32,12 +33,12 @@ test('a worker thread that dies is started again on the same socket', async (t) 
   assert.equal(fdCount(generation.pid), fds, 'same sockets, same fds: nothing leaked by the dead workers');
 });
 
-test('a filesystem control socket gets its mode, survives a stale file, and is removed at exit', async (t) => {
+test('a filesystem control socket gets its mode, survives a stale socket, and is removed at exit', async (t) => {
   await assertCounterSeesLoss(); // control: the same counter does see a loss
   const dir = mkdtempSync(join(tmpdir(), 'baton-sock-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const prefix = join(dir, 'ctl');
-  writeFileSync(`${prefix}_0_0`, 'left behind by a killed process');
+  native.close(native.unixListen(`${prefix}_0_0`, false, 0o600, 4)); // a killed process leaves its socket file
   const port = await freePort();
   const base = { TEST_PORT: port, BATON_SOCKET_PATH: prefix, BATON_SOCKET_MODE: '640', BATON_DRAIN_TIME_S: 1, BATON_PARENT_SHUTDOWN_TIME_S: 1 };
   const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });

@@ -217,16 +217,22 @@ describe('control channel', () => {
     done();
   });
 
-  test('peer close reads as an empty record; a full buffer makes send return false', () => {
+  test('peer close reads as eof, an empty record (even one just before it) does not; a full buffer makes send return false', () => {
     const [client, , done] = pair();
     let sent = 0;
     while (native.sendMessage(client, Buffer.alloc(4096), [])) sent++;
     assert.ok(sent > 0);
     const [a, b] = pair();
+    native.sendMessage(a, Buffer.alloc(0), []);
+    const empty = native.receiveMessage(b, 16, 0)!;
+    assert.deepEqual([empty.data.length, empty.fds.length, empty.eof], [0, 0, false]);
+    native.sendMessage(a, Buffer.alloc(0), []);
+    native.sendMessage(a, Buffer.from('last'), []);
     native.close(a);
+    assert.equal(native.receiveMessage(b, 16, 0)!.eof, false, 'a record is still queued behind it');
+    assert.equal(native.receiveMessage(b, 16, 0)!.data.toString(), 'last');
     const eof = native.receiveMessage(b, 16, 0)!;
-    assert.equal(eof.data.length, 0);
-    assert.equal(eof.fds.length, 0);
+    assert.deepEqual([eof.data.length, eof.fds.length, eof.eof], [0, 0, true]);
     native.close(b);
     done();
   });
