@@ -32,6 +32,8 @@ export const ErrorCodes = {
   WORKER: 'BATON_WORKER',
   /** A fixed-size table or pool (a thread's stats, a stats snapshot, the process's fds, socket memory) is full. */
   CAPACITY: 'BATON_CAPACITY',
+  /** A signal (SIGTERM, SIGINT) stopped a generation before it took over; its parent serves on. */
+  STOPPED: 'BATON_STOPPED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -3,6 +3,7 @@
 // start the worker threads, take over. Any failure before taking over
 // abandons this generation and leaves the parent serving untouched.
 
+import { BatonError, ErrorCodes } from './errors';
 import { parseListen, type ListenerSpec } from './listeners/listener-set';
 import { Generation, type ListenOptions, type StartOptions } from './restart/generation';
 import { WorkerPool, type WorkerPoolOptions } from './workers/pool';
@@ -16,8 +17,9 @@ export interface ServeOptions extends StartOptions, WorkerPoolOptions, ListenOpt
   initialize?: (generation: Generation) => Promise<void> | void;
   /**
    * SIGTERM/SIGINT shut this generation down gracefully, draining for this
-   * long, and SIGUSR1 emits 'reopenLogs'. Default 5000; false to leave
-   * signals alone (Node then opens its inspector on SIGUSR1).
+   * long (before take-over they abandon it: serve() rejects with
+   * BATON_STOPPED), and SIGUSR1 emits 'reopenLogs'. Default 5000; false to
+   * leave signals alone (Node then opens its inspector on SIGUSR1).
    */
   shutdownGraceMs?: number | false;
 }
@@ -31,24 +33,44 @@ export async function serve(options: ServeOptions): Promise<Served> {
   const { listen, workers, initialize, shutdownGraceMs = 5000, script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv, admin, promClient, ...start } =
     options;
   const specs = listen.map((l) => (typeof l === 'string' ? parseListen(l) : l));
-  const generation = await Generation.start(start);
+  // Signals are ours from the first moment: a SIGUSR1 (log rotation) while this generation starts
+  // must not open Node's inspector, and a SIGTERM then abandons it at its next step.
+  let generation: Generation | undefined;
+  let serving = false;
+  let stoppedBy: NodeJS.Signals | undefined;
+  // `on`, not `once`: a second SIGTERM (systemd signals the whole group, `baton run` forwards
+  // its own) must not fall back to the default action and kill the drain halfway.
+  const stop = (signal: NodeJS.Signals): void => {
+    if (serving) void generation!.shutdown(signal, shutdownGraceMs as number);
+    else stoppedBy ??= signal;
+  };
+  const reopenLogs = (): void => void generation?.emit('reopenLogs');
+  const signals = (on: boolean): void => {
+    if (shutdownGraceMs === false) return;
+    const method = on ? 'on' : 'off';
+    process[method]('SIGTERM', stop)[method]('SIGINT', stop)[method]('SIGUSR1', reopenLogs);
+  };
+  const checkStopped = (): void => {
+    if (stoppedBy) throw new BatonError(ErrorCodes.STOPPED, `${stoppedBy} before this generation took over; its parent serves on`);
+  };
+  signals(true);
   let pool: WorkerPool | undefined;
   try {
+    generation = await Generation.start(start);
+    checkStopped();
     await initialize?.(generation);
+    checkStopped();
     await generation.listen(specs, workers, { admin, promClient });
+    checkStopped();
     pool = await WorkerPool.start(generation, { script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv });
+    checkStopped();
     generation.takeOver();
   } catch (error) {
+    signals(false);
     await pool?.stop();
-    await generation.abandon(error as Error);
+    await generation?.abandon(error as Error);
     throw error;
   }
-  if (shutdownGraceMs !== false) {
-    // `on`, not `once`: a second SIGTERM (systemd signals the whole group, `baton run` forwards
-    // its own) must not fall back to the default action and kill the drain halfway.
-    const stop = (signal: NodeJS.Signals) => void generation.shutdown(signal, shutdownGraceMs);
-    process.on('SIGTERM', stop).on('SIGINT', stop);
-    process.on('SIGUSR1', () => generation.emit('reopenLogs'));
-  }
+  serving = true;
   return { generation, pool };
 }

@@ -163,3 +163,16 @@ test('a child the parent gives up on while its workers start, with more UDP sock
   assertNoneLost(t, result, 100);
   assert.deepEqual(Object.keys(result.byResponder).map((r) => r.split(' ')[0]).filter((e, i, all) => all.indexOf(e) === i), ['epoch=0']);
 });
+
+test('a SIGTERM while a child initializes abandons it at its next step (BATON_STOPPED); the parent serves on', async (t) => {
+  const { port, base } = await firstGeneration(t, 'stopped', 2, 60);
+  const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_INIT_MS: 800 });
+  await child.waitFor((l) => l.event === 'transition' && l.to === 'initializing', 5000, 'the child initializing');
+  child.child.kill('SIGTERM');
+  const failure = await child.waitFor((l) => l.event === 'failed', 5000, 'the child stopping');
+  assert.equal(failure.code, 'BATON_STOPPED');
+  assert.equal((await child.exited).code, 3);
+  const after = await load(t, port, { concurrency: 4, durationMs: 500 }).done;
+  assertNoneLost(t, after, 50);
+  assert.deepEqual(Object.keys(after.byResponder).map((r) => r.split(' ')[0]).filter((e, i, all) => all.indexOf(e) === i), ['epoch=0']);
+});

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hotRestartVersion } from '../../src/options';
@@ -132,21 +133,30 @@ test('SIGTERM stops every generation gracefully; one that ignores it is SIGKILLe
   assert.ok(!alive(pid0));
 });
 
-test('SIGUSR1 reaches every generation as reopenLogs (not Node inspector); --pid-file holds the pid until exit', async (t) => {
+test('SIGUSR1 reaches every generation as reopenLogs (not Node inspector), one still starting too; --pid-file holds the pid until exit', async (t) => {
   const pidFile = join(tmpdir(), `baton-pid-${process.pid}`);
   t.after(() => rmSync(pidFile, { force: true }));
-  const { supervisor } = await supervised(t, 'usr1', ['--pid-file', pidFile, '--drain-time-s', '30', '--parent-shutdown-time-s', '60']);
+  const { supervisor, next } = await supervised(t, 'usr1', ['--pid-file', pidFile, '--drain-time-s', '30', '--parent-shutdown-time-s', '60']);
   assert.equal(readFileSync(pidFile, 'utf8'), `${supervisor.pid}\n`);
   supervisor.child.kill('SIGHUP');
   await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  // Epoch 2 starts slowly: the SIGUSR1 below reaches it while it initializes.
+  next.set({ TEST_INIT_MS: 1500 });
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(logged(/^epoch 2 starting/), 5000, 'epoch 2 starting');
+  const pid2 = pidOf(supervisor, 2);
+  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing' && l.pid === pid2, 5000, 'epoch 2 initializing');
   supervisor.child.kill('SIGUSR1');
   for (const epoch of [0, 1]) await supervisor.waitFor((l) => l.event === 'reopenLogs' && l.epoch === epoch, 5000, `epoch ${epoch} reopening logs`);
+  await supervisor.waitFor(tookOver(2), 15_000, 'epoch 2 taking over');
   assert.ok(!supervisor.lines.some((l) => /Debugger listening/.test(String(l.text))));
+  const inspector = await new Promise<string>((resolve) => connect(9229, '127.0.0.1', () => resolve('open')).on('error', (e: NodeJS.ErrnoException) => resolve(e.code!)));
+  assert.equal(inspector, 'ECONNREFUSED', 'no inspector was opened');
   // As systemd does (KillMode=control-group): SIGTERM to every process, and the supervisor forwards its own.
   supervisor.child.kill('SIGTERM');
-  for (const epoch of [0, 1]) process.kill(pidOf(supervisor, epoch), 'SIGTERM');
+  for (const epoch of [0, 1, 2]) process.kill(pidOf(supervisor, epoch), 'SIGTERM');
   assert.deepEqual(await supervisor.exited, { code: 0, signal: null });
-  for (const epoch of [0, 1]) assert.ok(supervisor.lines.some(logged(new RegExp(`^epoch ${epoch} exited \\(code 0\\)`))), `a second SIGTERM does not kill epoch ${epoch}`);
+  for (const epoch of [0, 1, 2]) assert.ok(supervisor.lines.some(logged(new RegExp(`^epoch ${epoch} exited \\(code 0\\)`))), `a second SIGTERM does not kill epoch ${epoch}`);
   assert.equal(existsSync(pidFile), false, 'pid file removed at exit');
 });
 
