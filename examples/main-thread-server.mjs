@@ -7,7 +7,7 @@
 
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { Generation } from 'baton';
+import { drainHttp, Generation, stopListening } from 'baton';
 
 const { values } = parseArgs({ options: { port: { type: 'string', default: '8080' } } });
 
@@ -17,19 +17,27 @@ const generation = await Generation.start();
 const sockets = await generation.listen([{ host: '127.0.0.1', port: Number(values.port) }], 1);
 // 3. One server per socket worker 0 accepts on: its own and, after a decrease, the parent's
 //    surplus ones until they are retired. Each listen() gets its own dup: Node closes it with the server.
+//    drainHttp follows the generation's drain: Connection: close on answers, idle keep-alives closed.
 const answer = (req, res) => res.end(`epoch=${generation.epoch} worker=0\n`);
-const servers = new Map(sockets.servedBy(0).map((entry) => [entry, http.createServer(answer)]));
+const serverFor = () => {
+  const server = http.createServer(answer);
+  drainHttp(server, generation.drainController);
+  return server;
+};
+const servers = new Map(sockets.servedBy(0).map((entry) => [entry, serverFor()]));
+const everyServer = [...servers.values()]; // a retired one's keep-alive connections are still closed at the end
 const listen = (entry, server) => !server.listening && server.listen({ fd: sockets.dup(entry.listener.index, entry.index) }, entry.listener.backlog);
 // Accept when the generation says so: at takeOver(), and again should a stop be undone. On a stop, a
-// listener the child dropped (in `keep`) is still served until it is retired.
+// listener the child dropped (in `keep`) is still served until it is retired. stopListening, not
+// server.close(): that would also cut idle keep-alive connections, which clients may be reusing.
 generation.on('resumeAccepting', () => servers.forEach((server, entry) => listen(entry, server)));
-generation.on('stopAccepting', (keep) => servers.forEach((server, entry) => !keep.includes(entry.listener) && server.close()));
+generation.on('stopAccepting', (keep) => servers.forEach((server, entry) => !keep.includes(entry.listener) && stopListening(server)));
 generation.onRetire((entry) => {
-  servers.get(entry)?.close();
+  const server = servers.get(entry);
+  if (server) stopListening(server);
   servers.delete(entry);
 });
-generation.on('drain', () => servers.forEach((server) => server.closeIdleConnections()));
-generation.onTerminate(() => servers.forEach((server) => server.closeAllConnections()));
+generation.onTerminate(() => everyServer.forEach((server) => server.closeAllConnections()));
 // 4. Take over: we accept, the parent drains, and this generation can have a child of its own.
 generation.takeOver();
 // 5. Signals are ours without serve(): stop gracefully, and take the SIGUSR1 that `baton run`

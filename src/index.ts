@@ -68,7 +68,7 @@ export {
   type DrainProgress,
   type DrainStrategy,
 } from './drain/controller';
-export type { DrainAdapter, DrainAdapterOptions } from './drain/adapter';
+export { stopListening, type DrainAdapter, type DrainAdapterOptions } from './drain/adapter';
 export { drainHttp } from './drain/http';
 export { drainHttp2 } from './drain/http2';
 export { drainNet, type NetDrainAdapter } from './drain/net';

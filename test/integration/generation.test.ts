@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { get } from 'node:http';
+import { Agent, get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -68,14 +68,29 @@ test('an application serving without the worker pool hands over with zero lost',
   const parent = example(0);
   await parent.waitFor(isServing, 15_000, 'epoch 0 serving');
   const traffic = load(t, port, { concurrency: 16 });
+  // Keep-alive clients too: the old generation must close their connections the HTTP way, not reset them.
+  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  t.after(() => agent.destroy());
+  let running = true;
+  const keepAliveFailures: string[] = [];
+  const keepAlive = Array.from({ length: 4 }, async () => {
+    while (running) {
+      await new Promise<void>((done) =>
+        get({ host: '127.0.0.1', port, path: '/', agent }, (res) => res.resume().on('end', done)).on('error', (e) => (keepAliveFailures.push(e.message), done())),
+      );
+    }
+  });
   await sleep(300);
   const child = example(1);
   await child.waitFor(isServing, 15_000, 'epoch 1 serving');
   assert.deepEqual(await parent.exited, { code: 0, signal: null });
   await sleep(300);
   traffic.stop();
+  running = false;
+  await Promise.all(keepAlive);
   const result = await traffic.done;
   assert.equal(result.lost, 0, JSON.stringify(result.errors));
+  assert.deepEqual(keepAliveFailures, [], 'every keep-alive request answered');
   assert.ok(result.byResponder['epoch=0 worker=0'] > 0 && result.byResponder['epoch=1 worker=0'] > 0, JSON.stringify(result.byResponder));
   child.child.kill('SIGUSR1');
   await child.waitFor((l) => /nothing to reopen/.test(String(l.text)), 5000, 'SIGUSR1 handled');
