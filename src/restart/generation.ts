@@ -397,12 +397,14 @@ export class Generation extends EventEmitter<GenerationEvents> {
       }
     }
     for (const entry of close) {
-      this.listenerSet.retire(entry);
-      // Our own servers let go after the fact, and our parent's copy goes too: a UDP socket is only gone once all have.
-      this.runRetireHooks(entry).then(
-        () => this.child.reportRetired(entry.listener.address, entry.index),
-        (error: Error) => this.warn(`closing socket ${entry.index} of ${entry.listener.name}: ${error.message}`),
-      );
+      // Our servers let go first (a worker starting right now must not dup an fd number closed under it),
+      // then the socket goes, and our parent's copy too: a UDP socket is only gone once all have.
+      this.runRetireHooks(entry)
+        .then(() => {
+          this.listenerSet.retire(entry);
+          return this.child.reportRetired(entry.listener.address, entry.index);
+        })
+        .catch((error: Error) => this.warn(`closing socket ${entry.index} of ${entry.listener.name}: ${error.message}`));
     }
   }
 
