@@ -63,6 +63,10 @@ export async function serve(options: ServeOptions): Promise<Served> {
     await generation.listen(specs, workers, { admin, promClient });
     checkStopped();
     pool = await WorkerPool.start(generation, { script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv });
+    // A worker that dies or cannot start again shows in the supervisor's log.
+    const g = generation;
+    pool.on('warning', (message) => g.warn(message));
+    pool.on('workerExit', (index, code, error) => g.warn(`worker ${index} exited (code ${code})${error ? `: ${error.message}` : ''}`));
     checkStopped();
     generation.takeOver();
   } catch (error) {

@@ -315,6 +315,12 @@ export class Generation extends EventEmitter<GenerationEvents> {
     this.terminateHooks.push(hook);
   }
 
+  /** A 'warning' event, and a line in the status the supervisor logs (the application's workers' troubles, say). */
+  warn(message: string): void {
+    this.emit('warning', message);
+    this.status.report({ event: 'warning', message });
+  }
+
   /** Stops this generation: no more accepting, open connections drained for up to `graceMs`, then terminated. */
   async shutdown(reason: string, graceMs: number): Promise<void> {
     if (this.stopping || this.parent.is('terminating', 'terminated')) return;
@@ -455,10 +461,6 @@ export class Generation extends EventEmitter<GenerationEvents> {
     for (const hook of this.retireHooks) await hook(entry);
   }
 
-  private warn(message: string): void {
-    this.emit('warning', message);
-    this.status.report({ event: 'warning', message });
-  }
 
   /** Terminate hooks, then every fd this generation owns. */
   private async close(): Promise<void> {

@@ -20,10 +20,18 @@ export interface WorkerPoolOptions {
   startTimeoutMs?: number;
   /** How long a worker may take to exit once told to terminate. Default 5 s. */
   stopTimeoutMs?: number;
-  /** Wait before starting a worker again after it died. Default 100 ms. */
+  /**
+   * Wait before starting a worker again after it died. Default 100 ms; it
+   * doubles with each restart that follows the last within RESTART_WINDOW_MS,
+   * up to MAX_RESTART_DELAY_MS, so a worker that cannot start does not spin.
+   */
   restartDelayMs?: number;
   execArgv?: string[];
 }
+
+/** Restarts closer together than this count as one crash loop. */
+const RESTART_WINDOW_MS = 10_000;
+const MAX_RESTART_DELAY_MS = 10_000;
 
 export interface WorkerPoolEvents {
   /** A worker died and is being started again. */
@@ -38,6 +46,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   /** While not accepting: listeners still served until retired. */
   private keep: string[] = [];
   private terminating = false;
+  /** Per worker index: when it was last started again, and how many restarts came in a row before. */
+  private readonly restarts = new Map<number, { at: number; inARow: number }>();
   private readonly startTimeoutMs: number;
   private readonly stopTimeoutMs: number;
   private readonly restartDelayMs: number;
@@ -183,13 +193,19 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   private respawn(index: number): void {
     this.generation.engine.workerRestarted(index);
+    const now = performance.now();
+    const last = this.restarts.get(index);
+    const inARow = last && now - last.at < RESTART_WINDOW_MS ? last.inARow + 1 : 0;
+    this.restarts.set(index, { at: now, inARow });
+    const delayMs = Math.min(this.restartDelayMs * 2 ** inARow, MAX_RESTART_DELAY_MS);
+    if (inARow > 0) this.emit('warning', `worker ${index}: restart ${inARow + 1} in a row, in ${delayMs} ms`);
     setTimeout(() => {
       if (this.terminating) return;
       this.spawn(index).catch((error: Error) => {
         this.emit('warning', `worker ${index} failed to start again: ${error.message}`);
         if (!this.terminating) this.respawn(index);
       });
-    }, this.restartDelayMs);
+    }, delayMs);
   }
 
   /** Tells every worker to terminate and waits; a worker that lingers is stopped by force. */

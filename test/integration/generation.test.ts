@@ -14,6 +14,19 @@ import { assertCounterSeesLoss } from '../support/control';
 
 const serving = (l: Line) => l.event === 'serving';
 
+test('a worker that cannot start again is retried less and less often, and every failure is in the status log', async (t) => {
+  const port = await freePort();
+  const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('crashloop'), BATON_RESTART_EPOCH: 0, TEST_WORKERS: 2, TEST_BROKEN_RESTARTS: 1 });
+  await generation.waitFor(serving, 15_000, 'serving');
+  await new Promise((done) => get({ host: '127.0.0.1', port, path: '/crash' }, (res) => res.resume().on('end', done)).on('error', done));
+  await generation.waitFor((l) => l.event === 'workerExit', 5_000, 'a worker exit');
+  await sleep(3000);
+  const failed = generation.lines.filter((l) => l.event === 'warning' && /failed to start again: .*this deploy is broken/.test(String(l.message)));
+  // 100, 200, 400, 800, 1600 ms apart: at most 5 tries in 3 s (a fixed 100 ms gave about 20).
+  assert.ok(failed.length >= 2 && failed.length <= 5, `${failed.length} tries in 3 s`);
+  assert.ok(generation.lines.some((l) => l.event === 'warning' && /worker \d: restart \d in a row, in \d+ ms/.test(String(l.message))));
+});
+
 test('a worker thread that dies is started again on the same socket', async (t) => {
   await assertCounterSeesLoss(); // control: the same counter does see a loss
   const port = await freePort();
