@@ -328,6 +328,16 @@ export class Generation extends EventEmitter<GenerationEvents> {
     this.child.detach(); // a parent still draining takes the traffic back at once
     void this.retirer?.stop();
     this.setAccepting(false);
+    // Without hot restart no child shares our sockets: they leave their groups now, so new connections go
+    // to the generation started beside us (or are refused at once) instead of waiting in queues nobody accepts.
+    if (this.options.disableHotRestart) {
+      for (const entry of this.sockets?.fromTop(() => true) ?? []) {
+        this.runRetireHooks(entry).then(
+          () => this.sockets!.retire(entry),
+          (error: Error) => this.warn(`closing socket ${entry.index} of ${entry.listener.name}: ${error.message}`),
+        );
+      }
+    }
     this.emit('drain', graceMs);
     await new Promise((resolve) => setTimeout(resolve, graceMs).unref());
     await this.parent.terminate(reason);

@@ -187,12 +187,18 @@ test('--use-dynamic-base-id gives a second instance the next free base id; the s
 });
 
 test('--disable-hot-restart: each epoch starts cold on new sockets, and the supervisor stops the old one', async (t) => {
-  const { supervisor } = await supervised(t, 'cold', ['--disable-hot-restart']);
+  const { supervisor, port } = await supervised(t, 'cold', ['--disable-hot-restart'], { TEST_SHUTDOWN_GRACE_MS: 3000 });
   const pid0 = pidOf(supervisor, 0);
   supervisor.child.kill('SIGHUP');
   const took = await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
   assert.equal(took.inherited, 0);
   assert.equal(took.created, 2);
+  // Stopped at epoch 1's take-over, epoch 0 lets go of its listeners at once, not after its drain: epoch 1's two are left.
+  const listening = () => readFileSync('/proc/net/tcp', 'utf8').split('\n').filter((l) => l.includes(`:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`)).length;
+  const deadline = Date.now() + 1000;
+  while (listening() !== 2 && Date.now() < deadline) await sleep(20);
+  assert.equal(listening(), 2);
+  assert.ok(alive(pid0), 'epoch 0 still drains meanwhile');
   await supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), 10_000, 'epoch 0 stopped');
   assert.ok(!alive(pid0));
   assert.ok(!supervisor.lines.some((l) => l.event === 'transition' && l.machine === 'child' && l.to === 'handshaking'), 'no handshake at all');
