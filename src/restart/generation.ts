@@ -331,12 +331,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     // Without hot restart no child shares our sockets: they leave their groups now, so new connections go
     // to the generation started beside us (or are refused at once) instead of waiting in queues nobody accepts.
     if (this.options.disableHotRestart) {
-      for (const entry of this.sockets?.fromTop(() => true) ?? []) {
-        this.runRetireHooks(entry).then(
-          () => this.sockets!.retire(entry),
-          (error: Error) => this.warn(`closing socket ${entry.index} of ${entry.listener.name}: ${error.message}`),
-        );
-      }
+      for (const entry of this.sockets?.fromTop(() => true) ?? []) void this.letGo(entry);
     }
     this.emit('drain', graceMs);
     await new Promise((resolve) => setTimeout(resolve, graceMs).unref());
@@ -413,14 +408,10 @@ export class Generation extends EventEmitter<GenerationEvents> {
       }
     }
     for (const entry of close) {
-      // Our servers let go first (a worker starting right now must not dup an fd number closed under it),
-      // then the socket goes, and our parent's copy too: a UDP socket is only gone once all have.
-      this.runRetireHooks(entry)
-        .then(() => {
-          this.listenerSet.retire(entry);
-          return this.child.reportRetired(entry.listener.address, entry.index);
-        })
-        .catch((error: Error) => this.warn(`closing socket ${entry.index} of ${entry.listener.name}: ${error.message}`));
+      // Our parent's copy goes too: a UDP socket is only gone once all have.
+      void this.letGo(entry).then(async (gone) => {
+        if (gone) await this.child.reportRetired(entry.listener.address, entry.index);
+      });
     }
   }
 
@@ -456,21 +447,29 @@ export class Generation extends EventEmitter<GenerationEvents> {
   private async closeRetired(address: ListenerAddress, index: number): Promise<void> {
     const name = listenerName(address);
     const entry = this.sockets?.entries().find((e) => e.listener.name === name && e.index === index);
-    if (entry) {
-      try {
-        await this.runRetireHooks(entry);
-        this.sockets!.retire(entry);
-      } catch (error) {
-        this.warn(`closing retired socket ${index} of ${name}: ${(error as Error).message}`);
-      }
-    }
+    if (entry) await this.letGo(entry);
     await this.child.reportRetired(address, index);
+  }
+
+  /**
+   * Our servers let go of a socket, then it closes: in that order, so that a
+   * worker starting right now never dups an fd number closed under it.
+   * Whether it went; a failure is a warning.
+   */
+  private async letGo(entry: SocketEntry): Promise<boolean> {
+    try {
+      await this.runRetireHooks(entry);
+      this.sockets!.retire(entry);
+      return true;
+    } catch (error) {
+      this.warn(`closing socket ${entry.index} of ${entry.listener.name}: ${(error as Error).message}`);
+      return false;
+    }
   }
 
   private async runRetireHooks(entry: SocketEntry): Promise<void> {
     for (const hook of this.retireHooks) await hook(entry);
   }
-
 
   /** Terminate hooks, then every fd this generation owns. */
   private async close(): Promise<void> {

@@ -35,6 +35,11 @@ export async function supervised(t: TestContext, name: string, flags: string[] =
   return { port, next, supervisor };
 }
 
+/** The epochs that answered a load ('epoch=N'), each once, in the order first seen. */
+export function epochsAnswering(run: { byResponder: Record<string, number> }): string[] {
+  return [...new Set(Object.keys(run.byResponder).map((r) => r.split(' ')[0]))];
+}
+
 export function assertNoneLost(t: TestContext, run: { attempted: number; answered: number; lost: number; errors: object }, min = 300): void {
   t.diagnostic(`attempted ${run.attempted}, answered ${run.answered}, lost ${run.lost} ${JSON.stringify(run.errors)}`);
   assert.ok(run.attempted > min, `load too small to mean anything: ${run.attempted}`);
