@@ -5,7 +5,8 @@
 
 import * as http from 'node:http';
 import { stopListening } from '../drain/adapter';
-import type { Listener, ListenerSet, SocketEntry } from '../listeners/listener-set';
+import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
+import type { Listener } from '../listeners/spec';
 
 export class AdminListener {
   private readonly servers = new Map<SocketEntry, http.Server>();
