@@ -12,7 +12,7 @@ import { createSocket } from 'node:dgram';
 import { BlockList, connect, isIP } from 'node:net';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { invalidArgument } from '../errors';
+import { invalidArgument } from '../../src/errors';
 
 export interface LoadTarget {
   host: string;

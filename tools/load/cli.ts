@@ -2,12 +2,12 @@
 // channel (spawnLoad), it reports to its parent; run by hand, it prints the
 // final result as one JSON line.
 //
-//   node dist/src/load/cli.js --target 127.0.0.1:8080 [--target [::1]:8080 ...]
+//   node dist/tools/load/cli.js --target 127.0.0.1:8080 [--target [::1]:8080 ...]
 //     --concurrency 32 --duration-ms 10000 [--max-connections N]
 //     [--timeout-ms 5000] [--expect-body-prefix epoch=] [--path /] [--protocol tcp|udp]
 
 import { parseArgs } from 'node:util';
-import { invalidArgument } from '../errors';
+import { invalidArgument } from '../../src/errors';
 import { startLoad, type LoadOptions, type LoadProcessMessage, type LoadRun, type LoadTarget } from './index';
 
 const USAGE =
