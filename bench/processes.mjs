@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { spawnLoad } from '../dist/src/load/index.js';
+import { spawnLoad } from '../dist/tools/load/index.js';
 
 /** Process groups (servers) and single pids (load processes) still running. */
 const groups = new Set();

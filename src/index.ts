@@ -19,13 +19,8 @@ export type { ChildState } from './restart/child';
 export type { ParentState } from './restart/parent';
 export { WorkerPool, type WorkerPoolOptions } from './workers/pool';
 export { workerContext, WorkerContext } from './workers/worker';
-export {
-  ListenerSet,
-  parseListen,
-  type Listener,
-  type ListenerSpec,
-  type SocketEntry,
-} from './listeners/listener-set';
+export { ListenerSet, type SocketEntry } from './listeners/listener-set';
+export { parseListen, type Listener, type ListenerSpec } from './listeners/spec';
 export {
   defaultOptions,
   hotRestartVersion,

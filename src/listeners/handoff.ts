@@ -8,7 +8,8 @@
 import { EventEmitter } from 'node:events';
 import { closeAll } from '../protocol/connection';
 import type { GetSockets, HeldListener, ListenerAddress, SocketRef, SurplusPolicy, WantedListener } from '../protocol/messages';
-import { ListenerSet, listenerName, type InheritedSockets, type Listener, type SocketEntry } from './listener-set';
+import { ListenerSet, type InheritedSockets, type SocketEntry } from './listener-set';
+import { listenerName, type Listener } from './spec';
 import { planHandoff, takenSockets, type HandoffPlan } from './plan';
 import { Retirer } from './retirer';
 

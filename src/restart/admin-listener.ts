@@ -4,7 +4,8 @@
 // answers 503 once its generation stopped accepting.
 
 import * as http from 'node:http';
-import type { Listener, ListenerSet, SocketEntry } from '../listeners/listener-set';
+import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
+import type { Listener } from '../listeners/spec';
 import type { Follower } from './follower';
 import { MainThreadServer } from './main-thread-server';
 

@@ -2,7 +2,8 @@
 // listener, a server on the main thread, anything an application adds)
 // follows the same five moments of the generation, through this one shape.
 
-import type { Listener, SocketEntry } from '../listeners/listener-set';
+import type { SocketEntry } from '../listeners/listener-set';
+import type { Listener } from '../listeners/spec';
 
 export interface Follower {
   /**

@@ -6,7 +6,8 @@
 // numbers are in, so that no scrape sees a counter go back.
 
 import { DrainController, type DrainStrategy } from '../drain/controller';
-import type { Listener, ListenerSet, SocketEntry } from '../listeners/listener-set';
+import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
+import type { Listener } from '../listeners/spec';
 import { MAX_MESSAGE_BYTES } from '../protocol/messages';
 import { metricsHandler } from '../stats/admin';
 import { EngineMetrics } from '../stats/engine';

@@ -6,7 +6,8 @@
 
 import * as net from 'node:net';
 import { drainByProtocol, isHttp1Server } from '../drain/server';
-import type { Listener, ListenerSet, SocketEntry } from '../listeners/listener-set';
+import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
+import type { Listener } from '../listeners/spec';
 import { ListenerServers, type Servable } from '../listeners/servers';
 import { invalidArgument } from '../errors';
 import type { Follower } from './follower';

@@ -7,7 +7,8 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
-import type { Listener, SocketEntry } from '../listeners/listener-set';
+import type { SocketEntry } from '../listeners/listener-set';
+import type { Listener } from '../listeners/spec';
 import type { Follower } from '../restart/follower';
 import type { Generation } from '../restart/generation';
 import { BOOT_KEY, isFromWorker, type ToWorker, type WorkerBootData } from './messages';

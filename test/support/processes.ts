@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
-import { spawnLoad, type LoadOptions } from '../../src/load';
+import { spawnLoad, type LoadOptions } from '../../tools/load';
 
 export const ROOT = resolve(__dirname, '../../..');
 export const FIXTURE = resolve(ROOT, 'test/fixtures/generation.mjs');
