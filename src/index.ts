@@ -13,7 +13,8 @@ export { BatonError, ErrorCodes, type ErrorCode, type SystemError } from './erro
 export { serve, type ServeOptions, type Served } from './serve';
 export { Generation, type GenerationEvents, type ListenOptions, type StartOptions } from './restart/generation';
 export type { Follower } from './restart/follower';
-export { MainThreadServer, serveOnMainThread, type MainThreadServeOptions } from './restart/main-thread-server';
+export { MainThreadServer, type MainThreadServeOptions } from './restart/main-thread-server';
+export { serveOnMainThread } from './restart/serve-on-main-thread';
 export type { Transition } from './restart/machine';
 export type { ChildState } from './restart/child';
 export type { ParentState } from './restart/parent';

@@ -14,7 +14,7 @@ import { controlAddress } from '../../dist/src/channel/address.js';
 import { ControlServer } from '../../dist/src/channel/server.js';
 import { planHandoff, takenSockets } from '../../dist/src/listeners/plan.js';
 import { hotRestartVersion } from '../../dist/src/options.js';
-import { closeAll } from '../../dist/src/protocol/connection.js';
+import { closeAll } from '../../dist/src/channel/connection.js';
 import { ChildMachine } from '../../dist/src/restart/child.js';
 import { ParentMachine } from '../../dist/src/restart/parent.js';
 import { printFigures } from '../report.mjs';

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import * as native from '../../dist/src/binding.js';
 import { Channel } from '../../dist/src/channel/channel.js';
 import { hotRestartVersion } from '../../dist/src/options.js';
-import { Connection } from '../../dist/src/protocol/connection.js';
+import { Connection } from '../../dist/src/channel/connection.js';
 import { PROTOCOL_VERSION } from '../../dist/src/protocol/messages.js';
 
 const REQUEST_TIMEOUT_MS = 5000;

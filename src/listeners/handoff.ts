@@ -6,7 +6,7 @@
 // wires it to the state machines and to the followers that serve the sockets.
 
 import { EventEmitter } from 'node:events';
-import { closeAll } from '../protocol/connection';
+import { closeAll } from '../channel/connection';
 import type { GetSockets, HeldListener, ListenerAddress, SocketRef, SurplusPolicy, WantedListener } from '../protocol/messages';
 import { ListenerSet, type InheritedSockets, type SocketEntry } from './listener-set';
 import { listenerName, type Listener } from './spec';

@@ -8,7 +8,7 @@ import { BatonError, ErrorCodes, errorCodeOf } from '../errors';
 import { Channel } from '../channel/channel';
 import { connectControl, type ControlAddress } from '../channel/address';
 import * as native from '../binding';
-import { Connection, closeAll } from '../protocol/connection';
+import { Connection, closeAll } from '../channel/connection';
 import { PROTOCOL_VERSION, type Accepting, type GetSockets, type HeldListener, type ListenerAddress, type Message, type Retired, type Sockets, type Stats } from '../protocol/messages';
 import { joinSnapshots, type StatsSnapshot } from '../stats/snapshot';
 import type { InheritedSockets } from '../listeners/listener-set';

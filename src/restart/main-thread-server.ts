@@ -5,13 +5,12 @@
 // workers its own way (or none) serves with serveOnMainThread().
 
 import * as net from 'node:net';
-import { drainByProtocol, isHttp1Server } from '../drain/server';
+import { isHttp1Server } from '../drain/server';
 import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
 import type { Listener } from '../listeners/spec';
 import { ListenerServers, type Servable } from '../listeners/servers';
 import { invalidArgument } from '../errors';
 import type { Follower } from './follower';
-import type { Generation } from './generation';
 
 export interface MainThreadServeOptions {
   /** The listener's name ('tcp://127.0.0.1:8080'); default: the only listener. */
@@ -61,18 +60,4 @@ export class MainThreadServer implements Follower {
     const target = this.servers.target;
     if (target instanceof net.Server && isHttp1Server(target)) target.closeAllConnections();
   }
-}
-
-/**
- * Serves `target` (an http, https, http2 or net server, or a dgram socket)
- * on the main thread, on the generation's sockets of one listener: from
- * takeOver() on (or at once if the generation already accepts), stopping
- * and draining with the generation (drainHttp or drainHttp2 for those
- * servers), letting go of retired sockets, closed at termination.
- */
-export function serveOnMainThread(generation: Generation, target: Servable, options: MainThreadServeOptions = {}): MainThreadServer {
-  const server = new MainThreadServer(generation.listenerSet, target, options, (message) => generation.warn(message));
-  if (target instanceof net.Server) drainByProtocol(target, generation.drainController);
-  generation.follow(server);
-  return server;
 }

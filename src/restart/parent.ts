@@ -7,7 +7,7 @@
 import { BatonError, ErrorCodes, type ErrorCode } from '../errors';
 import type { Channel } from '../channel/channel';
 import type { Credentials } from '../binding';
-import { Connection, closeAll } from '../protocol/connection';
+import { Connection, closeAll } from '../channel/connection';
 import {
   PROTOCOL_VERSION,
   socketsRecords,

@@ -12,7 +12,7 @@ import * as native from '../../src/binding';
 import { Channel } from '../../src/channel/channel';
 import { controlAddress } from '../../src/channel/address';
 import { ControlServer } from '../../src/channel/server';
-import { Connection } from '../../src/protocol/connection';
+import { Connection } from '../../src/channel/connection';
 import { ProtocolError, type Message } from '../../src/protocol/messages';
 
 test('records for a peer that does not read: cut off with BATON_PROTOCOL after 1024 queued', async (t) => {

@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import { test } from 'node:test';
 import { Generation } from '../../src/restart/generation';
 import type { Follower } from '../../src/restart/follower';
-import { serveOnMainThread } from '../../src/restart/main-thread-server';
+import { serveOnMainThread } from '../../src/restart/serve-on-main-thread';
 import { freePort, uniqueSocketPath } from '../support/processes';
 
 function recorder(calls: string[], name: string): Follower {

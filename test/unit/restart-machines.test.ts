@@ -10,7 +10,7 @@ import * as native from '../../src/binding';
 import { controlAddress, type ControlAddress } from '../../src/channel/address';
 import { Channel } from '../../src/channel/channel';
 import { ControlServer } from '../../src/channel/server';
-import { Connection, closeAll, type Answer } from '../../src/protocol/connection';
+import { Connection, closeAll, type Answer } from '../../src/channel/connection';
 import { PROTOCOL_VERSION, type GetSockets, type Hello, type Message, type Sockets, type WantedListener, type Welcome } from '../../src/protocol/messages';
 import { ChildMachine, type ChildOptions, type ChildState, type Handover } from '../../src/restart/child';
 import type { StateMachine, Transition } from '../../src/restart/machine';

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import * as native from '../binding';
 import { BatonError, ErrorCodes, errorCodeOf } from '../errors';
-import type { Channel } from '../channel/channel';
+import type { Channel } from './channel';
 import {
   decode,
   encode,
@@ -17,7 +17,7 @@ import {
   type SocketRef,
   type Sockets,
   type Stats,
-} from './messages';
+} from '../protocol/messages';
 
 /** A reply as the requester sees it: a multi-record `sockets` answer is joined into one. */
 export interface Answer {
