@@ -7,6 +7,7 @@ import { isIP, SocketAddress } from 'node:net';
 import * as native from '../binding';
 import type { Family } from '../binding';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
+import { integerIn } from '../validate';
 import type { HeldListener, ListenerAddress, Protocol } from '../protocol/messages';
 import { MAX_LISTENERS, MAX_WORKERS } from '../protocol/messages';
 import type { HandoffPlan } from './plan';
@@ -112,7 +113,7 @@ export class ListenerSet {
    * unaffected.
    */
   static assemble(listeners: Listener[], workers: number, plan: HandoffPlan, inherited: InheritedSockets): ListenerSet {
-    if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) throw invalidArgument(`workers must be 1..${MAX_WORKERS}`);
+    integerIn(workers, 'workers', 1, MAX_WORKERS);
     const set = new ListenerSet(listeners, workers);
     const unclaimed = new Set([...inherited.values()].flatMap((byIndex) => [...byIndex.values()]));
     try {

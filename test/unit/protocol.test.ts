@@ -3,7 +3,6 @@ import { describe, test } from 'node:test';
 import {
   decode,
   encode,
-  MAX_FDS_PER_MESSAGE,
   MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -11,6 +10,7 @@ import {
   socketsRecords,
   type Message,
 } from '../../src/protocol/messages';
+import { SCM_MAX_FD } from '../../src/binding';
 
 const samples: Message[] = [
   { type: 'hello', protocol: PROTOCOL_VERSION, hotRestartVersion: 'baton.protocol1', epoch: 3, pid: 42 },
@@ -122,12 +122,12 @@ describe('protocol', () => {
     for (const count of [0, 1, 253, 254, 1024, 256 * 16]) {
       const refs = Array.from({ length: count }, (_, i) => ({ listener: Math.floor(i / 16) % 256, index: i % 16 }));
       const records = socketsRecords(5, refs, held);
-      assert.equal(records.length, Math.max(1, Math.ceil(count / MAX_FDS_PER_MESSAGE)));
+      assert.equal(records.length, Math.max(1, Math.ceil(count / SCM_MAX_FD)));
       assert.deepEqual(records.flatMap((r) => r.sockets), refs);
       records.forEach((r, part) => {
         assert.equal(r.part, part);
         assert.equal(r.parts, records.length);
-        assert.ok(r.sockets.length <= MAX_FDS_PER_MESSAGE);
+        assert.ok(r.sockets.length <= SCM_MAX_FD);
         assert.deepEqual(r.held, part === 0 ? held : []);
         assert.deepEqual(decode(encode(r), r.sockets.length), r);
       });
