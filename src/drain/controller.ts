@@ -97,6 +97,17 @@ export class DrainController extends EventEmitter<DrainControllerEvents> {
     this.timer = setTimeout(() => this.expire(), drainMs).unref();
   }
 
+  /**
+   * Drains for `drainMs` from now, calling off the drain under way if any (a
+   * generation asked to drain again, after it resumed or by a later child).
+   * A bad `drainMs` leaves the drain under way untouched.
+   */
+  restart(drainMs: number): void {
+    integerIn(drainMs, 'drainMs', 0, 2 ** 31 - 1);
+    this.stop();
+    this.start(drainMs);
+  }
+
   /** Calls the drain off: answers are no again. */
   stop(): void {
     if (!this.draining) return;
