@@ -138,8 +138,6 @@ export interface Stats {
 export interface Ack {
   type: 'ack';
   re: number;
-  /** Milliseconds the parent will drain for (drain acks only). */
-  drainMs?: number;
 }
 /** Answers a request (re) or, without re, a record that could not be read. */
 export interface ErrorReply {
@@ -318,11 +316,7 @@ const decoders: { [T in Message['type']]: (o: Fields) => Extract<Message, { type
       held: list(o, 'held', MAX_LISTENERS, heldListener(o)),
     };
   },
-  ack: (o) => ({
-    type: 'ack',
-    re: int(o, 're'),
-    ...(o.drainMs === undefined ? {} : { drainMs: int(o, 'drainMs') }),
-  }),
+  ack: (o) => ({ type: 'ack', re: int(o, 're') }),
   error: (o) => ({
     type: 'error',
     ...(o.re === undefined ? {} : { re: int(o, 're') }),

@@ -29,7 +29,6 @@ const samples: Message[] = [
   { type: 'getStats', id: 6 },
   { type: 'stats', re: 6, part: 0, parts: 2, snapshot: { format: 'baton.stats.snapshot/1', metrics: [] } },
   { type: 'stats', final: true, part: 1, parts: 2, snapshot: {} },
-  { type: 'ack', re: 2, drainMs: 1000 },
   { type: 'ack', re: 3 },
   { type: 'error', re: 1, code: 'BATON_PROTOCOL', message: 'no' },
   { type: 'error', code: 'BATON_PROTOCOL', message: 'unreadable' },
