@@ -37,6 +37,10 @@ function load(): NativeBinding {
 }
 
 const native = load();
+// An addon built from older sources (a stale build/) would leave the fd limit undefined, and every check against it passing.
+if (typeof native.SCM_MAX_FD !== 'number') {
+  throw new BatonError(ErrorCodes.ADDON_NOT_FOUND, "baton's native addon is older than its JavaScript: run `npm rebuild baton` (or `npx node-gyp rebuild`)");
+}
 
 const MAX_FD = 2 ** 31 - 1;
 /** The kernel's limit of fds on one sendmsg(), as the addon was built with. */
