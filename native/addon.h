@@ -8,6 +8,10 @@
 #include <cstddef>
 #include <string>
 
+// SCM_MAX_FD: the kernel refuses more fds in one message. Exported as
+// SCM_MAX_FD, the one definition JS uses.
+constexpr size_t kMaxFds = 253;
+
 // Per napi_env state (one per thread that loads the addon), so nothing is
 // shared between worker threads.
 class Baton : public Napi::Addon<Baton> {

@@ -18,9 +18,6 @@
 
 namespace {
 
-// SCM_MAX_FD: the kernel refuses more fds in one message.
-constexpr size_t kMaxFds = 253;
-
 struct UnixAddress {
   sockaddr_un addr;
   socklen_t length;

@@ -4,6 +4,7 @@
 
 import { isIP } from 'node:net';
 import { BatonError, ErrorCodes, invalidArgument } from './errors';
+import { integerIn } from './validate';
 import type { BpfTarget, Family, NativeBinding } from './native';
 
 export type { BpfTarget, Credentials, Family, PollHandle, ReceivedMessage, SocketInfo } from './native';
@@ -36,22 +37,20 @@ function load(): NativeBinding {
 }
 
 const native = load();
+// An addon built from older sources (a stale build/) would leave the fd limit undefined, and every check against it passing.
+if (typeof native.SCM_MAX_FD !== 'number') {
+  throw new BatonError(ErrorCodes.ADDON_NOT_FOUND, "baton's native addon is older than its JavaScript: run `npm rebuild baton` (or `npx node-gyp rebuild`)");
+}
 
 const MAX_FD = 2 ** 31 - 1;
-const SCM_MAX_FD = 253;
+/** The kernel's limit of fds on one sendmsg(), as the addon was built with. */
+export const SCM_MAX_FD = native.SCM_MAX_FD;
 /** sizeof(sockaddr_un.sun_path) less the NUL (path) or the leading NUL (abstract). */
 const MAX_UNIX_PATH = 107;
 
-function integer(value: unknown, name: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidArgument(`${name} must be an integer in ${min}..${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
-const fd = (value: unknown, name = 'fd') => integer(value, name, 0, MAX_FD);
-const port = (value: unknown) => integer(value, 'port', 0, 65535);
-const backlog = (value: unknown) => integer(value, 'backlog', 1, 65535);
+const fd = (value: unknown, name = 'fd') => integerIn(value, name, 0, MAX_FD);
+const port = (value: unknown) => integerIn(value, 'port', 0, 65535);
+const backlog = (value: unknown) => integerIn(value, 'backlog', 1, 65535);
 
 function boolean(value: unknown, name: string): boolean {
   if (typeof value !== 'boolean') throw invalidArgument(`${name} must be a boolean`);
@@ -120,7 +119,7 @@ export function attachBpf(f: number, target: BpfTarget, program: number[]): void
   if (!Array.isArray(program) || program.length === 0 || program.length % 4 !== 0 || program.length / 4 > MAX_BPF_INSTRUCTIONS) {
     throw invalidArgument(`program must be 1..${MAX_BPF_INSTRUCTIONS} instructions of [code, jt, jf, k]`);
   }
-  for (let i = 0; i < program.length; i++) integer(program[i], `program[${i}]`, 0, [0xffff, 0xff, 0xff, 0xffffffff][i % 4]);
+  for (let i = 0; i < program.length; i++) integerIn(program[i], `program[${i}]`, 0, [0xffff, 0xff, 0xff, 0xffffffff][i % 4]);
   native.attachBpf(fd(f), bpfTarget(target), program);
 }
 
@@ -142,7 +141,7 @@ export function socketInfo(f: number) {
 
 export function unixListen(path: string, abstract: boolean, mode: number, b: number): number {
   unixPath(path, abstract);
-  return native.unixListen(path, abstract, integer(mode, 'mode', 0, 0o777), backlog(b));
+  return native.unixListen(path, abstract, integerIn(mode, 'mode', 0, 0o777), backlog(b));
 }
 
 export function unixConnect(path: string, abstract: boolean): number {
@@ -164,7 +163,7 @@ export function sendMessage(f: number, data: Buffer, fds: number[]): boolean {
 }
 
 export function receiveMessage(f: number, maxBytes: number, maxFds: number) {
-  return native.receiveMessage(fd(f), integer(maxBytes, 'maxBytes', 1, 16 * 1024 * 1024), integer(maxFds, 'maxFds', 0, SCM_MAX_FD));
+  return native.receiveMessage(fd(f), integerIn(maxBytes, 'maxBytes', 1, 16 * 1024 * 1024), integerIn(maxFds, 'maxFds', 0, SCM_MAX_FD));
 }
 
 export const Poll: NativeBinding['Poll'] = class {

@@ -1,13 +1,7 @@
 // baton: hot restart for Node.js servers on Linux. The public API, and nothing else.
 
-import { BatonError, ErrorCodes } from './errors';
-
-if (process.platform !== 'linux') {
-  throw new BatonError(
-    ErrorCodes.UNSUPPORTED_PLATFORM,
-    `baton runs on Linux only (SO_REUSEPORT groups, SCM_RIGHTS, reuseport BPF); this is ${process.platform}`,
-  );
-}
+// First: loading the addon refuses any platform but Linux, before anything else runs.
+import './binding';
 
 export { BatonError, ErrorCodes, type ErrorCode, type SystemError } from './errors';
 export { serve, type ServeOptions, type Served } from './serve';

@@ -87,7 +87,7 @@ export interface NativeBinding {
   accept(fd: number): number;
   /** SO_PEERCRED. */
   peerCredentials(fd: number): Credentials;
-  /** One record with fds (at most 253) as SCM_RIGHTS; MSG_DONTWAIT | MSG_NOSIGNAL.
+  /** One record with fds (at most SCM_MAX_FD) as SCM_RIGHTS; MSG_DONTWAIT | MSG_NOSIGNAL.
    * Returns false (nothing sent) when the socket buffer is full (EAGAIN). */
   sendMessage(fd: number, data: Buffer, fds: number[]): boolean;
   /** One record, MSG_DONTWAIT | MSG_CMSG_CLOEXEC; null when none is waiting, `eof` set when the peer closed. */
@@ -98,6 +98,9 @@ export interface NativeBinding {
     fd: number,
     callback: (error: Error | null, readable: boolean, writable: boolean, disconnect: boolean) => void,
   ) => PollHandle;
+
+  /** 253: the kernel refuses more fds in one message (include/net/scm.h). */
+  readonly SCM_MAX_FD: number;
 
   /** Number of libuv handles this environment (thread) holds open; for tests. */
   openHandles(): number;

@@ -1,11 +1,15 @@
 // Envoy's hot-restart options, named for TypeScript, each also a CLI flag of
 // `baton run` and an environment variable the supervisor hands to every
-// generation. One table drives validation, the flags and the environment.
+// generation. One row per option (flag, variable, type, unit, default, range,
+// help) in `optionTable`; the defaults, the checks, the environment, the
+// flags and `--help` are all read from the rows, so a new option is one row
+// (and its field in HotRestartOptions, which the table's type requires).
 
 import { resolve } from 'node:path';
 import { invalidArgument } from './errors';
 import type { DrainStrategy } from './drain/controller';
 import { PROTOCOL_VERSION, type SurplusPolicy } from './protocol/messages';
+import { integerIn, isIntegerIn } from './validate';
 
 export interface HotRestartOptions {
   /** 0 for the first generation; each hot restart adds one. */
@@ -28,7 +32,9 @@ export interface HotRestartOptions {
   disableHotRestart: boolean;
   /** The application's own compatibility tag; generations with different tags refuse each other. */
   compatibility: string;
+  /** How long parent and child may take to exchange their hellos. */
   handshakeTimeoutMs: number;
+  /** How long a request on the control channel (sockets, drain, stats) may wait for its answer. */
   requestTimeoutMs: number;
   /** How long a parent waits for its child to initialize and take over before it stops waiting. */
   childInitTimeoutS: number;
@@ -47,79 +53,118 @@ export interface HotRestartOptions {
   drainStrategy: DrainStrategy;
 }
 
-type Kind = 'int' | 'bool' | 'string' | 'mode';
-
-interface Spec {
-  key: keyof HotRestartOptions;
+interface RowBase<T> {
+  /** `--flag`, the option's name in kebab case. */
   flag: string;
-  env: string;
-  kind: Kind;
-  description: string;
+  /** The variable that hands it to a generation (BATON_*); none for the supervisor's own options. */
+  env?: string;
+  default: T;
+  /** One line for `--help`, which adds the default. */
+  help: string;
+}
+/** A whole number in min..max; `unit` is also the last part of its name (drainTimeS, retireGraceMs). */
+interface IntegerRow extends RowBase<number> {
+  type: 'integer';
+  unit?: 's' | 'ms';
+  min: number;
+  max: number;
+}
+/** A file mode, written in octal. */
+interface OctalRow extends RowBase<number> {
+  type: 'octal';
+  min: number;
+  max: number;
+}
+interface BooleanRow extends RowBase<boolean> {
+  type: 'boolean';
+}
+interface StringRow<T extends string | undefined> extends RowBase<T> {
+  type: 'string';
+  /** What `--help` shows as the flag's value. */
+  placeholder: string;
+  pattern: RegExp;
+  /** What `pattern` asks for, in words: "NAME must be <shape>". */
+  shape: string;
+}
+interface ChoiceRow<T extends string> extends RowBase<T> {
+  type: 'choice';
+  values: readonly T[];
+}
+/** A non-empty list of uids, comma-separated as text. */
+interface UidsRow extends RowBase<number[]> {
+  type: 'uids';
 }
 
-/** The options that cross from the supervisor to a generation. */
-export const optionSpecs: Spec[] = [
-  { key: 'restartEpoch', flag: 'restart-epoch', env: 'BATON_RESTART_EPOCH', kind: 'int', description: 'hot restart epoch (0 = no parent)' },
-  { key: 'baseId', flag: 'base-id', env: 'BATON_BASE_ID', kind: 'int', description: 'base id, for several instances on one host' },
-  { key: 'useDynamicBaseId', flag: 'use-dynamic-base-id', env: 'BATON_USE_DYNAMIC_BASE_ID', kind: 'bool', description: 'pick a free base id (epoch 0 only)' },
-  { key: 'baseIdPath', flag: 'base-id-path', env: 'BATON_BASE_ID_PATH', kind: 'string', description: 'write the base id in use to this file' },
-  { key: 'socketPath', flag: 'socket-path', env: 'BATON_SOCKET_PATH', kind: 'string', description: "control socket prefix ('@' = abstract namespace)" },
-  { key: 'socketMode', flag: 'socket-mode', env: 'BATON_SOCKET_MODE', kind: 'mode', description: 'octal mode of filesystem control sockets' },
-  { key: 'drainTimeS', flag: 'drain-time-s', env: 'BATON_DRAIN_TIME_S', kind: 'int', description: 'seconds the old generation drains' },
-  { key: 'drainStrategy', flag: 'drain-strategy', env: 'BATON_DRAIN_STRATEGY', kind: 'string', description: "'gradual' (default) or 'immediate'" },
-  { key: 'parentShutdownTimeS', flag: 'parent-shutdown-time-s', env: 'BATON_PARENT_SHUTDOWN_TIME_S', kind: 'int', description: 'seconds until the old generation is terminated' },
-  { key: 'childInitTimeoutS', flag: 'child-init-timeout-s', env: 'BATON_CHILD_INIT_TIMEOUT_S', kind: 'int', description: 'seconds a new epoch may take to take over' },
-  { key: 'surplusSockets', flag: 'surplus-sockets', env: 'BATON_SURPLUS_SOCKETS', kind: 'string', description: "fewer workers: 'drain' the surplus sockets (default) or 'close' them (Envoy)" },
-  { key: 'retireGraceMs', flag: 'retire-grace-ms', env: 'BATON_RETIRE_GRACE_MS', kind: 'int', description: 'ms a TCP queue stays empty before its socket is retired (UDP: at most 100)' },
-  { key: 'disableHotRestart', flag: 'disable-hot-restart', env: 'BATON_DISABLE_HOT_RESTART', kind: 'bool', description: 'no hand-over: every generation starts cold' },
-];
+export type OptionRow = IntegerRow | OctalRow | BooleanRow | StringRow<string | undefined> | ChoiceRow<string> | UidsRow;
 
-export const defaultOptions: HotRestartOptions = {
-  restartEpoch: 0,
-  baseId: 0,
-  useDynamicBaseId: false,
-  socketPath: '@baton',
-  socketMode: 0o600,
-  drainTimeS: 600,
-  parentShutdownTimeS: 900,
-  disableHotRestart: false,
-  compatibility: '',
-  handshakeTimeoutMs: 5_000,
-  requestTimeoutMs: 5_000,
-  childInitTimeoutS: 600,
-  allowedUids: [process.getuid?.() ?? 0],
-  surplusSockets: 'drain',
-  retireGraceMs: 2_000,
-  drainStrategy: 'gradual',
+/** The row an option of type T must have. */
+type RowFor<T> = [T] extends [boolean]
+  ? BooleanRow
+  : [T] extends [number]
+    ? IntegerRow | OctalRow
+    : [T] extends [number[]]
+      ? UidsRow
+      : [T] extends [string | undefined]
+        ? string extends T
+          ? StringRow<T>
+          : ChoiceRow<Exclude<T, undefined>>
+        : never;
+
+/** One row for each key of O, no more and no fewer (checked by the compiler), each of the right type. */
+export type OptionTable<O, Extra = object> = { [K in keyof Required<O>]: RowFor<O[K]> & Extra };
+/** Any table, for what reads only the rows (flags, help). */
+type AnyOptionTable = Record<string, OptionRow>;
+
+const MAX_SECONDS = 7 * 86_400;
+const UID = /^\d+(,\d+)*$/;
+
+/** The options that cross from the supervisor to a generation. */
+export const optionTable: OptionTable<HotRestartOptions, { env: string }> = {
+  restartEpoch: { flag: 'restart-epoch', env: 'BATON_RESTART_EPOCH', type: 'integer', min: 0, max: 2 ** 31 - 1, default: 0, help: 'hot restart epoch (0 = no parent)' },
+  baseId: { flag: 'base-id', env: 'BATON_BASE_ID', type: 'integer', min: 0, max: 2 ** 31 - 1, default: 0, help: 'base id, for several instances on one host' },
+  useDynamicBaseId: { flag: 'use-dynamic-base-id', env: 'BATON_USE_DYNAMIC_BASE_ID', type: 'boolean', default: false, help: 'pick a free base id (epoch 0 only)' },
+  baseIdPath: { flag: 'base-id-path', env: 'BATON_BASE_ID_PATH', type: 'string', placeholder: 'path', pattern: /^[^\0]+$/, shape: 'a file path', default: undefined, help: 'write the base id in use to this file' },
+  socketPath: { flag: 'socket-path', env: 'BATON_SOCKET_PATH', type: 'string', placeholder: 'path', pattern: /^[^\0]+$/, shape: "a path, or '@' and a name (abstract namespace)", default: '@baton', help: "control socket prefix ('@' = abstract namespace)" },
+  socketMode: { flag: 'socket-mode', env: 'BATON_SOCKET_MODE', type: 'octal', min: 0, max: 0o777, default: 0o600, help: 'mode of filesystem control sockets' },
+  drainTimeS: { flag: 'drain-time-s', env: 'BATON_DRAIN_TIME_S', type: 'integer', unit: 's', min: 0, max: MAX_SECONDS, default: 600, help: 'seconds the old generation drains' },
+  drainStrategy: { flag: 'drain-strategy', env: 'BATON_DRAIN_STRATEGY', type: 'choice', values: ['gradual', 'immediate'], default: 'gradual', help: 'close connections spread over the drain time, or at once' },
+  parentShutdownTimeS: { flag: 'parent-shutdown-time-s', env: 'BATON_PARENT_SHUTDOWN_TIME_S', type: 'integer', unit: 's', min: 0, max: MAX_SECONDS, default: 900, help: 'seconds until the old generation is terminated' },
+  childInitTimeoutS: { flag: 'child-init-timeout-s', env: 'BATON_CHILD_INIT_TIMEOUT_S', type: 'integer', unit: 's', min: 1, max: 86_400, default: 600, help: 'seconds a new epoch may take to take over' },
+  handshakeTimeoutMs: { flag: 'handshake-timeout-ms', env: 'BATON_HANDSHAKE_TIMEOUT_MS', type: 'integer', unit: 'ms', min: 1, max: 600_000, default: 5_000, help: 'ms parent and child may take to shake hands' },
+  requestTimeoutMs: { flag: 'request-timeout-ms', env: 'BATON_REQUEST_TIMEOUT_MS', type: 'integer', unit: 'ms', min: 1, max: 600_000, default: 5_000, help: 'ms a control request waits for its answer' },
+  surplusSockets: { flag: 'surplus-sockets', env: 'BATON_SURPLUS_SOCKETS', type: 'choice', values: ['drain', 'close'], default: 'drain', help: "fewer workers: 'drain' the surplus sockets, or 'close' them (Envoy)" },
+  retireGraceMs: { flag: 'retire-grace-ms', env: 'BATON_RETIRE_GRACE_MS', type: 'integer', unit: 'ms', min: 0, max: 600_000, default: 2_000, help: 'ms a TCP queue stays empty before its socket is retired (UDP: at most 100)' },
+  disableHotRestart: { flag: 'disable-hot-restart', env: 'BATON_DISABLE_HOT_RESTART', type: 'boolean', default: false, help: 'no hand-over: every generation starts cold' },
+  compatibility: { flag: 'compatibility', env: 'BATON_COMPATIBILITY', type: 'string', placeholder: 'tag', pattern: /^[\w.+-]{0,64}$/, shape: 'at most 64 letters, digits, and . + - _', default: '', help: 'the application\'s tag: generations with another one refuse to hand over' },
+  allowedUids: { flag: 'allowed-uids', env: 'BATON_ALLOWED_UIDS', type: 'uids', default: [process.getuid?.() ?? 0], help: 'uids a parent or child may run as' },
 };
+
+export const defaultOptions: HotRestartOptions = defaultsOf(optionTable);
 
 /** The string two generations must share to hand over (Envoy's --hot-restart-version). */
 export function hotRestartVersion(compatibility = ''): string {
   return `baton.protocol${PROTOCOL_VERSION}${compatibility ? `.${compatibility}` : ''}`;
 }
 
-function parseValue(spec: Spec, raw: string, from: string): unknown {
-  switch (spec.kind) {
-    case 'int':
-      if (!/^\d+$/.test(raw)) throw invalidArgument(`${from} must be a whole number, got '${raw}'`);
-      return Number(raw);
-    case 'mode':
-      if (!/^[0-7]{1,4}$/.test(raw)) throw invalidArgument(`${from} must be an octal mode such as 600, got '${raw}'`);
-      return parseInt(raw, 8);
-    case 'bool':
-      if (!/^(1|0|true|false)$/.test(raw)) throw invalidArgument(`${from} must be 1, 0, true or false, got '${raw}'`);
-      return raw === '1' || raw === 'true';
-    case 'string':
-      return raw;
+/** Fills defaults and checks every option; throws BATON_INVALID_ARGUMENT naming the one that is wrong. */
+export function resolveOptions(given: Partial<HotRestartOptions> = {}): HotRestartOptions {
+  const o: HotRestartOptions = { ...defaultOptions, ...stripUndefined(given) };
+  checkOptions(optionTable, o);
+  // Absolute once and for all, so that instances spelling one path differently see each other.
+  if (!o.socketPath.startsWith('@')) o.socketPath = resolve(o.socketPath);
+  if (o.socketPath.length > 90) throw invalidArgument(`socketPath must be at most 90 characters once absolute, got ${o.socketPath}`);
+  if (o.useDynamicBaseId && o.restartEpoch > 0) {
+    throw invalidArgument('useDynamicBaseId is for the first generation only: later epochs must be given the base id it chose');
   }
+  return o;
 }
 
-/** Options a generation finds in its environment (as `baton run` sets them). */
+/** Options a generation finds in its environment (as `baton run` sets them), each checked, named by its variable. */
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<HotRestartOptions> {
   const options: Record<string, unknown> = {};
-  for (const spec of optionSpecs) {
-    const raw = env[spec.env];
-    if (raw !== undefined && raw !== '') options[spec.key] = parseValue(spec, raw, spec.env);
+  for (const [key, row] of rowsOf(optionTable)) {
+    const raw = env[row.env];
+    if (raw !== undefined && raw !== '') options[key] = parseText(row, raw, row.env);
   }
   return options as Partial<HotRestartOptions>;
 }
@@ -127,73 +172,140 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<Ho
 /** The environment that hands `options` to a generation. */
 export function optionsToEnv(options: Partial<HotRestartOptions>): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const spec of optionSpecs) {
-    const value = options[spec.key];
-    if (value === undefined) continue;
-    env[spec.env] = spec.kind === 'mode' ? (value as number).toString(8) : String(value);
+  for (const [key, row] of rowsOf(optionTable)) {
+    const value = options[key];
+    if (value !== undefined) env[row.env] = format(row, value);
   }
   return env;
 }
 
-/** `util.parseArgs` option descriptors for the flags. */
-export function parseArgsConfig(): Record<string, { type: 'string' | 'boolean' }> {
-  return Object.fromEntries(optionSpecs.map((s) => [s.flag, { type: s.kind === 'bool' ? 'boolean' : 'string' }]));
+/** Every row's default (none for an option without one). */
+export function defaultsOf<O>(table: OptionTable<O>): O {
+  return Object.fromEntries(rowsOf(table).flatMap(([key, row]) => (row.default === undefined ? [] : [[key, row.default]]))) as O;
 }
 
-/** Options from parsed flags (strings and booleans as util.parseArgs returns them). */
-export function optionsFromFlags(values: Record<string, string | boolean | undefined>): Partial<HotRestartOptions> {
-  const options: Record<string, unknown> = {};
-  for (const spec of optionSpecs) {
-    const raw = values[spec.flag];
-    if (raw === undefined) continue;
-    options[spec.key] = typeof raw === 'boolean' ? raw : parseValue(spec, raw, `--${spec.flag}`);
+/** Checks every value of `values` against its row, naming it by its key. */
+export function checkOptions<O>(table: OptionTable<O>, values: Partial<O>): void {
+  for (const [key, row] of rowsOf(table)) {
+    const value = values[key];
+    if (value !== undefined) check(row, value, String(key));
   }
-  return options as Partial<HotRestartOptions>;
 }
 
-export function flagHelp(): string {
-  return optionSpecs.map((s) => `  --${s.flag}${s.kind === 'bool' ? '' : ' <value>'}`.padEnd(34) + s.description).join('\n');
+/** `util.parseArgs` descriptors for the flags of these tables. */
+export function flagsConfig(...tables: AnyOptionTable[]): Record<string, { type: 'string' | 'boolean' }> {
+  return Object.fromEntries(tables.flatMap(rowsOf).map(([, row]) => [row.flag, { type: row.type === 'boolean' ? 'boolean' : 'string' }]));
 }
 
-const intRange = (o: HotRestartOptions, key: keyof HotRestartOptions, min: number, max: number) => {
-  const v = o[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalidArgument(`${key} must be an integer in ${min}..${max}`);
-};
-
-/** Fills defaults and checks every option; throws BATON_INVALID_ARGUMENT naming the one that is wrong. */
-export function resolveOptions(given: Partial<HotRestartOptions> = {}): HotRestartOptions {
-  const o: HotRestartOptions = { ...defaultOptions, ...stripUndefined(given) };
-  intRange(o, 'restartEpoch', 0, 2 ** 31 - 1);
-  intRange(o, 'baseId', 0, 2 ** 31 - 1);
-  intRange(o, 'socketMode', 0, 0o777);
-  intRange(o, 'drainTimeS', 0, 86_400 * 7);
-  intRange(o, 'parentShutdownTimeS', 0, 86_400 * 7);
-  intRange(o, 'handshakeTimeoutMs', 1, 600_000);
-  intRange(o, 'requestTimeoutMs', 1, 600_000);
-  intRange(o, 'childInitTimeoutS', 1, 86_400);
-  intRange(o, 'retireGraceMs', 0, 600_000);
-  if (o.drainStrategy !== 'gradual' && o.drainStrategy !== 'immediate') {
-    throw invalidArgument(`drainStrategy must be 'gradual' or 'immediate', got '${String(o.drainStrategy)}'`);
+/** Options from parsed flags (strings and booleans as util.parseArgs returns them), each checked, named by its flag. */
+export function fromFlags<O>(table: OptionTable<O>, values: Record<string, unknown>): Partial<O> {
+  const options: Partial<Record<keyof O, unknown>> = {};
+  for (const [key, row] of rowsOf(table)) {
+    const raw = values[row.flag];
+    if (typeof raw === 'boolean') options[key] = raw;
+    else if (typeof raw === 'string') options[key] = parseText(row, raw, `--${row.flag}`);
   }
-  if (o.surplusSockets !== 'drain' && o.surplusSockets !== 'close') {
-    throw invalidArgument(`surplusSockets must be 'drain' or 'close', got '${String(o.surplusSockets)}'`);
-  }
-  if (typeof o.socketPath !== 'string' || o.socketPath.length === 0) throw invalidArgument('socketPath must be a non-empty string');
-  // Absolute once and for all, so that instances spelling one path differently see each other.
-  if (!o.socketPath.startsWith('@')) o.socketPath = resolve(o.socketPath);
-  if (o.socketPath.length > 90) throw invalidArgument(`socketPath must be at most 90 characters once absolute, got ${o.socketPath}`);
-  if (typeof o.compatibility !== 'string' || !/^[\w.+-]{0,64}$/.test(o.compatibility)) {
-    throw invalidArgument('compatibility must be at most 64 letters, digits, and . + - _');
-  }
-  if (!Array.isArray(o.allowedUids) || o.allowedUids.length === 0 || !o.allowedUids.every((u) => Number.isInteger(u) && u >= 0)) {
-    throw invalidArgument('allowedUids must be a non-empty array of uids');
-  }
-  if (o.useDynamicBaseId && o.restartEpoch > 0) {
-    throw invalidArgument('useDynamicBaseId is for the first generation only: later epochs must be given the base id it chose');
-  }
-  return o;
+  return options as Partial<O>;
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
+/** `--help` lines for the flags of these tables, each with its default. */
+export function flagHelp(...tables: AnyOptionTable[]): string {
+  const rows = tables.flatMap(rowsOf).map(([, row]) => [`  --${row.flag}${row.type === 'boolean' ? '' : ` <${placeholder(row)}>`}`, row] as const);
+  const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
+  return rows.map(([flag, row]) => `${flag.padEnd(width)}${row.help} (default: ${shownDefault(row)})`).join('\n');
+}
+
+function rowsOf<T extends object>(table: T): [keyof T, T[keyof T] & OptionRow][] {
+  return Object.entries(table) as [keyof T, T[keyof T] & OptionRow][];
+}
+
+/** A flag's or a variable's text as the row's type, checked. */
+function parseText(row: OptionRow, raw: string, name: string): unknown {
+  switch (row.type) {
+    case 'integer':
+      if (!/^\d+$/.test(raw)) throw invalidArgument(`${name} must be a whole number, got '${raw}'`);
+      return check(row, Number(raw), name);
+    case 'octal':
+      if (!/^[0-7]{1,4}$/.test(raw)) throw invalidArgument(`${name} must be an octal mode such as 600, got '${raw}'`);
+      return check(row, parseInt(raw, 8), name);
+    case 'boolean':
+      if (!/^(1|0|true|false)$/.test(raw)) throw invalidArgument(`${name} must be 1, 0, true or false, got '${raw}'`);
+      return raw === '1' || raw === 'true';
+    case 'uids':
+      if (!UID.test(raw)) throw invalidArgument(`${name} must be uids separated by commas, got '${raw}'`);
+      return check(row, raw.split(',').map(Number), name);
+    case 'string':
+    case 'choice':
+      return check(row, raw, name);
+  }
+}
+
+function check(row: OptionRow, value: unknown, name: string): unknown {
+  switch (row.type) {
+    case 'integer':
+      return integerIn(value, name, row.min, row.max);
+    case 'octal':
+      if (!isIntegerIn(value, row.min, row.max)) {
+        throw invalidArgument(`${name} must be an octal mode in ${row.min.toString(8)}..${row.max.toString(8)}, got ${formatOctal(value)}`);
+      }
+      return value;
+    case 'boolean':
+      if (typeof value !== 'boolean') throw invalidArgument(`${name} must be true or false, got ${String(value)}`);
+      return value;
+    case 'string':
+      if (typeof value !== 'string' || !row.pattern.test(value)) throw invalidArgument(`${name} must be ${row.shape}, got '${String(value)}'`);
+      return value;
+    case 'choice':
+      if (!row.values.includes(value as string)) throw invalidArgument(`${name} must be ${alternatives(row.values)}, got '${String(value)}'`);
+      return value;
+    case 'uids':
+      if (!Array.isArray(value) || value.length === 0 || !value.every((uid) => isIntegerIn(uid, 0, 2 ** 32 - 2))) {
+        throw invalidArgument(`${name} must be a non-empty array of uids, got ${JSON.stringify(value)}`);
+      }
+      return value;
+  }
+}
+
+/** The value as text, as a flag or a variable takes it. */
+function format(row: OptionRow, value: unknown): string {
+  if (row.type === 'octal') return formatOctal(value);
+  if (row.type === 'uids') return (value as number[]).join(',');
+  return String(value);
+}
+
+function formatOctal(value: unknown): string {
+  return typeof value === 'number' ? value.toString(8) : String(value);
+}
+
+function placeholder(row: OptionRow): string {
+  switch (row.type) {
+    case 'integer':
+      return row.unit ?? 'n';
+    case 'octal':
+      return 'mode';
+    case 'string':
+      return row.placeholder;
+    case 'choice':
+      return row.values.join('|');
+    case 'uids':
+      return 'uid,...';
+    case 'boolean':
+      return '';
+  }
+}
+
+function shownDefault(row: OptionRow): string {
+  if (row.default === undefined || row.default === '') return 'none';
+  if (row.type === 'boolean') return row.default ? 'on' : 'off';
+  return format(row, row.default);
+}
+
+/** 'a', 'a' or 'b', 'a', 'b' or 'c'. */
+function alternatives(values: readonly string[]): string {
+  const quoted = values.map((v) => `'${v}'`);
+  return quoted.length > 1 ? `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}` : quoted.join('');
+}
+
+export function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -5,11 +5,11 @@
 // decode before it is timed.
 
 import * as native from '../../dist/src/binding.js';
-import { decode, encode, MAX_FDS_PER_MESSAGE, MAX_MESSAGE_BYTES, socketsRecords } from '../../dist/src/protocol/messages.js';
+import { decode, encode, MAX_MESSAGE_BYTES, socketsRecords } from '../../dist/src/protocol/messages.js';
 import { printFigures } from '../report.mjs';
 import { runSuite } from './suite.mjs';
 
-const SIZES = [1, 16, MAX_FDS_PER_MESSAGE];
+const SIZES = [1, 16, native.SCM_MAX_FD];
 
 /** Both ends of a connected SEQPACKET pair, over an abstract name nobody else uses. */
 function seqpacketPair() {
@@ -39,7 +39,7 @@ export async function fdPassing(results, { maxTime }) {
         name: String(count),
         fn() {
           if (!native.sendMessage(sender, data, fds)) throw new Error('socket buffer full');
-          for (const fd of native.receiveMessage(receiver, MAX_MESSAGE_BYTES + 1, MAX_FDS_PER_MESSAGE).fds) native.close(fd);
+          for (const fd of native.receiveMessage(receiver, MAX_MESSAGE_BYTES + 1, native.SCM_MAX_FD).fds) native.close(fd);
         },
       };
     });

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import * as native from '../binding';
 import type { PollHandle, ReceivedMessage } from '../binding';
 import { BatonError, ErrorCodes, isSystemError } from '../errors';
-import { MAX_FDS_PER_MESSAGE, MAX_MESSAGE_BYTES } from '../protocol/messages';
+import { MAX_MESSAGE_BYTES } from '../protocol/messages';
 
 /** Records read per readiness callback, so a flooding peer cannot starve the loop. */
 const READS_PER_WAKEUP = 64;
@@ -54,8 +54,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
    */
   send(data: Buffer, fds: number[] = []): void {
     if (this.closed) return;
-    if (data.length > MAX_MESSAGE_BYTES || fds.length > MAX_FDS_PER_MESSAGE) {
-      throw new RangeError(`record too large: ${data.length} bytes, ${fds.length} fds`);
+    if (data.length > MAX_MESSAGE_BYTES || fds.length > native.SCM_MAX_FD) {
+      throw new BatonError(
+        ErrorCodes.PROTOCOL,
+        `a record of ${data.length} bytes and ${fds.length} fds is over the limit of ${MAX_MESSAGE_BYTES} bytes and ${native.SCM_MAX_FD} fds`,
+      );
     }
     if (this.queue.length >= MAX_QUEUED) {
       return this.close(new BatonError(ErrorCodes.PROTOCOL, `the peer has not read ${MAX_QUEUED} records: cut off`));
@@ -112,7 +115,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     for (let i = 0; i < READS_PER_WAKEUP && !this.closed; i++) {
       let record;
       try {
-        record = native.receiveMessage(this.fd, MAX_MESSAGE_BYTES + 1, MAX_FDS_PER_MESSAGE);
+        record = native.receiveMessage(this.fd, MAX_MESSAGE_BYTES + 1, native.SCM_MAX_FD);
       } catch (error) {
         // A peer that closed with our records unread resets the connection, but what it sent
         // before closing (a refusal, say) is still queued behind the error: read on to EOF.
@@ -134,7 +137,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
 /** Why a record cannot be handed on, if it cannot. */
 function unreadable({ data, truncated, controlTruncated }: ReceivedMessage): string | undefined {
-  if (controlTruncated) return `a record carried more than ${MAX_FDS_PER_MESSAGE} fds`;
+  if (controlTruncated) return `a record carried more than ${native.SCM_MAX_FD} fds`;
   if (truncated || data.length > MAX_MESSAGE_BYTES) return `a record was over ${MAX_MESSAGE_BYTES} bytes`;
   if (data.length === 0) return 'a record was empty';
   return undefined;

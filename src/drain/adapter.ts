@@ -4,6 +4,7 @@
 import * as tls from 'node:tls';
 import * as net from 'node:net';
 import { invalidArgument } from '../errors';
+import { integerIn } from '../validate';
 import { DrainController } from './controller';
 
 export interface DrainAdapter {
@@ -19,8 +20,7 @@ export interface DrainAdapterOptions {
 export function checkMsOf(options: DrainAdapterOptions): number {
   if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
   const { checkMs = 1000 } = options;
-  if (!Number.isInteger(checkMs) || checkMs < 1 || checkMs > 60_000) throw invalidArgument('checkMs must be an integer from 1 to 60000');
-  return checkMs;
+  return integerIn(checkMs, 'checkMs', 1, 60_000);
 }
 
 export function checkController(controller: DrainController): void {

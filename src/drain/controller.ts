@@ -8,6 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
+import { integerIn } from '../validate';
 
 export type DrainStrategy = 'gradual' | 'immediate';
 
@@ -84,7 +85,7 @@ export class DrainController extends EventEmitter<DrainControllerEvents> {
 
   /** Starts draining for `drainMs`; the deadline event fires when it is over. */
   start(drainMs: number): void {
-    if (!Number.isInteger(drainMs) || drainMs < 0 || drainMs > 2 ** 31 - 1) throw invalidArgument('drainMs must be an integer from 0 to 2^31-1');
+    integerIn(drainMs, 'drainMs', 0, 2 ** 31 - 1);
     if (this.draining) throw new BatonError(ErrorCodes.INVALID_STATE, 'already draining: stop() first');
     this.state = 'draining';
     this.draws = new WeakMap();
@@ -94,6 +95,17 @@ export class DrainController extends EventEmitter<DrainControllerEvents> {
     this.progressed();
     // Unref'd: a drain alone must not keep the process up.
     this.timer = setTimeout(() => this.expire(), drainMs).unref();
+  }
+
+  /**
+   * Drains for `drainMs` from now, calling off the drain under way if any (a
+   * generation asked to drain again, after it resumed or by a later child).
+   * A bad `drainMs` leaves the drain under way untouched.
+   */
+  restart(drainMs: number): void {
+    integerIn(drainMs, 'drainMs', 0, 2 ** 31 - 1);
+    this.stop();
+    this.start(drainMs);
   }
 
   /** Calls the drain off: answers are no again. */

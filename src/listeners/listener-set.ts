@@ -4,7 +4,8 @@
 // close(). It also holds each group's steering program.
 
 import * as native from '../binding';
-import { BatonError, ErrorCodes, invalidArgument } from '../errors';
+import { BatonError, ErrorCodes } from '../errors';
+import { integerIn } from '../validate';
 import type { HeldListener } from '../protocol/messages';
 import { MAX_WORKERS } from '../protocol/messages';
 import type { HandoffPlan } from './plan';
@@ -47,7 +48,7 @@ export class ListenerSet {
    * unaffected.
    */
   static assemble(listeners: Listener[], workers: number, plan: HandoffPlan, inherited: InheritedSockets): ListenerSet {
-    if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) throw invalidArgument(`workers must be 1..${MAX_WORKERS}`);
+    integerIn(workers, 'workers', 1, MAX_WORKERS);
     const set = new ListenerSet(listeners, workers);
     const unclaimed = new Set([...inherited.values()].flatMap((byIndex) => [...byIndex.values()]));
     try {

@@ -5,6 +5,7 @@
 // the worker that accepts on it.
 
 import { invalidArgument } from '../errors';
+import { integerIn } from '../validate';
 import { MAX_WORKERS, type HeldListener, type SurplusPolicy, type WantedListener } from '../protocol/messages';
 import { listenerName } from './spec';
 
@@ -46,7 +47,7 @@ export interface HandoffPlan {
 }
 
 export function planHandoff(held: HeldListener[], wanted: WantedListener[], workers: number, policy: SurplusPolicy): HandoffPlan {
-  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) throw invalidArgument(`workers must be 1..${MAX_WORKERS}`);
+  integerIn(workers, 'workers', 1, MAX_WORKERS);
   if (policy !== 'drain' && policy !== 'close') throw invalidArgument(`surplus policy must be 'drain' or 'close', got ${String(policy)}`);
   const heldByName = new Map(held.map((h, i) => [listenerName(h), i]));
   const taken = new Set<number>();
@@ -54,10 +55,10 @@ export function planHandoff(held: HeldListener[], wanted: WantedListener[], work
     const h = heldByName.get(listenerName(want));
     const adoptable = h !== undefined && held[h].ipv6Only === want.ipv6Only;
     const count = adoptable ? held[h].sockets : 0;
-    if (!Number.isInteger(count) || count < 0 || count > MAX_WORKERS) throw invalidArgument(`held sockets must be 0..${MAX_WORKERS}`);
+    integerIn(count, 'held sockets', 0, MAX_WORKERS);
     if (adoptable) taken.add(h);
     const sockets = want.sockets ?? workers;
-    if (!Number.isInteger(sockets) || sockets < 1 || sockets > MAX_WORKERS) throw invalidArgument(`a listener's sockets must be 1..${MAX_WORKERS}`);
+    integerIn(sockets, "a listener's sockets", 1, MAX_WORKERS);
     return planListener(listener, adoptable ? h : undefined, count, sockets, policy);
   });
   return { listeners, released: held.map((_, i) => i).filter((i) => !taken.has(i)) };

@@ -3,13 +3,13 @@
 // is validated here before anything acts on it; whatever does not fit is a
 // ProtocolError naming the field, never a crash and never a lost socket.
 
+import { SCM_MAX_FD } from '../binding';
 import { BatonError, ErrorCodes } from '../errors';
+import { isIntegerIn } from '../validate';
 
 export const PROTOCOL_VERSION = 2;
 /** Largest record either side sends or accepts. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
-/** SCM_MAX_FD: the kernel's limit of fds on one sendmsg(). */
-export const MAX_FDS_PER_MESSAGE = 253;
 /** Bounds on what one request may name, so a request can never be oversized. */
 export const MAX_LISTENERS = 256;
 export const MAX_WORKERS = 256;
@@ -138,8 +138,6 @@ export interface Stats {
 export interface Ack {
   type: 'ack';
   re: number;
-  /** Milliseconds the parent will drain for (drain acks only). */
-  drainMs?: number;
 }
 /** Answers a request (re) or, without re, a record that could not be read. */
 export interface ErrorReply {
@@ -190,12 +188,9 @@ export function encode(message: Message): Buffer {
 
 type Fields = Record<string, unknown>;
 
-const isInt = (v: unknown, min: number, max: number): v is number =>
-  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
-
 function int(o: Fields, key: string, min = 0, max = 2 ** 31 - 1): number {
   const v = o[key];
-  if (!isInt(v, min, max)) throw new ProtocolError(`${o.type}.${key} must be an integer in ${min}..${max}`, idsOf(o));
+  if (!isIntegerIn(v, min, max)) throw new ProtocolError(`${o.type}.${key} must be an integer in ${min}..${max}`, idsOf(o));
   return v;
 }
 
@@ -229,14 +224,14 @@ function list<T>(o: Fields, key: string, max: number, item: (v: unknown, i: numb
 
 /** A record's valid ids: a request's, so the error answers it; a reply's, so our request fails at once. */
 function idsOf(o: Fields): RecordIds {
-  const valid = (id: unknown): id is number => isInt(id, 0, 2 ** 31 - 1);
+  const valid = (id: unknown): id is number => isIntegerIn(id, 0, 2 ** 31 - 1);
   return { ...(valid(o.id) ? { re: o.id } : {}), ...(valid(o.re) ? { answers: o.re } : {}) };
 }
 
 function listenerAddress(o: Fields, v: unknown, where = 'listener'): ListenerAddress {
   const a = (v ?? {}) as Fields;
   if (a.protocol !== 'tcp' && a.protocol !== 'udp') throw new ProtocolError(`${o.type}.${where}.protocol must be 'tcp' or 'udp'`, idsOf(o));
-  if (typeof a.host !== 'string' || a.host.length > 64 || !isInt(a.port, 0, 65535)) {
+  if (typeof a.host !== 'string' || a.host.length > 64 || !isIntegerIn(a.port, 0, 65535)) {
     throw new ProtocolError(`${o.type}.${where} must have a host string and a port 0..65535`, idsOf(o));
   }
   return { protocol: a.protocol, host: a.host, port: a.port };
@@ -246,7 +241,7 @@ function listenerWithSockets(o: Fields, key: string, v: unknown, i: number, sock
   const address = listenerAddress(o, v, `${key}[${i}]`);
   const { ipv6Only, sockets } = (v ?? {}) as Fields;
   if (typeof ipv6Only !== 'boolean') throw new ProtocolError(`${o.type}.${key}[${i}].ipv6Only must be true or false`, idsOf(o));
-  if ((socketsRequired || sockets !== undefined) && !isInt(sockets, 1, MAX_WORKERS)) {
+  if ((socketsRequired || sockets !== undefined) && !isIntegerIn(sockets, 1, MAX_WORKERS)) {
     throw new ProtocolError(`${o.type}.${key}[${i}].sockets must be 1..${MAX_WORKERS}`, idsOf(o));
   }
   return { ...address, ipv6Only, ...(sockets === undefined ? {} : { sockets: sockets as number }) };
@@ -256,9 +251,9 @@ const wantedListener = (o: Fields, key: string) => (v: unknown, i: number): Want
 const heldListener = (o: Fields) => (v: unknown, i: number) => listenerWithSockets(o, 'held', v, i, true) as HeldListener;
 
 function socketRefs(o: Fields): SocketRef[] {
-  return list(o, 'sockets', MAX_FDS_PER_MESSAGE, (v, i) => {
+  return list(o, 'sockets', SCM_MAX_FD, (v, i) => {
     const r = (v ?? {}) as Fields;
-    if (!isInt(r.listener, 0, MAX_LISTENERS - 1) || !isInt(r.index, 0, MAX_WORKERS - 1)) {
+    if (!isIntegerIn(r.listener, 0, MAX_LISTENERS - 1) || !isIntegerIn(r.index, 0, MAX_WORKERS - 1)) {
       throw new ProtocolError(`sockets.sockets[${i}] must name a listener and a socket index`, idsOf(o));
     }
     return { listener: r.listener, index: r.index };
@@ -321,11 +316,7 @@ const decoders: { [T in Message['type']]: (o: Fields) => Extract<Message, { type
       held: list(o, 'held', MAX_LISTENERS, heldListener(o)),
     };
   },
-  ack: (o) => ({
-    type: 'ack',
-    re: int(o, 're'),
-    ...(o.drainMs === undefined ? {} : { drainMs: int(o, 'drainMs') }),
-  }),
+  ack: (o) => ({ type: 'ack', re: int(o, 're') }),
   error: (o) => ({
     type: 'error',
     ...(o.re === undefined ? {} : { re: int(o, 're') }),
@@ -364,15 +355,15 @@ export function decode(data: Buffer, fdCount: number): Message {
   return message;
 }
 
-/** Splits the fds of a getSockets answer into records of at most MAX_FDS_PER_MESSAGE. */
+/** Splits the fds of a getSockets answer into records of at most SCM_MAX_FD. */
 export function socketsRecords(re: number, refs: SocketRef[], held: HeldListener[]): Sockets[] {
-  const parts = Math.max(1, Math.ceil(refs.length / MAX_FDS_PER_MESSAGE));
+  const parts = Math.max(1, Math.ceil(refs.length / SCM_MAX_FD));
   return Array.from({ length: parts }, (_, part) => ({
     type: 'sockets',
     re,
     part,
     parts,
-    sockets: refs.slice(part * MAX_FDS_PER_MESSAGE, (part + 1) * MAX_FDS_PER_MESSAGE),
+    sockets: refs.slice(part * SCM_MAX_FD, (part + 1) * SCM_MAX_FD),
     held: part === 0 ? held : [],
   }));
 }

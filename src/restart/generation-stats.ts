@@ -54,8 +54,7 @@ export class GenerationStats implements Follower {
 
   // A follower of the generation: its drain, and the admin listener's serving, stopping and retiring.
   drain(ms: number): void {
-    this.drainController.stop();
-    this.drainController.start(ms);
+    this.drainController.restart(ms);
   }
 
   resumeAccepting(): void {

@@ -8,14 +8,15 @@
 
 import { EventEmitter } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { BatonError, ErrorCodes, invalidArgument } from '../errors';
+import { BatonError, ErrorCodes } from '../errors';
+import { integerIn } from '../validate';
 import { controlAddress, freeBaseId, liveEpochs } from '../channel/address';
 import { ControlServer } from '../channel/server';
 import { adoptSockets, HandoffPolicy } from '../listeners/handoff';
 import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
 import { parseListen, resolveListeners, type Listener, type ListenerSpec } from '../listeners/spec';
 import { MAX_WORKERS } from '../protocol/messages';
-import { hotRestartVersion, optionsFromEnv, resolveOptions, type HotRestartOptions } from '../options';
+import { hotRestartVersion, optionsFromEnv, resolveOptions, stripUndefined, type HotRestartOptions } from '../options';
 import { ChildMachine } from './child';
 import type { Follower } from './follower';
 import type { Transition } from './machine';
@@ -142,7 +143,8 @@ export class Generation extends EventEmitter<GenerationEvents> {
    */
   static async start(given: StartOptions = {}): Promise<Generation> {
     const { env = true, exitOnTerminate = true, ...rest } = given;
-    const options = resolveOptions({ ...(env ? optionsFromEnv() : {}), ...rest });
+    // An option given as undefined leaves the environment's (serve() passes every one it knows).
+    const options = resolveOptions({ ...(env ? optionsFromEnv() : {}), ...stripUndefined(rest) });
     const generation = new Generation(options, exitOnTerminate);
     try {
       await generation.connect();
@@ -221,7 +223,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     const admin = typeof options.admin === 'string' ? parseListen(options.admin) : options.admin;
     const listeners = resolveListeners(specs, admin);
     if (this.handoff) throw new BatonError(ErrorCodes.INVALID_STATE, 'listen() was already called');
-    if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) throw invalidArgument(`workers must be 1..${MAX_WORKERS}`);
+    integerIn(workers, 'workers', 1, MAX_WORKERS);
     const wanted = listeners.map((l) => ({ ...l.address, ipv6Only: l.ipv6Only, ...(l.role === 'admin' ? { sockets: 1 } : {}) }));
     const surplus = this.options.surplusSockets;
     const taken = await this.child.takeSockets({ listeners: wanted, workers, surplus });

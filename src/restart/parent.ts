@@ -174,7 +174,7 @@ export class ParentMachine extends StateMachine<ParentState> {
         this.expire(this.options.drainMs, () => this.onDrained()); // first: the deadlines hold whatever the hooks do
         this.hooks.stopAccepting();
         this.hooks.drain(this.options.drainMs);
-        return connection.send({ type: 'ack', re: message.id, drainMs: this.options.drainMs });
+        return connection.send({ type: 'ack', re: message.id });
       case 'getStats':
         this.require('getStats', 'draining', 'drained');
         return this.sendStats(connection, { re: message.id });

@@ -6,6 +6,7 @@
 
 import type * as net from 'node:net';
 import { invalidArgument } from '../errors';
+import { integerIn } from '../validate';
 import { StatsRegistry } from './registry';
 import type { ThreadStats } from './thread-stats';
 
@@ -107,8 +108,7 @@ export class EngineMetrics {
 
   /** Main thread, at start: the generation is the restart epoch + 1. */
   setEpoch(epoch: number): void {
-    if (!Number.isInteger(epoch) || epoch < 0) throw invalidArgument('epoch must be an integer >= 0');
-    this.generation.set(epoch + 1);
+    this.generation.set(integerIn(epoch, 'epoch', 0, 2 ** 31 - 1) + 1);
   }
 
   /** Main thread of the child, once it took over: one more hot restart, and how long the handoff took. */
@@ -163,6 +163,5 @@ export class EngineMetrics {
 }
 
 function workerLabel(index: number): string {
-  if (!Number.isInteger(index) || index < 0) throw invalidArgument('worker index must be an integer >= 0');
-  return String(index);
+  return String(integerIn(index, 'worker index', 0, 2 ** 31 - 1));
 }

@@ -10,6 +10,7 @@
 // of the one before it; that one's gauges go with it.
 
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
+import { integerIn } from '../validate';
 import { slotsOf, type MetricDefinition } from './definition';
 import { FamilyTable, type MetricFamily } from './families';
 import { Segment, type SegmentCapacity } from './segment';
@@ -73,7 +74,7 @@ export class StatsRegistry extends ThreadStats {
    * stay in the view, its gauges (connections it held, say) go with it.
    */
   workerExited(index: number): void {
-    if (!Number.isInteger(index) || index < 0 || index > MAX_WORKER_INDEX) throw invalidArgument(`worker index must be an integer from 0 to ${MAX_WORKER_INDEX}`);
+    integerIn(index, 'worker index', 0, MAX_WORKER_INDEX);
     const previous = this.workers.get(index);
     if (!previous) return;
     for (const { definition, labels, slot } of previous.read().series) {

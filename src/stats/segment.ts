@@ -7,6 +7,7 @@
 // 64-bit platforms baton runs on do not tear.
 
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
+import { integerIn } from '../validate';
 import { slotsOf, type MetricDefinition } from './definition';
 
 export interface SegmentCapacity {
@@ -60,8 +61,8 @@ export class Segment {
   }
 
   static create(capacity: SegmentCapacity = {}): Segment {
-    const slots = positiveInt(capacity.slots ?? 16_384, 'capacity.slots');
-    const directoryBytes = positiveInt(capacity.directoryBytes ?? 256 * 1024, 'capacity.directoryBytes');
+    const slots = integerIn(capacity.slots ?? 16_384, 'capacity.slots', 1, 2 ** 28);
+    const directoryBytes = integerIn(capacity.directoryBytes ?? 256 * 1024, 'capacity.directoryBytes', 1, 2 ** 28);
     const buffer = new SharedArrayBuffer(align8(HEADER_BYTES + directoryBytes) + slots * 8);
     const header = new Int32Array(buffer, 0, Header.Length);
     header[Header.Slots] = slots;
@@ -132,9 +133,4 @@ export class Segment {
 
 function align8(n: number): number {
   return Math.ceil(n / 8) * 8;
-}
-
-function positiveInt(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 1 || value > 2 ** 28) throw invalidArgument(`${name} must be an integer from 1 to 2^28`);
-  return value;
 }

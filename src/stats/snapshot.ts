@@ -7,6 +7,7 @@
 // definition LIMITS; splitSnapshot cuts one into records of a given size.
 
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
+import { integerIn } from '../validate';
 import { checkLabelValue, defineMetric, slotsOf, type MetricDefinition, type MetricType } from './definition';
 import type { MetricFamily } from './families';
 
@@ -81,7 +82,7 @@ function readSeries(definition: MetricDefinition, entry: unknown, where: string)
 
 /** Cuts a snapshot into snapshots of at most `maxBytes` of JSON each (a metric's series may spread over several). */
 export function splitSnapshot(snapshot: StatsSnapshot, maxBytes: number): StatsSnapshot[] {
-  if (!Number.isInteger(maxBytes) || maxBytes < 1) throw invalidArgument('maxBytes must be a positive integer');
+  integerIn(maxBytes, 'maxBytes', 1, 2 ** 31 - 1);
   const empty = (): StatsSnapshot => ({ format: snapshot.format, startTimeSeconds: snapshot.startTimeSeconds, metrics: [] });
   const emptyBytes = bytes(empty());
   const parts = [empty()];

@@ -5,7 +5,8 @@
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BatonError } from '../errors';
-import { flagHelp, hotRestartVersion, optionsFromFlags, parseArgsConfig } from '../options';
+import { defaultsOf, flagHelp, flagsConfig, fromFlags, hotRestartVersion, optionTable, resolveOptions } from '../options';
+import { supervisorOptionTable } from './options';
 import { Supervisor, type LogEntry } from './supervisor';
 
 const usage = `usage: baton run [options] -- <command> [args...]
@@ -15,40 +16,34 @@ Runs <command> as restart epoch 0 and hot restarts it on SIGHUP: the next
 epoch takes over every listening socket from the one before, which drains.
 
 options:
-${flagHelp()}
-  --pid-file <path>               write the supervisor's pid here
-  --kill-timeout-s <s>            SIGKILL generations this long after SIGTERM (30)
-  --log <text|json>               log format on stderr (text)
-  --compatibility <tag>           with --hot-restart-version: the application's tag
+${flagHelp(optionTable, supervisorOptionTable)}
   -h, --help`;
 
 function main(argv: string[]): void {
-  const { values, positionals } = parseArgs({
+  const parsed = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
-      ...parseArgsConfig(),
-      'pid-file': { type: 'string' },
-      'kill-timeout-s': { type: 'string' },
-      log: { type: 'string', default: 'text' },
-      compatibility: { type: 'string' },
+      ...flagsConfig(optionTable, supervisorOptionTable),
       'hot-restart-version': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
+  const values = parsed.values as Record<string, unknown>;
   if (values.help) return void console.log(usage);
-  if (values['hot-restart-version']) return void console.log(hotRestartVersion(values.compatibility));
-  const [verb, command, ...args] = positionals;
+  // Every flag is checked here, so that a bad value exits 2 before any generation starts.
+  const engine = fromFlags(optionTable, values);
+  if (values['hot-restart-version']) return void console.log(hotRestartVersion(engine.compatibility));
+  const [verb, command, ...args] = parsed.positionals;
   if (verb !== 'run' || !command) throw new UsageError('expected `run -- <command> [args...]`');
-  if (values.log !== 'text' && values.log !== 'json') throw new UsageError('--log must be text or json');
-  const killTimeoutS = values['kill-timeout-s'] ?? '30';
-  if (!/^\d+$/.test(killTimeoutS)) throw new UsageError('--kill-timeout-s must be a whole number');
+  resolveOptions(engine); // and together (--use-dynamic-base-id with --restart-epoch 1, say)
+  const own = { ...defaultsOf(supervisorOptionTable), ...fromFlags(supervisorOptionTable, values) };
 
-  const supervisor = new Supervisor({ command, args, engine: optionsFromFlags(values), killTimeoutMs: Number(killTimeoutS) * 1000 });
-  const write = values.log === 'json' ? (e: LogEntry) => JSON.stringify({ time: new Date().toISOString(), ...e }) : formatText;
+  const supervisor = new Supervisor({ command, args, engine, killTimeoutMs: own.killTimeoutS * 1000 });
+  const write = own.log === 'json' ? (e: LogEntry) => JSON.stringify({ time: new Date().toISOString(), ...e }) : formatText;
   supervisor.on('log', (entry) => process.stderr.write(`${write(entry)}\n`));
 
-  const pidFile = values['pid-file'];
+  const { pidFile } = own;
   if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
   supervisor.on('done', (code) => {
     if (pidFile) unlinkSync(pidFile);

@@ -133,7 +133,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     child.on('exit', (code, signal) => this.onExit(generation, code, signal));
     // The parent gives up on its child childInitTimeoutS after its hello, and the child then fails.
     // One that hangs instead would block every restart: we end it, later than the parent would.
-    const startTimeoutMs = (this.options.engine.childInitTimeoutS ?? defaultOptions.childInitTimeoutS) * 1000 + defaultOptions.handshakeTimeoutMs;
+    const { engine } = this.options;
+    const startTimeoutMs = (engine.childInitTimeoutS ?? defaultOptions.childInitTimeoutS) * 1000 + (engine.handshakeTimeoutMs ?? defaultOptions.handshakeTimeoutMs);
     setTimeout(() => {
       if (generation.phase !== 'starting') return;
       this.log('error', `epoch ${epoch} did not take over within ${startTimeoutMs / 1000} s: SIGKILL (it accepts nothing before taking over)`, epoch);

@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
+import { integerIn } from '../validate';
 import type { SocketEntry } from '../listeners/listener-set';
 import type { Listener } from '../listeners/spec';
 import type { Follower } from '../restart/follower';
@@ -229,7 +230,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
   }
 }
 
+/** Milliseconds: a positive int32, what setTimeout takes. */
 function positive(value: number, name: string): number {
-  if (!Number.isInteger(value) || value <= 0) throw invalidArgument(`${name} must be a positive integer (milliseconds)`);
-  return value;
+  return integerIn(value, name, 1, 2 ** 31 - 1);
 }

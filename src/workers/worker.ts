@@ -121,8 +121,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
         this.post({ baton: 'retired', listener: command.listener, index: command.index });
         return;
       case 'drain':
-        this.drainController.stop();
-        this.drainController.start(command.ms);
+        this.drainController.restart(command.ms);
         this.emit('drain', command.ms);
         return;
       case 'terminate':

@@ -9,10 +9,11 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hotRestartVersion } from '../../src/options';
+import { hotRestartVersion, optionTable } from '../../src/options';
+import { supervisorOptionTable } from '../../src/supervisor/options';
 import { test } from 'node:test';
 import { CLI, freePort, load, sleep, start, superviseFixture, uniqueSocketPath } from '../support/processes';
-import { alive, assertNoneLost, from, indexOf, logged, pidOf, supervised, tookOver } from '../support/supervised';
+import { alive, assertNoneLost, epochsAnswering, from, indexOf, logged, pidOf, supervised, tookOver } from '../support/supervised';
 import { assertCounterSeesLoss } from '../support/control';
 
 test('--hot-restart-version prints the version; a bad command line exits 2 with the usage', () => {
@@ -23,6 +24,27 @@ test('--hot-restart-version prints the version; a bad command line exits 2 with 
     const result = run(...bad);
     assert.equal(result.status, 2, `${bad.join(' ')} exits 2`);
     assert.match(result.stderr, /^baton: .+\n\nusage: baton run/, bad.join(' '));
+  }
+});
+
+test('a bad flag value exits 2 with a line naming the flag, before any generation starts; --help shows every flag with its default', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  const refused: [string, string, string][] = [
+    ['--surplus-sockets', 'bogus', "--surplus-sockets must be 'drain' or 'close', got 'bogus'"],
+    ['--drain-strategy', 'bogus', "--drain-strategy must be 'gradual' or 'immediate', got 'bogus'"],
+    ['--retire-grace-ms', '9999999', '--retire-grace-ms must be an integer in 0..600000, got 9999999'],
+    ['--log', 'xml', "--log must be 'text' or 'json', got 'xml'"],
+    ['--kill-timeout-s', 'soon', "--kill-timeout-s must be a whole number, got 'soon'"],
+  ];
+  for (const [flag, value, message] of refused) {
+    const result = run('run', flag, value, '--', process.execPath, '-e', 'console.log("started")');
+    assert.equal(result.status, 2, `${flag} ${value} exits 2`);
+    assert.equal(result.stderr.split('\n')[0], `baton: ${message}`);
+    assert.ok(!/started|epoch 0 starting/.test(result.stdout + result.stderr), 'no generation started');
+  }
+  const help = run('--help').stdout;
+  for (const row of [...Object.values(optionTable), ...Object.values(supervisorOptionTable)]) {
+    assert.match(help, new RegExp(`^ {2}--${row.flag}\\b.*\\(default: [^)]+\\)$`, 'm'), row.flag);
   }
 });
 
@@ -87,6 +109,33 @@ test('a new epoch that fails before taking over leaves the old one serving; the 
   assertNoneLost(t, result);
   assert.ok(result.byResponder['epoch=1 worker=0'] > 0, 'the good epoch 1 served');
   assert.ok(alive(pidOf(supervisor, 1)), 'the good epoch 1 serves on');
+});
+
+test('baton run --compatibility reaches every generation: a deploy with another tag is refused and the old epoch serves on; the same tag hands over', async (t) => {
+  const socketPath = uniqueSocketPath('compat');
+  const port = await freePort();
+  const first = superviseFixture(t, ['--socket-path', socketPath, '--compatibility', 'build-a', '--drain-time-s', '1', '--parent-shutdown-time-s', '1'], { TEST_PORT: port });
+  await first.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
+  const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
+  await sleep(200);
+
+  // The next deploy, started as Envoy's hot restarter starts one: the next epoch on the same socket path, with another tag.
+  const other = superviseFixture(t, ['--socket-path', socketPath, '--restart-epoch', '1', '--compatibility', 'build-b'], { TEST_PORT: port });
+  const refused = String((await other.waitFor(logged(/^epoch 1 failed: /), 15_000, 'the other deploy refused')).message);
+  assert.ok(refused.includes(`hot restart version '${hotRestartVersion('build-b')}', this generation runs '${hotRestartVersion('build-a')}'`), refused);
+  assert.match(refused, /\(BATON_VERSION_MISMATCH\)$/);
+  await other.waitFor(logged(/^epoch 1 exited \(code \d+\) before taking over; nothing is serving/), 15_000, 'the other deploy exiting');
+  assert.deepEqual(await other.exited, { code: 1, signal: null });
+  assert.ok(alive(pidOf(first, 0)), 'epoch 0 serves on');
+
+  // The supervisor's own reload hands every generation the same tag.
+  first.child.kill('SIGHUP');
+  await first.waitFor(tookOver(1), 15_000, 'epoch 1 of build-a taking over');
+  await sleep(300);
+  traffic.stop();
+  const result = await traffic.done;
+  assertNoneLost(t, result);
+  assert.deepEqual(epochsAnswering(result), ['epoch=0', 'epoch=1']);
 });
 
 test('an epoch that hangs while starting is killed 5 s after --child-init-timeout-s; the restart queued meanwhile then runs', async (t) => {

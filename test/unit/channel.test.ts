@@ -37,6 +37,17 @@ test('records for a peer that does not read: cut off with BATON_PROTOCOL after 1
   assert.match(closedWith!.message, /has not read 1024 records/);
 });
 
+test('a record over the limits is refused with BATON_PROTOCOL before anything is sent', (t) => {
+  const address = controlAddress(`@baton-unit-channel-limits-${process.pid}`, 0, 0);
+  const server = ControlServer.listen(address, 0o600);
+  const sender = new Channel(native.unixConnect(address.path, address.abstract));
+  t.after(() => [server, sender].forEach((c) => c.close()));
+  assert.throws(() => sender.send(Buffer.alloc(64 * 1024 + 1)), { code: 'BATON_PROTOCOL', message: /65537 bytes and 0 fds is over the limit/ });
+  const fds = Array.from({ length: native.SCM_MAX_FD + 1 }, () => 0);
+  assert.throws(() => sender.send(Buffer.from('{}'), fds), { code: 'BATON_PROTOCOL', message: new RegExp(`${native.SCM_MAX_FD + 1} fds is over the limit of 65536 bytes and 253 fds`) });
+  assert.equal(sender.isClosed, false, 'the channel itself is fine');
+});
+
 test('end() closes once the queued records are out, so a last refusal is never dropped', async (t) => {
   const address = controlAddress(`@baton-unit-channel-end-${process.pid}`, 0, 0);
   const server = ControlServer.listen(address, 0o600);

@@ -41,6 +41,28 @@ test('gradual: a connection asked again keeps its draw for the whole drain', () 
   controller.stop();
 });
 
+test('restart: a new drain from now with new draws, the old deadline gone; a bad time leaves the drain under way', async () => {
+  const { controller, clock } = controlled([0.6, 0.1]);
+  const connection = {};
+  const events: string[] = [];
+  controller.on('start', (ms) => events.push(`start ${ms}`)).on('stop', () => events.push('stop'));
+  controller.restart(1_000);
+  assert.deepEqual(events, ['start 1000'], 'not draining: a plain start');
+  clock.now = 700;
+  assert.equal(controller.shouldClose(connection), true, '0.6 < 0.7');
+  controller.restart(30);
+  assert.deepEqual(events, ['start 1000', 'stop', 'start 30']);
+  assert.deepEqual([controller.draining, controller.overdue], [true, false]);
+  assert.equal(controller.shouldClose(connection), false, 'elapsed 0 of the new drain, and a new draw (0.1)');
+  assert.throws(() => controller.restart(-1), { code: 'BATON_INVALID_ARGUMENT', message: /drainMs/ });
+  assert.deepEqual(events, ['start 1000', 'stop', 'start 30'], 'the drain under way goes on');
+  const keepAlive = setTimeout(() => {}, 10_000); // the drain's own timer does not hold the loop
+  await once(controller, 'deadline'); // the new deadline, 30 ms on (the first one, at 1000 ms, is gone)
+  clearTimeout(keepAlive);
+  assert.equal(controller.overdue, true);
+  controller.stop();
+});
+
 test('immediate: always yes while draining', () => {
   const { controller } = controlled([0.99], 'immediate');
   assert.equal(controller.shouldClose(), false);

@@ -73,3 +73,14 @@ test('serveOnMainThread refuses a listener the generation does not have', async 
     await generation.shutdown('test', 0);
   }
 });
+
+test('an option given as undefined leaves the one in the environment', async () => {
+  process.env.BATON_COMPATIBILITY = 'build-7';
+  try {
+    const generation = await Generation.start({ exitOnTerminate: false, socketPath: uniqueSocketPath('start'), compatibility: undefined });
+    assert.match(generation.hotRestartVersion, /\.build-7$/);
+    await generation.shutdown('test', 0);
+  } finally {
+    delete process.env.BATON_COMPATIBILITY;
+  }
+});

@@ -170,6 +170,7 @@ describe('control channel', () => {
   });
 
   test('records keep their boundaries and carry 0, 1, 16 and 253 fds, received CLOEXEC', () => {
+    assert.equal(native.SCM_MAX_FD, 253, 'the addon exports the kernel limit it was built with');
     const [client, server, done] = pair();
     const listener = native.tcpListen(4, '127.0.0.1', 0, false, 8);
     const { port } = native.socketInfo(listener);

@@ -3,14 +3,19 @@ import { PROTOCOL_VERSION } from '../../src/protocol/messages';
 import { test } from 'node:test';
 import { parseArgs } from 'node:util';
 import {
+  checkOptions,
   defaultOptions,
+  flagHelp,
+  flagsConfig,
+  fromFlags,
   hotRestartVersion,
   optionsFromEnv,
-  optionsFromFlags,
   optionsToEnv,
-  parseArgsConfig,
+  optionTable,
   resolveOptions,
+  type HotRestartOptions,
 } from '../../src/options';
+import { supervisorOptionTable } from '../../src/supervisor/options';
 import { parseListen, resolveListeners } from '../../src/listeners/spec';
 
 test('defaults are Envoy\'s', () => {
@@ -27,27 +32,66 @@ test('defaults are Envoy\'s', () => {
 });
 
 test('environment round trip carries every option the supervisor hands over', () => {
-  const given = { restartEpoch: 4, baseId: 7, useDynamicBaseId: false, baseIdPath: '/tmp/x', socketPath: '/run/b', socketMode: 0o660, drainTimeS: 3, parentShutdownTimeS: 9, disableHotRestart: true, surplusSockets: 'close' as const, retireGraceMs: 250 };
+  const given: Required<HotRestartOptions> = {
+    restartEpoch: 4, baseId: 7, useDynamicBaseId: false, baseIdPath: '/tmp/x', socketPath: '/run/b', socketMode: 0o660, drainTimeS: 3,
+    parentShutdownTimeS: 9, disableHotRestart: true, surplusSockets: 'close', retireGraceMs: 250, compatibility: 'v2.1', handshakeTimeoutMs: 700,
+    requestTimeoutMs: 800, childInitTimeoutS: 30, allowedUids: [0, 1000], drainStrategy: 'immediate',
+  };
   const env = optionsToEnv(given);
   assert.equal(env.BATON_SURPLUS_SOCKETS, 'close');
   assert.equal(env.BATON_SOCKET_MODE, '660');
   assert.equal(env.BATON_RESTART_EPOCH, '4');
+  assert.equal(env.BATON_COMPATIBILITY, 'v2.1', 'baton run --compatibility reaches every generation');
+  assert.equal(env.BATON_ALLOWED_UIDS, '0,1000');
+  assert.deepEqual(Object.keys(env).length, Object.keys(optionTable).length, 'every row has its variable');
   assert.deepEqual(optionsFromEnv(env), given);
+});
+
+test('the table: every option has one row, with a flag and a variable after its name, a help line, and a default in its range', () => {
+  const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  assert.deepEqual(Object.keys(optionTable).sort(), Object.keys({ ...defaultOptions, baseIdPath: undefined }).sort());
+  for (const [key, row] of [...Object.entries(optionTable), ...Object.entries(supervisorOptionTable)]) {
+    assert.equal(row.flag, kebab(key), key);
+    if (key in optionTable) assert.equal((row as { env: string }).env, `BATON_${kebab(key).replaceAll('-', '_').toUpperCase()}`, key);
+    assert.ok(row.help.length > 0 && !row.help.includes('default'), `${key}: help without its default (--help adds it)`);
+    // Units: ...S is seconds, ...Ms milliseconds, and the flag ends alike.
+    const unit = /Ms$/.test(key) ? 'ms' : /[a-z]S$/.test(key) ? 's' : undefined;
+    assert.equal(row.type === 'integer' ? row.unit : undefined, unit, `${key}: unit`);
+    if (unit) assert.ok(row.flag.endsWith(`-${unit}`), row.flag);
+  }
+  for (const [key, row] of Object.entries(optionTable)) assert.doesNotThrow(() => checkOptions(optionTable, { [key]: row.default }), key);
+  for (const [key, row] of Object.entries(supervisorOptionTable)) assert.doesNotThrow(() => checkOptions(supervisorOptionTable, { [key]: row.default }), key);
+});
+
+test('--help lists every flag with its default', () => {
+  const help = flagHelp(optionTable, supervisorOptionTable).split('\n');
+  const rows = [...Object.values(optionTable), ...Object.values(supervisorOptionTable)];
+  assert.equal(help.length, rows.length);
+  for (const row of rows) assert.equal(help.filter((l) => l.startsWith(`  --${row.flag} `) && /\(default: [^)]+\)$/.test(l)).length, 1, row.flag);
+  const line = (flag: string) => help.find((l) => l.startsWith(`  --${flag} `))!;
+  assert.match(line('drain-time-s'), /^ {2}--drain-time-s <s> +seconds the old generation drains \(default: 600\)$/);
+  assert.match(line('retire-grace-ms'), /<ms> .*\(default: 2000\)$/);
+  assert.match(line('socket-mode'), /<mode> .*\(default: 600\)$/);
+  assert.match(line('surplus-sockets'), /<drain\|close> .*\(default: drain\)$/);
+  assert.match(line('disable-hot-restart'), /\(default: off\)$/);
+  assert.match(line('compatibility'), /<tag> .*\(default: none\)$/);
+  assert.match(line('kill-timeout-s'), /<s> .*\(default: 30\)$/);
+  assert.match(line('log'), /<text\|json> .*\(default: text\)$/);
 });
 
 test('CLI flags parse into the same options', () => {
   const { values } = parseArgs({
     args: ['--restart-epoch', '2', '--base-id', '3', '--socket-mode', '640', '--disable-hot-restart', '--drain-time-s', '5', '--surplus-sockets', 'close', '--retire-grace-ms', '100'],
-    options: parseArgsConfig(),
+    options: flagsConfig(optionTable),
   });
-  assert.deepEqual(optionsFromFlags(values), { restartEpoch: 2, baseId: 3, socketMode: 0o640, disableHotRestart: true, drainTimeS: 5, surplusSockets: 'close', retireGraceMs: 100 });
+  assert.deepEqual(fromFlags(optionTable, values), { restartEpoch: 2, baseId: 3, socketMode: 0o640, disableHotRestart: true, drainTimeS: 5, surplusSockets: 'close', retireGraceMs: 100 });
 });
 
 test('bad values are refused with the option named', () => {
   assert.throws(() => optionsFromEnv({ BATON_RESTART_EPOCH: 'one' }), { code: 'BATON_INVALID_ARGUMENT', message: /BATON_RESTART_EPOCH must be a whole number/ });
   assert.throws(() => optionsFromEnv({ BATON_SOCKET_MODE: '999' }), /octal mode/);
   assert.throws(() => optionsFromEnv({ BATON_DISABLE_HOT_RESTART: 'yes' }), /1, 0, true or false/);
-  assert.throws(() => optionsFromFlags({ 'drain-time-s': '-3' }), /--drain-time-s must be a whole number/);
+  assert.throws(() => fromFlags(optionTable, { 'drain-time-s': '-3' }), /--drain-time-s must be a whole number/);
   assert.throws(() => resolveOptions({ restartEpoch: -1 }), /restartEpoch must be an integer/);
   assert.throws(() => resolveOptions({ socketPath: '' }), /socketPath/);
   assert.throws(() => resolveOptions({ useDynamicBaseId: true, restartEpoch: 1 }), /first generation only/);
@@ -55,6 +99,27 @@ test('bad values are refused with the option named', () => {
   assert.throws(() => resolveOptions({ allowedUids: [] }), /allowedUids/);
   assert.throws(() => resolveOptions({ surplusSockets: 'keep' as 'drain' }), /surplusSockets must be 'drain' or 'close', got 'keep'/);
   assert.throws(() => resolveOptions({ retireGraceMs: -1 }), /retireGraceMs must be an integer/);
+  assert.throws(() => resolveOptions({ drainStrategy: 'later' as 'gradual' }), /drainStrategy must be 'gradual' or 'immediate', got 'later'/);
+  assert.throws(() => resolveOptions({ socketMode: 0o1000 }), /socketMode must be an octal mode in 0\.\.777, got 1000/);
+  assert.throws(() => resolveOptions({ handshakeTimeoutMs: 0 }), /handshakeTimeoutMs must be an integer in 1\.\.600000, got 0/);
+});
+
+test('flag and variable values are checked as they are read, named as the operator wrote them', () => {
+  const refused: [Record<string, string>, RegExp][] = [
+    [{ 'surplus-sockets': 'bogus' }, /^--surplus-sockets must be 'drain' or 'close', got 'bogus'$/],
+    [{ 'drain-strategy': 'bogus' }, /^--drain-strategy must be 'gradual' or 'immediate', got 'bogus'$/],
+    [{ 'retire-grace-ms': '600001' }, /^--retire-grace-ms must be an integer in 0\.\.600000, got 600001$/],
+    [{ 'child-init-timeout-s': '0' }, /^--child-init-timeout-s must be an integer in 1\.\.86400, got 0$/],
+    [{ 'socket-mode': '1000' }, /^--socket-mode must be an octal mode in 0\.\.777, got 1000$/],
+    [{ compatibility: 'has space' }, /^--compatibility must be at most 64 letters/],
+    [{ 'allowed-uids': '1000,' }, /^--allowed-uids must be uids separated by commas, got '1000,'$/],
+  ];
+  for (const [flags, message] of refused) assert.throws(() => fromFlags(optionTable, flags), { code: 'BATON_INVALID_ARGUMENT', message }, JSON.stringify(flags));
+  assert.throws(() => optionsFromEnv({ BATON_DRAIN_STRATEGY: 'bogus' }), /^BatonError: BATON_DRAIN_STRATEGY must be 'gradual' or 'immediate'/);
+  assert.throws(() => fromFlags(supervisorOptionTable, { log: 'xml' }), /^BatonError: --log must be 'text' or 'json', got 'xml'$/);
+  assert.throws(() => fromFlags(supervisorOptionTable, { 'kill-timeout-s': 'soon' }), /--kill-timeout-s must be a whole number, got 'soon'/);
+  assert.deepEqual(fromFlags(supervisorOptionTable, { 'kill-timeout-s': '5', 'pid-file': '/run/b.pid', log: 'json' }), { killTimeoutS: 5, pidFile: '/run/b.pid', log: 'json' });
+  assert.deepEqual(fromFlags(optionTable, { compatibility: 'v2', 'allowed-uids': '0,1000' }), { compatibility: 'v2', allowedUids: [0, 1000] });
 });
 
 test('hot restart version names the protocol and the application tag', () => {

@@ -113,7 +113,7 @@ describe('planHandoff', () => {
   });
 
   test('bad arguments are refused', () => {
-    assert.throws(() => planHandoff([], [tcp(80)], 0, 'drain'), { code: 'BATON_INVALID_ARGUMENT', message: /workers must be 1\.\.256/ });
+    assert.throws(() => planHandoff([], [tcp(80)], 0, 'drain'), { code: 'BATON_INVALID_ARGUMENT', message: /workers must be an integer in 1\.\.256/ });
     assert.throws(() => planHandoff([], [tcp(80)], 257, 'drain'), { code: 'BATON_INVALID_ARGUMENT' });
     assert.throws(() => planHandoff([], [tcp(80)], 1, 'keep' as SurplusPolicy), { code: 'BATON_INVALID_ARGUMENT', message: /surplus policy/ });
     assert.throws(() => planHandoff([held(tcp(80), 300)], [tcp(80)], 1, 'drain'), { code: 'BATON_INVALID_ARGUMENT', message: /held sockets/ });
