@@ -2,7 +2,8 @@
 // `baton run [options] -- <command> [args...]`: the supervisor. SIGHUP hot
 // restarts, SIGTERM/SIGINT stop everything, SIGUSR1 is passed on.
 
-import { unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BatonError } from '../errors';
 import { flagHelp, hotRestartVersion, optionsFromFlags, parseArgsConfig } from '../options';
@@ -10,6 +11,7 @@ import { Supervisor, type LogEntry } from './supervisor';
 
 const usage = `usage: baton run [options] -- <command> [args...]
        baton --hot-restart-version [--compatibility TAG]
+       baton -v | --version
 
 Runs <command> as restart epoch 0 and hot restarts it on SIGHUP: the next
 epoch takes over every listening socket from the one before, which drains.
@@ -34,9 +36,11 @@ function main(argv: string[]): void {
       compatibility: { type: 'string' },
       'hot-restart-version': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
     },
   });
   if (values.help) return void console.log(usage);
+  if (values.version) return void console.log(JSON.parse(readFileSync(join(__dirname, '../../../package.json'), 'utf8')).version);
   if (values['hot-restart-version']) return void console.log(hotRestartVersion(values.compatibility));
   const [verb, command, ...args] = positionals;
   if (verb !== 'run' || !command) throw new UsageError('expected `run -- <command> [args...]`');
