@@ -16,7 +16,8 @@ import { assertCounterSeesLoss } from '../support/control';
 import { freePort, load, ROOT, sleep, start, uniqueSocketPath } from '../support/processes';
 import { assertNoneLost, epochsAnswering, tookOver } from '../support/supervised';
 
-/** Our environment without what `npm test` adds (npm_config_*, npm_lifecycle_*...): a user's shell. */
+/** Our environment without the npm_* variables npm sets for a script (the project as local prefix, an
+ * `npm exec -c` command...), as in a user's shell; npm's config comes from npmrc files and NPM_CONFIG_*. */
 const shellEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('npm_')));
 
 function run(command: string, args: string[], options: SpawnSyncOptions = {}) {
