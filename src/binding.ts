@@ -1,11 +1,13 @@
-// Loads the addon (build/Release, else prebuildify's prebuilds/) and checks
-// every argument before it reaches native code, so a mistake is a
-// BATON_INVALID_ARGUMENT naming the argument, never a crash or a wrong fd.
+// Loads the addon (build/Release, else the prebuild for this platform, arch
+// and libc: src/prebuild.ts) and checks every argument before it reaches
+// native code, so a mistake is a BATON_INVALID_ARGUMENT naming the argument,
+// never a crash or a wrong fd.
 
 import { isIP } from 'node:net';
 import { BatonError, ErrorCodes, invalidArgument } from './errors';
 import { integerIn } from './validate';
 import type { BpfTarget, Family, NativeBinding } from './native';
+import { libc, PLATFORM_ARCH, prebuildFile } from './prebuild';
 
 export type { BpfTarget, Credentials, Family, PollHandle, ReceivedMessage, SocketInfo } from './native';
 
@@ -21,16 +23,22 @@ function load(): NativeBinding {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('bindings')({
       bindings: 'baton.node',
-      platformArch: `${process.platform}-${process.arch}`,
+      platformArch: PLATFORM_ARCH,
+      // Read only if build/Release has no addon: asking Node for the libc takes a few ms.
+      get prebuild() {
+        return prebuildFile(libc());
+      },
       try: [
         ['module_root', 'build', 'Release', 'bindings'],
-        ['module_root', 'prebuilds', 'platformArch', 'bindings'],
+        ['module_root', 'prebuilds', 'platformArch', 'prebuild'],
       ],
     }) as NativeBinding;
   } catch (error) {
     throw new BatonError(
       ErrorCodes.ADDON_NOT_FOUND,
-      `baton's native addon could not be loaded: run \`npm rebuild baton\` (needs python3, make and g++). ${(error as Error).message}`,
+      `baton's native addon could not be loaded on ${PLATFORM_ARCH} with ${libc()}: this package has no prebuild for it that loads, and ` +
+        'none was built from source. Install python3, make and g++ (apt-get install python3 make g++; on Alpine, apk add python3 ' +
+        `make g++), then run \`npm rebuild baton\`. ${(error as Error).message}`,
       { cause: error },
     );
   }

@@ -2,7 +2,8 @@
 // `baton run [options] -- <command> [args...]`: the supervisor. SIGHUP hot
 // restarts, SIGTERM/SIGINT stop everything, SIGUSR1 is passed on.
 
-import { unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BatonError } from '../errors';
 import { defaultsOf, flagHelp, flagsConfig, fromFlags, hotRestartVersion, optionTable, resolveOptions } from '../options';
@@ -11,6 +12,7 @@ import { Supervisor, type LogEntry } from './supervisor';
 
 const usage = `usage: baton run [options] -- <command> [args...]
        baton --hot-restart-version [--compatibility TAG]
+       baton -v | --version
 
 Runs <command> as restart epoch 0 and hot restarts it on SIGHUP: the next
 epoch takes over every listening socket from the one before, which drains.
@@ -27,10 +29,12 @@ function main(argv: string[]): void {
       ...flagsConfig(optionTable, supervisorOptionTable),
       'hot-restart-version': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
     },
   });
   const values = parsed.values as Record<string, unknown>;
   if (values.help) return void console.log(usage);
+  if (values.version) return void console.log(JSON.parse(readFileSync(join(__dirname, '../../../package.json'), 'utf8')).version);
   // Every flag is checked here, so that a bad value exits 2 before any generation starts.
   const engine = fromFlags(optionTable, values);
   if (values['hot-restart-version']) return void console.log(hotRestartVersion(engine.compatibility));

@@ -12,15 +12,17 @@ import { join } from 'node:path';
 import { hotRestartVersion, optionTable } from '../../src/options';
 import { supervisorOptionTable } from '../../src/supervisor/options';
 import { test } from 'node:test';
-import { CLI, freePort, load, sleep, start, superviseFixture, uniqueSocketPath } from '../support/processes';
+import { CLI, freePort, load, ROOT, sleep, start, superviseFixture, uniqueSocketPath } from '../support/processes';
 import { alive, assertNoneLost, epochsAnswering, from, indexOf, logged, pidOf, supervised, tookOver } from '../support/supervised';
 import { assertCounterSeesLoss } from '../support/control';
 
-test('--hot-restart-version prints the version; a bad command line exits 2 with the usage', () => {
+test('--version and --hot-restart-version print the versions; no command or a bad command line exits 2 with the usage', () => {
   const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-v']) assert.equal(run(flag).stdout, `${version}\n`, flag);
   assert.equal(run('--hot-restart-version').stdout, `${hotRestartVersion()}\n`);
   assert.equal(run('--hot-restart-version', '--compatibility', 'v2').stdout, `${hotRestartVersion('v2')}\n`);
-  for (const bad of [['run'], ['start', '--', 'true'], ['run', '--drain-time-s', 'soon', '--', 'true'], ['run', '--frobnicate', '--', 'true']]) {
+  for (const bad of [[], ['run'], ['start', '--', 'true'], ['run', '--drain-time-s', 'soon', '--', 'true'], ['run', '--frobnicate', '--', 'true']]) {
     const result = run(...bad);
     assert.equal(result.status, 2, `${bad.join(' ')} exits 2`);
     assert.match(result.stderr, /^baton: .+\n\nusage: baton run/, bad.join(' '));

@@ -13,7 +13,9 @@ const SRC = join(ROOT, 'src');
 
 /** Low to high; a module may import its own layer or a lower one. */
 const LAYERS: Array<[string, number]> = [
-  ['native.d.ts', 0],
+  ['native.ts', 0],
+  ['prebuild.ts', 0],
+  ['install.ts', 1],
   ['binding.ts', 1],
   ['errors.ts', 0],
   ['validate.ts', 0],
