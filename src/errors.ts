@@ -36,6 +36,8 @@ export const ErrorCodes = {
   STOPPED: 'BATON_STOPPED',
   /** The application's own code failed (an error that carries no code of its own). */
   APPLICATION: 'BATON_APPLICATION',
+  /** No supervisor answers where `baton reload|status|rollback` looked for one. */
+  NOT_RUNNING: 'BATON_NOT_RUNNING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

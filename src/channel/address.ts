@@ -1,6 +1,8 @@
 // Where generations find each other. Generation E of base id B listens at
 // `<socketPath>_<B>_<E>` for its child, E+1. The full epoch (not Envoy's
 // epoch % 3) keeps names unique however many older generations still drain.
+// The supervisor of base id B answers `baton reload|status|rollback` at
+// `<socketPath>_<B>_supervisor`: not a number, so never an epoch's name.
 // A leading '@' puts the name in the abstract namespace (no file, no mode:
 // SO_PEERCRED is then the only gate, and it is always checked).
 
@@ -17,7 +19,20 @@ export interface ControlAddress {
 }
 
 export function controlAddress(socketPath: string, baseId: number, epoch: number): ControlAddress {
-  const display = `${socketPath}_${baseId}_${epoch}`;
+  return addressOf(`${socketPath}_${baseId}_${epoch}`);
+}
+
+/** Where the supervisor of base id `baseId` answers its command line. */
+export function supervisorAddress(socketPath: string, baseId: number): ControlAddress {
+  return addressOf(`${socketPath}_${baseId}_supervisor`);
+}
+
+/** A supervisor's address, if `name` (as listeningUnixSockets spells it) is one. */
+export function asSupervisorAddress(name: string): ControlAddress | undefined {
+  return /_\d+_supervisor$/.test(name) ? addressOf(name) : undefined;
+}
+
+function addressOf(display: string): ControlAddress {
   const abstract = display.startsWith('@');
   return { path: abstract ? display.slice(1) : display, abstract, display };
 }
@@ -28,11 +43,16 @@ export function controlAddress(socketPath: string, baseId: number, epoch: number
  * made absolute (resolveOptions) before any generation binds it.
  */
 export function listeningUnixSockets(): Set<string> {
-  const names = new Set<string>();
+  return new Set(listeningUnixSocketsByInode().values());
+}
+
+/** The same names by socket inode, as /proc/<pid>/fd shows a process's sockets (socket:[inode]). */
+export function listeningUnixSocketsByInode(): Map<number, string> {
+  const names = new Map<number, string>();
   const SO_ACCEPTCON = 0x10000;
   for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/);
-    if (fields.length >= 8 && (parseInt(fields[3], 16) & SO_ACCEPTCON) !== 0) names.add(fields.slice(7).join(' '));
+    if (fields.length >= 8 && (parseInt(fields[3], 16) & SO_ACCEPTCON) !== 0) names.set(Number(fields[6]), fields.slice(7).join(' '));
   }
   return names;
 }

@@ -186,15 +186,15 @@ export function encode(message: Message): Buffer {
   return data;
 }
 
-type Fields = Record<string, unknown>;
+export type Fields = Record<string, unknown>;
 
-function int(o: Fields, key: string, min = 0, max = 2 ** 31 - 1): number {
+export function int(o: Fields, key: string, min = 0, max = 2 ** 31 - 1): number {
   const v = o[key];
   if (!isIntegerIn(v, min, max)) throw new ProtocolError(`${o.type}.${key} must be an integer in ${min}..${max}`, idsOf(o));
   return v;
 }
 
-function bool(o: Fields, key: string): boolean {
+export function bool(o: Fields, key: string): boolean {
   const v = o[key];
   if (typeof v !== 'boolean') throw new ProtocolError(`${o.type}.${key} must be true or false`, idsOf(o));
   return v;
@@ -206,7 +206,7 @@ function oneOf<T extends string>(o: Fields, key: string, values: readonly T[]): 
   return v as T;
 }
 
-function str(o: Fields, key: string, maxLength = 256): string {
+export function str(o: Fields, key: string, maxLength = 256): string {
   const v = o[key];
   if (typeof v !== 'string' || v.length > maxLength) {
     throw new ProtocolError(`${o.type}.${key} must be a string of at most ${maxLength} characters`, idsOf(o));
@@ -214,7 +214,7 @@ function str(o: Fields, key: string, maxLength = 256): string {
   return v;
 }
 
-function list<T>(o: Fields, key: string, max: number, item: (v: unknown, i: number) => T): T[] {
+export function list<T>(o: Fields, key: string, max: number, item: (v: unknown, i: number) => T): T[] {
   const v = o[key];
   if (!Array.isArray(v) || v.length > max) {
     throw new ProtocolError(`${o.type}.${key} must be an array of at most ${max} entries`, idsOf(o));
@@ -369,7 +369,7 @@ export function socketsRecords(re: number, refs: SocketRef[], held: HeldListener
 }
 
 /** A peer's value quoted in an error, short enough that the error itself always fits a record. */
-function excerpt(value: unknown): string {
+export function excerpt(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 40 ? `${text.slice(0, 40)}...` : text;
 }

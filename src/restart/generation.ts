@@ -280,6 +280,8 @@ export class Generation extends EventEmitter<GenerationEvents> {
       created: entries.length - inherited,
       surplus: entries.filter((e) => e.surplus).length,
       tcpMigrateReq: tcpMigrateReq(),
+      workers: handoff.sockets.workers,
+      listeners: handoff.sockets.listeners.map((l) => ({ name: l.name, sockets: entries.filter((e) => e.listener === l).length })),
     });
   }
 

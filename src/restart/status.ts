@@ -21,7 +21,14 @@ export type StatusReport =
       surplus: number;
       /** net.ipv4.tcp_migrate_req: whether the kernel also moves a closing listener's queue (never relied on). */
       tcpMigrateReq: number | null;
+      /** Its worker threads, and each listener with the sockets it serves (for `baton status` and `baton reload`). */
+      workers: number;
+      listeners: Array<{ name: string; sockets: number }>;
     }
+  /** It accepts again: the child that had taken over went away (died, or shut down while we drained). */
+  | { event: 'resumed'; reason: string }
+  /** Every second while it runs, and at take-over: connections open. */
+  | { event: 'load'; connections: number }
   | { event: 'retired'; listener: string; index: number; waitedMs: number }
   | { event: 'released'; listeners: string[] }
   | { event: 'failed'; code: string; message: string }

@@ -1,27 +1,41 @@
 #!/usr/bin/env node
 // `baton run [options] -- <command> [args...]`: the supervisor. SIGHUP hot
 // restarts, SIGTERM/SIGINT stop everything, SIGUSR1 is passed on.
+// `baton reload|status|rollback`: ask the running supervisor.
 
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BatonError } from '../errors';
 import { defaultsOf, flagHelp, flagsConfig, fromFlags, hotRestartVersion, optionTable, resolveOptions } from '../options';
-import { supervisorOptionTable } from './options';
+import { runCommand } from './commands';
+import { COMMANDS, type Command } from './messages';
+import { commandOptionTable, supervisorOptionTable } from './options';
 import { Supervisor, type LogEntry } from './supervisor';
 
 const usage = `usage: baton run [options] -- <command> [args...]
+       baton reload|status|rollback [command options]
        baton --hot-restart-version [--compatibility TAG]
        baton -v | --version
 
-Runs <command> as restart epoch 0 and hot restarts it on SIGHUP: the next
-epoch takes over every listening socket from the one before, which drains.
+Runs <command> as restart epoch 0 and hot restarts it on SIGHUP (or baton
+reload): the next epoch takes over every listening socket from the one
+before, which drains. Should the new epoch die while the one before still
+drains, that one serves again (rollback).
 
-options:
+  baton reload    start the next epoch and wait for its outcome (exit 0: took over, 1: failed)
+  baton status    the supervisor and its generations (exit 0: one serves, 3: nothing runs)
+  baton rollback  the serving epoch drains and the one it took over from serves again
+
+options of run:
 ${flagHelp(optionTable, supervisorOptionTable)}
-  -h, --help`;
+  -h, --help
+
+options of reload, status and rollback:
+${flagHelp(commandOptionTable)}`;
 
 function main(argv: string[]): void {
+  if (COMMANDS.includes(argv[0] as Command)) return ask(argv[0] as Command, argv.slice(1));
   const parsed = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -43,7 +57,7 @@ function main(argv: string[]): void {
   resolveOptions(engine); // and together (--use-dynamic-base-id with --restart-epoch 1, say)
   const own = { ...defaultsOf(supervisorOptionTable), ...fromFlags(supervisorOptionTable, values) };
 
-  const supervisor = new Supervisor({ command, args, engine, killTimeoutMs: own.killTimeoutS * 1000 });
+  const supervisor = new Supervisor({ command, args, engine, killTimeoutMs: own.killTimeoutS * 1000, rollback: own.rollback });
   const write = own.log === 'json' ? (e: LogEntry) => JSON.stringify({ time: new Date().toISOString(), ...e }) : formatText;
   supervisor.on('log', (entry) => process.stderr.write(`${write(entry)}\n`));
 
@@ -58,6 +72,12 @@ function main(argv: string[]): void {
   process.on('SIGINT', () => supervisor.stop('SIGINT'));
   process.on('SIGUSR1', () => supervisor.signalAll('SIGUSR1'));
   supervisor.start();
+}
+
+function ask(verb: Command, argv: string[]): void {
+  const { values } = parseArgs({ args: argv, options: flagsConfig(commandOptionTable) });
+  const flags = { ...defaultsOf(commandOptionTable), ...fromFlags(commandOptionTable, values) };
+  void runCommand(verb, flags).then((code) => (process.exitCode = code));
 }
 
 function formatText(entry: LogEntry): string {

@@ -1,35 +1,62 @@
 // Envoy's hot-restarter, for baton generations, fixed where it hurts: a
 // failing new epoch never takes the serving one down, restarts asked for
-// while one is starting are queued and coalesced, and older generations
-// drain on their own deadlines while newer ones come and go.
+// while one is starting are queued and coalesced, older generations drain on
+// their own deadlines while newer ones come and go, and a serving generation
+// that dies hands back to the one it took over from while that one still
+// drains (rollback). Every outcome is rendered here, once, from the
+// generations' status reports: the log, `baton reload|status|rollback` and
+// the Supervisor's events all read the same.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { defaultOptions, optionsToEnv, type HotRestartOptions } from '../options';
+import { supervisorAddress } from '../channel/address';
+import { optionsToEnv, resolveOptions, type HotRestartOptions } from '../options';
 import { STATUS_FD_ENV, type StatusReport } from '../restart/status';
+import { SupervisorControl } from './control';
+import type { CommandOutcome, GenerationState, SupervisorStatus } from './messages';
 
-export type GenerationPhase = 'starting' | 'serving' | 'draining' | 'exited';
+export type GenerationPhase = GenerationState;
+type TakenOver = Extract<StatusReport, { event: 'takenOver' }>;
+type Waiter = (outcome: CommandOutcome) => void;
 
 export interface SupervisedGeneration {
   epoch: number;
+  /** The epoch that served when it started: the parent it takes over from (none for the first, nor without hot restart). */
+  parentEpoch?: number;
   pid: number;
+  /** serving: accepts; draining: drains as a parent, and accepts again if its child goes away; stopping: told to stop. */
   phase: GenerationPhase;
+  /** Started by a reload (SIGHUP, `baton reload`), not as the first generation. */
+  reload: boolean;
   /** When the restart that started it was asked for (performance.now()). */
   askedAt: number;
   /** Milliseconds its child machine spent in each state on the way to taking over. */
   phases: Record<string, number>;
   process: ChildProcess;
+  tookOverAt?: number;
+  takenOver?: TakenOver;
+  /** Connections open at its last load report. */
+  connections?: number;
+  /** Why it did not take over: its own report, or our start deadline. */
+  failure?: string;
+  /** Reloads waiting for it to take over or fail. */
+  waiters: Waiter[];
+  /** Rollbacks waiting for it to accept again. */
+  resumeWaiters: Array<(reason: string) => void>;
+  startDeadline?: NodeJS.Timeout;
 }
 
 export interface SupervisorOptions {
   command: string;
   args: string[];
-  /** Handed to every generation in its environment (epoch and base id are set per generation). */
+  /** Handed to every generation in its environment (epoch, parent epoch and base id are set per generation). */
   engine: Partial<HotRestartOptions>;
   /** SIGKILL what is still running this long after SIGTERM. Default 30 s. */
   killTimeoutMs?: number;
+  /** When the serving generation dies: 'auto' (default) lets its draining parent serve again; 'off' stops everything. */
+  rollback?: 'auto' | 'off';
 }
 
 export interface LogEntry {
@@ -43,59 +70,142 @@ export interface SupervisorEvents {
   log: [entry: LogEntry];
   /** A generation reported something on its status pipe. */
   status: [epoch: number, report: StatusReport];
+  /** A reload starts this epoch. */
+  reloading: [epoch: number];
+  /** This epoch took over (the first one too). */
+  tookOver: [epoch: number];
+  /** The epoch a reload started failed before taking over. */
+  reloadFailed: [epoch: number, reason: string];
+  /** The serving generation went away (or was asked to) and the one it took over from serves again. */
+  rolledBack: [from: number, to: number];
+  /** Every generation is told to stop. */
+  stopping: [];
   /** Every generation is gone; the supervisor should exit with this code. */
   done: [code: number];
 }
 
 export class Supervisor extends EventEmitter<SupervisorEvents> {
+  /** Running generations, oldest first; one that exited is forgotten. */
   private readonly generations: SupervisedGeneration[] = [];
   private baseId: number | undefined;
-  private restartQueued = false;
+  private highestEpoch: number | undefined;
+  /** Reloads asked for while a generation starts: one restart, later. */
+  private queued: Waiter[] | undefined;
   private stopping = false;
   private exitCode = 0;
+  private restarts = 0;
+  private rollbacks = 0;
   private readonly killTimeoutMs: number;
+  private readonly engine: HotRestartOptions;
+  private readonly control: SupervisorControl;
 
   constructor(private readonly options: SupervisorOptions) {
     super();
     this.killTimeoutMs = options.killTimeoutMs ?? 30_000;
-    this.baseId = options.engine.useDynamicBaseId ? undefined : options.engine.baseId;
+    this.engine = resolveOptions(options.engine);
+    this.baseId = options.engine.useDynamicBaseId ? undefined : this.engine.baseId;
+    this.control = new SupervisorControl(
+      { reload: () => this.reload(), rollback: () => this.rollback(), status: () => this.status() },
+      { socketMode: this.engine.socketMode, allowedUids: this.engine.allowedUids, warn: (message) => this.log('warn', message) },
+    );
   }
 
-  get live(): SupervisedGeneration[] {
-    return this.generations.filter((g) => g.phase !== 'exited');
-  }
-
-  /** The newest generation that has taken over. */
+  /** The generation that accepts. */
   get serving(): SupervisedGeneration | undefined {
     return this.generations.findLast((g) => g.phase === 'serving');
   }
 
+  private get starting(): SupervisedGeneration | undefined {
+    return this.generations.find((g) => g.phase === 'starting');
+  }
+
   start(): void {
-    this.launch(this.options.engine.restartEpoch ?? 0, performance.now());
+    this.listenForCommands();
+    this.launch(this.engine.restartEpoch, undefined, performance.now(), [], false);
   }
 
   /** SIGHUP: the next epoch, or later if one is still starting (never two at once). */
   restart(): void {
-    if (this.stopping) return;
-    const asked = performance.now();
-    if (this.live.some((g) => g.phase === 'starting')) {
-      if (!this.restartQueued) this.log('info', 'restart queued: a generation is still starting');
-      this.restartQueued = true;
-      return;
-    }
+    void this.reload();
+  }
+
+  /** `baton reload`: like SIGHUP, and resolves with the outcome of the epoch it starts (or the queued one). */
+  reload(): Promise<CommandOutcome> {
+    return new Promise((resolve) => {
+      if (!this.starting || this.stopping) return this.startReload([resolve]);
+      if (!this.queued) this.log('info', 'restart queued: a generation is still starting');
+      this.queued ??= [];
+      this.queued.push(resolve);
+    });
+  }
+
+  /**
+   * `baton rollback`: the serving generation stops (gracefully: it drains)
+   * and the one it took over from, while that one still drains, accepts
+   * again. Resolves once it reported accepting again.
+   */
+  rollback(): Promise<CommandOutcome> {
+    const refuse = (reason: string) => Promise.resolve(this.failure(`rollback refused: ${reason}`, { reason }));
+    if (this.stopping) return refuse('the supervisor is stopping');
+    const starting = this.starting;
+    if (starting) return refuse(`epoch ${starting.epoch} is starting: roll back once it has taken over or failed`);
     const serving = this.serving;
-    if (!serving) return this.log('warn', 'restart ignored: no generation is serving');
-    this.launch(serving.epoch + 1, asked);
+    const parent = serving && this.drainingParentOf(serving);
+    if (!serving || !parent) {
+      return refuse(
+        `${serving ? `epoch ${serving.epoch}` : 'nothing'} serves and no generation it took over from still drains ` +
+          '(one drains for --parent-shutdown-time-s after the next takes over): there is nothing to roll back to',
+      );
+    }
+    const timeoutMs = this.engine.requestTimeoutMs;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        resolve(this.failure(`epoch ${parent.epoch} did not report accepting again within ${timeoutMs} ms`, { epoch: parent.epoch, reason: 'timeout' }));
+      }, timeoutMs);
+      parent.resumeWaiters.push((reason) => {
+        clearTimeout(timer);
+        const message = `rolled back from epoch ${serving.epoch} to epoch ${parent.epoch}: epoch ${parent.epoch} accepts again (${reason}), epoch ${serving.epoch} drains`;
+        resolve({ ok: true, message, epoch: parent.epoch, serving: parent.epoch, from: serving.epoch, to: parent.epoch });
+      });
+      // Its graceful shutdown lets go of its parent at once, which then accepts again: nothing waits in a queue nobody serves.
+      serving.phase = 'stopping';
+      serving.process.kill('SIGTERM');
+      this.rolledBack(serving, parent, 'warn', `rolled back from epoch ${serving.epoch} to epoch ${parent.epoch} (asked)`);
+    });
+  }
+
+  status(): SupervisorStatus {
+    const now = performance.now();
+    return {
+      pid: process.pid,
+      baseId: this.baseId ?? null,
+      socket: this.control.address?.display ?? '',
+      restarts: this.restarts,
+      rollbacks: this.rollbacks,
+      generations: this.generations.map((g) => ({
+        epoch: g.epoch,
+        pid: g.pid,
+        state: g.phase,
+        workers: g.takenOver?.workers ?? null,
+        listeners: g.takenOver?.listeners ?? [],
+        sinceTakeOverMs: g.tookOverAt === undefined ? null : Math.round(now - g.tookOverAt),
+        connections: g.connections ?? null,
+      })),
+    };
   }
 
   /** SIGTERM/SIGINT: every generation stops gracefully; SIGKILL after the kill timeout. */
   stop(signal: NodeJS.Signals = 'SIGTERM'): void {
     if (this.stopping) return;
     this.stopping = true;
-    this.log('info', `stopping ${this.live.length} generation(s) on ${signal}`);
+    this.emit('stopping');
+    this.log('info', `stopping ${this.generations.length} generation(s) on ${signal}`);
+    this.control.close();
+    this.answerQueued();
+    for (const g of this.generations) g.phase = 'stopping';
     this.signalAll('SIGTERM');
     setTimeout(() => {
-      for (const g of this.live) {
+      for (const g of this.generations) {
         this.log('warn', `epoch ${g.epoch} still running ${this.killTimeoutMs} ms after SIGTERM: SIGKILL`, g.epoch);
         g.process.kill('SIGKILL');
       }
@@ -104,11 +214,41 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   signalAll(signal: NodeJS.Signals): void {
-    for (const g of this.live) g.process.kill(signal);
+    for (const g of this.generations) g.process.kill(signal);
   }
 
-  private launch(epoch: number, askedAt: number): void {
-    const first = this.generations.length === 0;
+  private startReload(waiters: Waiter[]): void {
+    const fail = (reason: string) => {
+      for (const waiter of waiters) waiter(this.failure(`reload refused: ${reason}`, { reason }));
+    };
+    if (this.stopping) return fail('the supervisor is stopping');
+    const serving = this.serving;
+    if (!serving) {
+      this.log('warn', 'restart ignored: no generation is serving');
+      return fail('no generation is serving');
+    }
+    // A new number every time: a failed or rolled-back epoch may still hold its name, and logs stay unambiguous.
+    const epoch = (this.highestEpoch ?? -1) + 1;
+    this.emit('reloading', epoch);
+    this.launch(epoch, this.engine.disableHotRestart ? undefined : serving.epoch, performance.now(), waiters, true);
+  }
+
+  /** The reloads queued behind a start: one restart for all of them, now. */
+  private runQueued(): void {
+    const waiters = this.queued;
+    this.queued = undefined;
+    if (waiters) this.startReload(waiters);
+  }
+
+  private answerQueued(): void {
+    const waiters = this.queued ?? [];
+    this.queued = undefined;
+    for (const waiter of waiters) waiter(this.failure('reload refused: the supervisor is stopping', { reason: 'stopping' }));
+  }
+
+  private launch(epoch: number, parentEpoch: number | undefined, askedAt: number, waiters: Waiter[], reload: boolean): void {
+    const first = this.highestEpoch === undefined;
+    this.highestEpoch = Math.max(epoch, this.highestEpoch ?? epoch);
     const env = {
       ...process.env,
       ...optionsToEnv({
@@ -117,10 +257,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         baseId: this.baseId,
         useDynamicBaseId: first && this.options.engine.useDynamicBaseId,
       }),
+      ...(parentEpoch === undefined ? {} : { BATON_PARENT_EPOCH: String(parentEpoch) }),
       [STATUS_FD_ENV]: '3',
     };
     const child = spawn(this.options.command, this.options.args, { env, stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
-    const generation: SupervisedGeneration = { epoch, pid: child.pid ?? 0, phase: 'starting', askedAt, phases: {}, process: child };
+    const generation: SupervisedGeneration = {
+      epoch,
+      ...(parentEpoch === undefined ? {} : { parentEpoch }),
+      pid: child.pid ?? 0,
+      phase: 'starting',
+      reload,
+      askedAt,
+      phases: {},
+      process: child,
+      waiters,
+      resumeWaiters: [],
+    };
     this.generations.push(generation);
     if (child.pid !== undefined) this.log('info', `epoch ${epoch} starting (pid ${child.pid})`, epoch, { pid: child.pid });
     child.on('error', (error) => {
@@ -129,17 +281,29 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (child.pid === undefined) this.onExit(generation, null, null);
     });
     if (child.pid === undefined) return;
-    createInterface({ input: child.stdio[3] as Readable }).on('line', (line) => this.onStatus(generation, line));
-    child.on('exit', (code, signal) => this.onExit(generation, code, signal));
+    const reports = createInterface({ input: child.stdio[3] as Readable });
+    let reportsEnded = false;
+    reports.on('line', (line) => this.onStatus(generation, line));
+    reports.on('close', () => (reportsEnded = true));
+    child.on('exit', (code, signal) => {
+      // Its last reports (why it failed, say) may still be in the pipe: read them first, for at most a second.
+      const exited = () => this.onExit(generation, code, signal);
+      if (reportsEnded) return exited();
+      const timer = setTimeout(exited, 1000);
+      reports.on('close', () => {
+        clearTimeout(timer);
+        exited();
+      });
+    });
     // The parent gives up on its child childInitTimeoutS after its hello, and the child then fails.
     // One that hangs instead would block every restart: we end it, later than the parent would.
-    const { engine } = this.options;
-    const startTimeoutMs = (engine.childInitTimeoutS ?? defaultOptions.childInitTimeoutS) * 1000 + (engine.handshakeTimeoutMs ?? defaultOptions.handshakeTimeoutMs);
-    setTimeout(() => {
-      if (generation.phase !== 'starting') return;
+    const startTimeoutMs = this.engine.childInitTimeoutS * 1000 + this.engine.handshakeTimeoutMs;
+    generation.startDeadline = setTimeout(() => {
+      generation.failure = `did not take over within ${startTimeoutMs / 1000} s: killed`;
       this.log('error', `epoch ${epoch} did not take over within ${startTimeoutMs / 1000} s: SIGKILL (it accepts nothing before taking over)`, epoch);
       child.kill('SIGKILL');
-    }, startTimeoutMs).unref();
+    }, startTimeoutMs);
+    generation.startDeadline.unref();
   }
 
   private onStatus(g: SupervisedGeneration, line: string): void {
@@ -153,11 +317,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     switch (report.event) {
       case 'baseId':
         this.baseId = report.baseId;
-        return this.log('info', `using base id ${report.baseId}`, g.epoch);
+        this.log('info', `using base id ${report.baseId}`, g.epoch);
+        return this.listenForCommands();
       case 'takenOver':
         return this.onTakenOver(g, report);
       case 'failed':
-        return this.log('error', `epoch ${g.epoch} failed: ${report.message} (${report.code})`, g.epoch);
+        g.failure = `${report.message} (${report.code})`;
+        return this.log('error', `epoch ${g.epoch} failed: ${g.failure}`, g.epoch);
       case 'warning':
         return this.log('warn', `epoch ${g.epoch}: ${report.message}`, g.epoch);
       case 'transition':
@@ -167,19 +333,35 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         return this.log('info', `epoch ${g.epoch} retired socket ${report.index} of ${report.listener} (its queue quiet after ${report.waitedMs} ms)`, g.epoch, { ...report });
       case 'released':
         return this.log('info', `epoch ${g.epoch} releases ${report.listeners.join(', ')}: no longer configured; serving what is queued, then closing`, g.epoch);
+      case 'load':
+        g.connections = report.connections;
+        return;
+      case 'resumed':
+        this.log('info', `epoch ${g.epoch} accepts again: ${report.reason}`, g.epoch);
+        for (const waiter of g.resumeWaiters.splice(0)) waiter(report.reason);
+        return;
     }
   }
 
-  private onTakenOver(g: SupervisedGeneration, report: Extract<StatusReport, { event: 'takenOver' }>): void {
+  private onTakenOver(g: SupervisedGeneration, report: TakenOver): void {
     if (g.phase !== 'starting') return;
+    clearTimeout(g.startDeadline);
+    const parent = this.generations.find((older) => older.phase === 'serving' && older.epoch === g.parentEpoch);
     for (const older of this.generations) {
       if (older.phase !== 'serving') continue;
-      older.phase = 'draining';
-      // Without hot restart no child will ever tell it to drain: stopping it is ours to do.
-      if (this.options.engine.disableHotRestart) older.process.kill('SIGTERM');
+      if (older === parent) {
+        older.phase = 'draining';
+        continue;
+      }
+      // Not its parent (hot restart is off, or its parent went away as it started): no child will ever tell it to drain.
+      older.phase = 'stopping';
+      older.process.kill('SIGTERM');
     }
     g.phase = 'serving';
-    const sinceAsked = Math.round(performance.now() - g.askedAt);
+    g.tookOverAt = performance.now();
+    g.takenOver = report;
+    if (g.reload) this.restarts++;
+    const sinceAsked = Math.round(g.tookOverAt - g.askedAt);
     const phases = Object.entries(g.phases).map(([state, ms]) => `${state} ${ms.toFixed(1)}`).join(', ');
     this.log(
       'info',
@@ -187,34 +369,94 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       g.epoch,
       { tookOverMs: sinceAsked, phases: g.phases, ...report },
     );
-    if (this.restartQueued) {
-      this.restartQueued = false;
-      this.restart();
+    this.emit('tookOver', g.epoch);
+    this.listenForCommands(); // should another supervisor have held the name, it may be gone
+    const workers = parent?.takenOver?.workers === undefined ? `${report.workers}` : `${parent.takenOver.workers} -> ${report.workers}`;
+    const message = `epoch ${g.epoch} took over in ${sinceAsked} ms: ${workers} workers, ${report.inherited} sockets inherited, ${report.created} created`;
+    for (const waiter of g.waiters.splice(0)) {
+      waiter({
+        ok: true,
+        message,
+        epoch: g.epoch,
+        serving: g.epoch,
+        tookOverMs: sinceAsked,
+        workers: report.workers,
+        ...(parent?.takenOver ? { parentWorkers: parent.takenOver.workers } : {}),
+        inherited: report.inherited,
+        created: report.created,
+      });
     }
+    this.runQueued();
   }
 
   private onExit(g: SupervisedGeneration, code: number | null, signal: NodeJS.Signals | null): void {
+    const at = this.generations.indexOf(g);
+    if (at < 0) return;
+    this.generations.splice(at, 1);
+    clearTimeout(g.startDeadline);
     const was = g.phase;
-    if (was === 'exited') return;
-    g.phase = 'exited';
     const how = signal ? `signal ${signal}` : code === null ? 'never started' : `code ${code}`;
+    if (was === 'starting') return this.onFailedStart(g, how);
     if (this.stopping) {
       this.log('info', `epoch ${g.epoch} exited (${how})`, g.epoch);
-    } else if (was === 'starting') {
-      const serving = this.serving;
-      this.log('error', `epoch ${g.epoch} exited (${how}) before taking over; ${serving ? `epoch ${serving.epoch} keeps serving` : 'nothing is serving'}`, g.epoch);
-      if (!serving) return this.fail();
-      if (this.restartQueued) {
-        this.restartQueued = false;
-        this.restart();
-      }
     } else if (was === 'serving') {
-      this.log('error', `epoch ${g.epoch}, the serving generation, exited (${how}): stopping the rest so a service manager restarts baton`, g.epoch);
-      return this.fail();
+      const parent = this.options.rollback === 'off' ? undefined : this.drainingParentOf(g);
+      if (!parent) {
+        this.log('error', `epoch ${g.epoch}, the serving generation, exited (${how}): stopping the rest so a service manager restarts baton`, g.epoch);
+        return this.fail();
+      }
+      // Its parent still holds every socket it had and accepts again by itself once our child's channel closes.
+      const after = ((performance.now() - (g.tookOverAt ?? 0)) / 1000).toFixed(1);
+      this.rolledBack(g, parent, 'error', `epoch ${g.epoch} exited (${how}) ${after} s after take-over: rolled back to epoch ${parent.epoch}`);
+      const connections = g.connections === undefined ? 'an unknown number of connections' : `about ${g.connections} connections`;
+      const created = g.takenOver?.created ?? 0;
+      const sockets = created > 0 ? ` and ${created} sockets only it held (created at the increase)` : '';
+      this.log('warn', `${connections} it had open${sockets} were lost with it`, g.epoch, { lostConnections: g.connections ?? null, lostSockets: created });
     } else {
       this.log(code === 0 || signal ? 'info' : 'warn', `draining epoch ${g.epoch} exited (${how})`, g.epoch);
     }
     this.finishIfDone();
+  }
+
+  private onFailedStart(g: SupervisedGeneration, how: string): void {
+    const serving = this.serving;
+    const reason = g.failure ?? (this.stopping ? 'stopped: the supervisor is stopping' : `exited (${how}) before taking over`);
+    if (this.stopping) {
+      this.log('info', `epoch ${g.epoch} exited (${how})`, g.epoch);
+    } else {
+      this.log('error', `epoch ${g.epoch} exited (${how}) before taking over; ${serving ? `epoch ${serving.epoch} keeps serving` : 'nothing is serving'}`, g.epoch);
+    }
+    if (g.reload) this.emit('reloadFailed', g.epoch, reason);
+    const outcome = this.failure(`epoch ${g.epoch} failed: ${reason}; ${serving ? `epoch ${serving.epoch} still serving` : 'nothing is serving'}`, {
+      epoch: g.epoch,
+      reason,
+    });
+    for (const waiter of g.waiters.splice(0)) waiter(outcome);
+    if (!serving && !this.stopping) return this.fail();
+    this.runQueued();
+    this.finishIfDone();
+  }
+
+  /** The generation `g` took over from, while it drains: it accepts again if `g` goes away. */
+  private drainingParentOf(g: SupervisedGeneration): SupervisedGeneration | undefined {
+    return this.generations.find((older) => older.phase === 'draining' && older.epoch === g.parentEpoch);
+  }
+
+  private rolledBack(from: SupervisedGeneration, to: SupervisedGeneration, level: LogEntry['level'], message: string): void {
+    to.phase = 'serving';
+    this.rollbacks++;
+    this.log(level, message, from.epoch, { rolledBackTo: to.epoch });
+    this.emit('rolledBack', from.epoch, to.epoch);
+  }
+
+  private failure(message: string, fields: Partial<CommandOutcome>): CommandOutcome {
+    return { ok: false, message, serving: this.serving?.epoch ?? null, ...fields };
+  }
+
+  /** The control socket, once the base id is known (the first generation chooses it with --use-dynamic-base-id). */
+  private listenForCommands(): void {
+    if (this.baseId === undefined || this.stopping) return;
+    this.control.listen(supervisorAddress(this.engine.socketPath, this.baseId));
   }
 
   private fail(): void {
@@ -223,7 +465,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private finishIfDone(): void {
-    if (this.stopping && this.live.length === 0) this.emit('done', this.exitCode);
+    if (this.stopping && this.generations.length === 0) this.emit('done', this.exitCode);
   }
 
   private log(level: LogEntry['level'], message: string, epoch?: number, extra: Record<string, unknown> = {}): void {
