@@ -26,6 +26,11 @@ export interface ServedSocket {
   fd: number;
 }
 
+/** How a socket is named across threads: 'tcp://127.0.0.1:8080#2'. */
+export function socketKey(listener: string, index: number): string {
+  return `${listener}#${index}`;
+}
+
 export class ListenerServers {
   /** Per socket index, what accepts on it: the target on our own socket, a forwarder on a surplus one. */
   private readonly servers = new Map<number, Servable>();
@@ -42,10 +47,10 @@ export class ListenerServers {
     private readonly warn: (message: string) => void,
   ) {}
 
-  /** Starts serving every socket not served yet (a dgram socket, once bound, stays bound). */
-  attach(): void {
+  /** Starts serving every socket not served yet, or only those `only` picks (a dgram socket, once bound, stays bound). */
+  attach(only: (index: number) => boolean = () => true): void {
     for (const { index, fd } of this.sockets) {
-      if (this.retired.has(index)) continue;
+      if (this.retired.has(index) || !only(index)) continue;
       let server = this.servers.get(index);
       if (!server) {
         server = index === this.ownIndex ? this.target : this.forwarder();
@@ -62,9 +67,13 @@ export class ListenerServers {
     }
   }
 
-  /** Stops accepting; connections stay (closing them is the drain's). A dgram socket cannot bind again once closed: UDP is read until close(). */
-  stop(): void {
-    for (const server of this.servers.values()) if ('listen' in server) stopListening(server);
+  /**
+   * Stops accepting, except on the sockets `keep` picks; connections stay
+   * (closing them is the drain's). A dgram socket cannot bind again once
+   * closed: UDP is read until close().
+   */
+  stop(keep: (index: number) => boolean = () => false): void {
+    for (const [index, server] of this.servers) if ('listen' in server && !keep(index)) stopListening(server);
   }
 
   /** Lets go of one socket for good (its dup closes at once; its fd number may be reused, so it is never served again). */

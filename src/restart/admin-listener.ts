@@ -8,7 +8,6 @@
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
-import type { Listener } from '../listeners/spec';
 import type { Follower } from './follower';
 import { MainThreadServer } from './main-thread-server';
 
@@ -43,7 +42,7 @@ export class AdminListener implements Follower {
   }
 
   /** Stops accepting (requests in flight finish), except on a listener kept by a child that dropped it. */
-  stopAccepting(keep: readonly Listener[]): void {
+  stopAccepting(keep: readonly SocketEntry[]): void {
     this.stopped = true;
     this.server.stopAccepting(keep);
   }

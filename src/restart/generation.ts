@@ -14,7 +14,7 @@ import { controlAddress, freeBaseId, liveEpochs } from '../channel/address';
 import { ControlServer } from '../channel/server';
 import { adoptSockets, HandoffPolicy } from '../listeners/handoff';
 import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
-import { parseListen, resolveListeners, type Listener, type ListenerSpec } from '../listeners/spec';
+import { parseListen, resolveListeners, type ListenerSpec } from '../listeners/spec';
 import { MAX_WORKERS } from '../protocol/messages';
 import { hotRestartVersion, optionsFromEnv, resolveOptions, stripUndefined, type HotRestartOptions } from '../options';
 import { ChildMachine } from './child';
@@ -27,6 +27,8 @@ import type { EngineMetrics } from '../stats/engine';
 import { GenerationStats } from './generation-stats';
 import type { PromClientRegistry } from '../stats/prom-client';
 import type { StatsRegistry } from '../stats/registry';
+
+const LOAD_REPORT_MS = 1000;
 
 export interface GenerationEvents {
   /** Every state change of either machine, with its timing. */
@@ -64,6 +66,8 @@ export class Generation extends EventEmitter<GenerationEvents> {
   private readonly startedAt = performance.now();
   private acceptingNow = false;
   private stopping = false;
+  /** The supervisor hears our connections open every LOAD_REPORT_MS (`baton status`; what a rollback loses). */
+  private loadReports?: NodeJS.Timeout;
 
   private constructor(
     options: HotRestartOptions,
@@ -74,6 +78,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     this.hotRestartVersion = hotRestartVersion(options.compatibility);
     this.child = new ChildMachine({
       epoch: options.restartEpoch,
+      parentEpoch: options.parentEpoch,
       hotRestartVersion: this.hotRestartVersion,
       allowedUids: options.allowedUids,
       handshakeTimeoutMs: options.handshakeTimeoutMs,
@@ -103,9 +108,10 @@ export class Generation extends EventEmitter<GenerationEvents> {
           else this.setAccepting(false);
           void this.child.reportAccepting(false);
         },
-        resumeAccepting: () => {
+        resumeAccepting: (reason) => {
           if (this.handoff) this.handoff.childWentAway();
           else this.setAccepting(true);
+          this.status.report({ event: 'resumed', reason });
           void this.child.reportAccepting(true);
         },
         drain: (ms) => this.tell((f) => f.drain?.(ms)),
@@ -283,6 +289,9 @@ export class Generation extends EventEmitter<GenerationEvents> {
       workers: handoff.sockets.workers,
       listeners: handoff.sockets.listeners.map((l) => ({ name: l.name, sockets: entries.filter((e) => e.listener === l).length })),
     });
+    const reportLoad = (): void => this.status.report({ event: 'load', connections: this.metrics.connectionsOpen() });
+    reportLoad();
+    this.loadReports = setInterval(reportLoad, LOAD_REPORT_MS).unref();
   }
 
   /**
@@ -309,9 +318,11 @@ export class Generation extends EventEmitter<GenerationEvents> {
   async shutdown(reason: string, graceMs: number): Promise<void> {
     if (this.stopping || this.parent.is('terminating', 'terminated')) return;
     this.stopping = true;
-    this.child.detach(); // a parent still draining takes the traffic back at once
+    // A parent still draining takes the traffic back at once (a rollback): what only we hold is served until empty.
+    const handingBack = this.child.is('drainingParent');
+    this.child.detach();
     void this.handoff?.stop();
-    this.setAccepting(false);
+    this.setAccepting(false, handingBack ? this.handoff?.handBack() : []);
     // Without hot restart no child shares our sockets: they leave their groups now, so new connections go
     // to the generation started beside us (or are refused at once) instead of waiting in queues nobody accepts.
     if (this.options.disableHotRestart) this.handoff?.letGoOfAll();
@@ -337,7 +348,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     this.control = ControlServer.listen(controlAddress(o.socketPath, o.baseId, o.restartEpoch), o.socketMode);
     this.control.on('connection', (channel, peer) => this.parent.accept(channel, peer));
     this.control.on('error', (error) => this.warn(`control socket: ${error.message}`));
-    await this.child.connect(o.restartEpoch > 0 ? controlAddress(o.socketPath, o.baseId, o.restartEpoch - 1) : undefined);
+    await this.child.connect(o.parentEpoch >= 0 ? controlAddress(o.socketPath, o.baseId, o.parentEpoch) : undefined);
   }
 
   private get policy(): HandoffPolicy {
@@ -345,7 +356,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     return this.handoff;
   }
 
-  private setAccepting(accepting: boolean, keep: Listener[] = []): void {
+  private setAccepting(accepting: boolean, keep: SocketEntry[] = []): void {
     // Once shutting down, a child that goes away does not make us accept again.
     if (this.acceptingNow === accepting || (accepting && this.stopping)) return;
     this.acceptingNow = accepting;
@@ -370,6 +381,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
 
   /** Followers terminate, then every fd this generation owns closes. */
   private async close(): Promise<void> {
+    clearInterval(this.loadReports);
     for (const follower of this.followers) {
       try {
         await follower.terminate?.();

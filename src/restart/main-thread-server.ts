@@ -46,8 +46,8 @@ export class MainThreadServer implements Follower {
     this.servers.attach();
   }
 
-  stopAccepting(keep: readonly Listener[]): void {
-    if (!keep.includes(this.listener)) this.servers.stop();
+  stopAccepting(keep: readonly SocketEntry[]): void {
+    this.servers.stop((index) => keep.some((e) => e.listener === this.listener && e.index === index));
   }
 
   /** Its kept-alive connections are the drain's to close. */

@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { integerIn } from '../validate';
 import type { SocketEntry } from '../listeners/listener-set';
-import type { Listener } from '../listeners/spec';
+import { socketKey } from '../listeners/servers';
 import type { Follower } from '../restart/follower';
 import type { Generation } from '../restart/generation';
 import { BOOT_KEY, isFromWorker, type ToWorker, type WorkerBootData } from './messages';
@@ -89,8 +89,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
     return this.workers.map((w) => w.threadId);
   }
 
-  stopAccepting(keep: readonly Listener[]): void {
-    this.keep = keep.map((l) => l.name);
+  stopAccepting(keep: readonly SocketEntry[]): void {
+    this.keep = keep.map((e) => socketKey(e.listener.name, e.index));
     this.broadcast({ baton: 'stop', keep: this.keep });
   }
 
