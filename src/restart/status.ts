@@ -25,10 +25,6 @@ export type StatusReport =
       workers: number;
       listeners: Array<{ name: string; sockets: number }>;
     }
-  /** It accepts again: the child that had taken over went away (died, or shut down while we drained). */
-  | { event: 'resumed'; reason: string }
-  /** Every second while it runs, and at take-over: connections open. */
-  | { event: 'load'; connections: number }
   | { event: 'retired'; listener: string; index: number; waitedMs: number }
   /** We accept again: our child went away during our drain (it died, or handed back to us). */
   | { event: 'resumed'; reason: string }

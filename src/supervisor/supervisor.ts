@@ -254,10 +254,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       ...optionsToEnv({
         ...this.options.engine,
         restartEpoch: epoch,
+        ...(parentEpoch === undefined ? {} : { parentEpoch }),
         baseId: this.baseId,
         useDynamicBaseId: first && this.options.engine.useDynamicBaseId,
       }),
-      ...(parentEpoch === undefined ? {} : { BATON_PARENT_EPOCH: String(parentEpoch) }),
       [STATUS_FD_ENV]: '3',
     };
     const child = spawn(this.options.command, this.options.args, { env, stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
