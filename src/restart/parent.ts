@@ -204,8 +204,8 @@ export class ParentMachine extends StateMachine<ParentState> {
         ? `protocol ${protocol}, this generation speaks ${PROTOCOL_VERSION}`
         : version !== this.options.hotRestartVersion
           ? `hot restart version '${version}', this generation runs '${this.options.hotRestartVersion}'`
-          : epoch !== this.options.epoch + 1
-            ? `restart epoch ${epoch}, the next after ${this.options.epoch} is ${this.options.epoch + 1}`
+          : epoch <= this.options.epoch // any later one: the epochs after a failed start or a rollback skip numbers
+            ? `restart epoch ${epoch} is not after this generation's, ${this.options.epoch}`
             : undefined;
     if (mismatch) {
       const code = protocol !== PROTOCOL_VERSION || version !== this.options.hotRestartVersion ? ErrorCodes.VERSION_MISMATCH : ErrorCodes.PROTOCOL;

@@ -22,6 +22,9 @@ import {
   type SupervisorStatus,
 } from './messages';
 
+/** How long a refused peer's connection stays open for its command to arrive. */
+const REFUSED_LINGER_MS = 1000;
+
 export interface CommandHandler {
   reload(): Promise<CommandOutcome>;
   rollback(): Promise<CommandOutcome>;
@@ -80,7 +83,14 @@ export class SupervisorControl {
       const message = `pid ${peer.pid} runs as uid ${peer.uid}; this supervisor takes commands only from uid ${allowedUids.join(', ')} (--allowed-uids)`;
       this.options.warn(`refused a command: ${message}`);
       this.reply(channel, { type: 'error', protocol: SUPERVISOR_PROTOCOL, code: ErrorCodes.PEER_REFUSED, message });
-      return channel.end();
+      // Open until its command comes (for at most a second): closed earlier, its send would fail before it reads why.
+      const timer = setTimeout(() => channel.close(), REFUSED_LINGER_MS);
+      channel.on('close', () => clearTimeout(timer));
+      channel.on('message', (_data, fds) => {
+        closeAll(fds);
+        channel.end();
+      });
+      return;
     }
     this.clients.add(channel);
     channel.on('close', () => this.clients.delete(channel));

@@ -411,7 +411,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const connections = g.connections === undefined ? 'an unknown number of connections' : `about ${g.connections} connections`;
       const created = g.takenOver?.created ?? 0;
       const sockets = created > 0 ? ` and ${created} sockets only it held (created at the increase)` : '';
-      this.log('warn', `${connections} it had open${sockets} were lost with it`, g.epoch, { lostConnections: g.connections ?? null, lostSockets: created });
+      const unless = signal ? '' : ', unless it served them as it shut down';
+      this.log('warn', `${connections} it had open${sockets} were lost with it${unless}`, g.epoch, { lostConnections: g.connections ?? null, lostSockets: created });
     } else {
       this.log(code === 0 || signal ? 'info' : 'warn', `draining epoch ${g.epoch} exited (${how})`, g.epoch);
     }

@@ -91,26 +91,26 @@ test('a new epoch that fails before taking over leaves the old one serving; the 
   const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
   await sleep(200);
 
-  // A failed epoch leaves the serving one's epoch the newest: the next attempt is epoch 1 again.
+  // A failed epoch's number is not used again: each attempt is the next epoch, its parent the serving epoch 0.
   next.set({ TEST_CRASH_AT: 'takingSockets' });
   supervisor.child.kill('SIGHUP');
   await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/)), 15_000, 'epoch 1 crashing');
   next.set({ TEST_COMPAT: 'incompatible-build' });
   supervisor.child.kill('SIGHUP');
-  const refused = await supervisor.waitFor(from(supervisor, logged(/^epoch 1 failed: /)), 15_000, 'epoch 1 refused');
+  const refused = await supervisor.waitFor(from(supervisor, logged(/^epoch 2 failed: /)), 15_000, 'epoch 2 refused');
   assert.match(String(refused.message), /hot restart version .*\(BATON_VERSION_MISMATCH\)$/);
-  await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(code 3\) before taking over; epoch 0 keeps serving/)), 15_000, 'epoch 1 exiting');
+  await supervisor.waitFor(from(supervisor, logged(/^epoch 2 exited \(code 3\) before taking over; epoch 0 keeps serving/)), 15_000, 'epoch 2 exiting');
   await sleep(300);
 
   next.set();
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over at the third attempt');
+  await supervisor.waitFor(tookOver(3), 15_000, 'epoch 3 taking over at the third attempt');
   await sleep(300);
   traffic.stop();
   const result = await traffic.done;
   assertNoneLost(t, result);
-  assert.ok(result.byResponder['epoch=1 worker=0'] > 0, 'the good epoch 1 served');
-  assert.ok(alive(pidOf(supervisor, 1)), 'the good epoch 1 serves on');
+  assert.ok(result.byResponder['epoch=3 worker=0'] > 0, 'the good epoch 3 served');
+  assert.ok(alive(pidOf(supervisor, 3)), 'the good epoch 3 serves on');
 });
 
 test('baton run --compatibility reaches every generation: a deploy with another tag is refused and the old epoch serves on; the same tag hands over', async (t) => {
@@ -151,7 +151,7 @@ test('an epoch that hangs while starting is killed 5 s after --child-init-timeou
   supervisor.child.kill('SIGHUP');
   await supervisor.waitFor(logged(/^epoch 1 did not take over within 6 s: SIGKILL/), 10_000, 'the start deadline');
   await supervisor.waitFor(logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/), 5000, 'epoch 1 killed');
-  await supervisor.waitFor(tookOver(1), 15_000, 'the queued restart taking over');
+  await supervisor.waitFor(tookOver(2), 15_000, 'the queued restart taking over (the next epoch)');
 });
 
 test('a command that cannot be started: the supervisor says so and exits 1', async (t) => {
@@ -161,8 +161,8 @@ test('a command that cannot be started: the supervisor says so and exits 1', asy
   assert.ok(proc.lines.some(logged(/^epoch 0 exited \(never started\) before taking over; nothing is serving/)), proc.dump());
 });
 
-test('when the serving generation dies, the supervisor stops the draining ones and exits 1', async (t) => {
-  const { supervisor } = await supervised(t, 'death', ['--drain-time-s', '30', '--parent-shutdown-time-s', '60']);
+test('with --rollback off, when the serving generation dies, the supervisor stops the draining ones and exits 1', async (t) => {
+  const { supervisor } = await supervised(t, 'death', ['--rollback', 'off', '--drain-time-s', '30', '--parent-shutdown-time-s', '60']);
   supervisor.child.kill('SIGHUP');
   await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
   const [pid0, pid1] = [pidOf(supervisor, 0), pidOf(supervisor, 1)];

@@ -1,11 +1,12 @@
 // The fixture under `baton run`, and how tests read what the supervisor logs.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { freePort, superviseFixture, uniqueSocketPath, type Line, type Proc } from './processes';
+import { CLI, freePort, superviseFixture, uniqueSocketPath, type Line, type Proc } from './processes';
 
 export const tookOver = (epoch: number) => (l: Line) => l.epoch === epoch && typeof l.tookOverMs === 'number';
 export const logged = (pattern: RegExp) => (l: Line) => typeof l.level === 'string' && pattern.test(String(l.message));
@@ -30,9 +31,10 @@ export async function supervised(t: TestContext, name: string, flags: string[] =
   const port = await freePort();
   const next = behaviour(t, name);
   next.set();
-  const supervisor = superviseFixture(t, ['--socket-path', uniqueSocketPath(name), ...flags], { TEST_PORT: port, TEST_ENV_FILE: next.path, ...env });
+  const socketPath = uniqueSocketPath(name);
+  const supervisor = superviseFixture(t, ['--socket-path', socketPath, ...flags], { TEST_PORT: port, TEST_ENV_FILE: next.path, ...env });
   await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
-  return { port, next, supervisor };
+  return { port, next, supervisor, socketPath };
 }
 
 /** The epochs that answered a load ('epoch=N'), each once, in the order first seen. */
@@ -45,4 +47,14 @@ export function assertNoneLost(t: TestContext, run: { attempted: number; answere
   assert.ok(run.attempted > min, `load too small to mean anything: ${run.attempted}`);
   assert.equal(run.lost, 0, `lost: ${JSON.stringify(run.errors)}`);
   assert.equal(run.answered, run.attempted);
+}
+
+/** `baton <args>` (reload, status, rollback) run to its end: its exit code and what it printed. */
+export function baton(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = (error as { code?: unknown } | null)?.code;
+      done({ code: error ? (typeof code === 'number' ? code : -1) : 0, stdout, stderr });
+    });
+  });
 }

@@ -381,8 +381,8 @@ describe('ParentMachine', () => {
   const mismatches: { what: string; fields: Partial<Hello>; code: string; message: RegExp }[] = [
     { what: 'another protocol', fields: { protocol: PROTOCOL_VERSION + 1 }, code: 'BATON_VERSION_MISMATCH', message: new RegExp(`protocol ${PROTOCOL_VERSION + 1}, this generation speaks ${PROTOCOL_VERSION}`) },
     { what: 'another hot restart version', fields: { hotRestartVersion: 'other' }, code: 'BATON_VERSION_MISMATCH', message: /'other'/ },
-    { what: 'a skipped epoch', fields: { epoch: PARENT_EPOCH + 2 }, code: 'BATON_PROTOCOL', message: /restart epoch 3, the next after 1 is 2/ },
-    { what: 'its own epoch', fields: { epoch: PARENT_EPOCH }, code: 'BATON_PROTOCOL', message: /restart epoch 1/ },
+    { what: 'an earlier epoch', fields: { epoch: PARENT_EPOCH - 1 }, code: 'BATON_PROTOCOL', message: /restart epoch 0 is not after this generation's, 1/ },
+    { what: 'its own epoch', fields: { epoch: PARENT_EPOCH }, code: 'BATON_PROTOCOL', message: /restart epoch 1 is not after/ },
   ];
   for (const { what, fields, code, message } of mismatches) {
     test(`a hello with ${what} is refused ${code}; the parent serves`, async (t) => {
