@@ -72,6 +72,7 @@ test('baton reload: a hung start is killed at its deadline and says so; two relo
   const hung = await baton('reload', '--socket-path', socketPath);
   assert.equal(hung.code, 1);
   assert.equal(hung.stdout, 'epoch 1 failed: did not take over within 1.5 s: killed; epoch 0 still serving\n');
+  assert.deepEqual(states(await statusOf(socketPath)), ['0:serving'], 'an epoch that exited leaves the list');
 
   // The first starts epoch 2, slowly; the second, asked meanwhile, is queued and reports epoch 3.
   next.set({ TEST_INIT_MS: 400 });
