@@ -39,7 +39,6 @@ export interface ControlOptions {
 
 export class SupervisorControl {
   private server?: ControlServer;
-  private readonly clients = new Set<Channel>();
   private closed = false;
   private warned = false;
 
@@ -71,10 +70,10 @@ export class SupervisorControl {
     this.server.on('error', (error) => this.options.warn(`control socket: ${error.message}`));
   }
 
+  /** No more connections; those open are still answered (a reload that fails as the supervisor stops says so). */
   close(): void {
     this.closed = true;
     this.server?.close();
-    for (const channel of this.clients) channel.close();
   }
 
   private accept(channel: Channel, peer: Credentials): void {
@@ -92,8 +91,6 @@ export class SupervisorControl {
       });
       return;
     }
-    this.clients.add(channel);
-    channel.on('close', () => this.clients.delete(channel));
     channel.on('message', (data, fds) => {
       closeAll(fds); // commands never carry fds
       void this.answer(channel, data);

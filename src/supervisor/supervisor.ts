@@ -396,7 +396,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     clearTimeout(g.startDeadline);
     const was = g.phase;
     const how = signal ? `signal ${signal}` : code === null ? 'never started' : `code ${code}`;
-    if (was === 'starting') return this.onFailedStart(g, how);
+    if (g.tookOverAt === undefined) return this.onFailedStart(g, how); // starting, or stopped while it started
     if (this.stopping) {
       this.log('info', `epoch ${g.epoch} exited (${how})`, g.epoch);
     } else if (was === 'serving') {

@@ -67,15 +67,15 @@ test('baton reload waits for its epoch: took over (exit 0), or failed with the r
 });
 
 test('baton reload: a hung start is killed at its deadline and says so; two reloads at once each get their own epoch; rollback is refused while one starts', async (t) => {
-  const { next, socketPath } = await supervised(t, 'reload-hang', ['--child-init-timeout-s', '1', '--handshake-timeout-ms', '500', '--drain-time-s', '1', '--parent-shutdown-time-s', '2']);
+  const { next, supervisor, socketPath } = await supervised(t, 'reload-hang', ['--child-init-timeout-s', '2', '--handshake-timeout-ms', '1000', '--drain-time-s', '1', '--parent-shutdown-time-s', '2']);
   next.set({ TEST_INIT_MS: 60_000 });
   const hung = await baton('reload', '--socket-path', socketPath);
   assert.equal(hung.code, 1);
-  assert.equal(hung.stdout, 'epoch 1 failed: did not take over within 1.5 s: killed; epoch 0 still serving\n');
+  assert.equal(hung.stdout, 'epoch 1 failed: did not take over within 3 s: killed; epoch 0 still serving\n');
   assert.deepEqual(states(await statusOf(socketPath)), ['0:serving'], 'an epoch that exited leaves the list');
 
   // The first starts epoch 2, slowly; the second, asked meanwhile, is queued and reports epoch 3.
-  next.set({ TEST_INIT_MS: 400 });
+  next.set({ TEST_INIT_MS: 300 });
   const first = baton('reload', '--socket-path', socketPath);
   await sleep(150);
   const second = baton('reload', '--socket-path', socketPath);
@@ -86,6 +86,16 @@ test('baton reload: a hung start is killed at its deadline and says so; two relo
   assert.deepEqual(outcomes.map((o) => o.code), [0, 0], JSON.stringify(outcomes));
   assert.match(outcomes[0].stdout, /^epoch 2 took over in \d+ ms/);
   assert.match(outcomes[1].stdout, /^epoch 3 took over in \d+ ms/);
+
+  // A reload under way when the supervisor stops is answered too.
+  next.set({ TEST_INIT_MS: 60_000 });
+  const cut = baton('reload', '--socket-path', socketPath);
+  await supervisor.waitFor(logged(/^epoch 4 starting/), 5000, 'epoch 4 starting');
+  supervisor.child.kill('SIGTERM');
+  const stopped = await cut;
+  assert.equal(stopped.code, 1);
+  assert.match(stopped.stdout, /^epoch 4 failed: (stopped: the supervisor is stopping|.*\(BATON_STOPPED\)); /);
+  assert.deepEqual(await supervisor.exited, { code: 0, signal: null });
 });
 
 test('baton status in each state, as text and --json; exit 3 when nothing runs; found by --pid-file too', async (t) => {
