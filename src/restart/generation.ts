@@ -13,6 +13,7 @@ import { integerIn } from '../validate';
 import { controlAddress, freeBaseId, liveEpochs } from '../channel/address';
 import { ControlServer } from '../channel/server';
 import { adoptSockets, HandoffPolicy } from '../listeners/handoff';
+import { fdLimit, fdUsage } from '../listeners/servers';
 import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
 import { parseListen, resolveListeners, type ListenerSpec } from '../listeners/spec';
 import { MAX_WORKERS } from '../protocol/messages';
@@ -29,6 +30,9 @@ import type { PromClientRegistry } from '../stats/prom-client';
 import type { StatsRegistry } from '../stats/registry';
 
 const LOAD_REPORT_MS = 1000;
+/** Free fds a generation must have as it takes over, to accept connections at all. */
+const MIN_FREE_FDS = 16;
+const FREE_FDS_PER_WORKER = 2;
 
 export interface GenerationEvents {
   /** Every state change of either machine, with its timing. */
@@ -267,6 +271,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     const handoff = this.policy;
     const entries = handoff.sockets.entries();
     this.child.checkTakeOver(); // a parent that gave up on us keeps its groups as they are
+    checkFdHeadroom(handoff.sockets.workers);
     handoff.joinGroups();
     const parentStopped = this.child.takeOver(); // the parent stops accepting; its queues wait for our workers, a moment later
     this.setAccepting(true);
@@ -401,4 +406,18 @@ function tcpMigrateReq(): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Taking over with no fds to spare would accept connections only to have
+ * the kernel refuse them (EMFILE): better fail now, while the parent serves.
+ */
+function checkFdHeadroom(workers: number): void {
+  const usage = fdUsage();
+  const needed = Math.max(MIN_FREE_FDS, FREE_FDS_PER_WORKER * workers);
+  if (!usage || usage.limit - usage.open >= needed) return;
+  throw new BatonError(
+    ErrorCodes.CAPACITY,
+    `too few fds left to accept connections: ${usage.limit - usage.open} free, ${needed} needed (${FREE_FDS_PER_WORKER} per worker, at least ${MIN_FREE_FDS}); ${fdLimit()}`,
+  );
 }

@@ -88,6 +88,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
       this.engine.countConnections(target, this.index);
       drainByProtocol(target, this.drainController);
     }
+    served.prepare(); // out of fds, this worker fails now: before its generation takes over
     served.attach((index) => this.accepting || this.keep.includes(socketKey(listener.name, index)));
     if (this.served.size === this.byName.size) this.post({ baton: 'ready' });
   }
