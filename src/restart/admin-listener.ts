@@ -80,8 +80,8 @@ export class AdminListener implements Follower {
     const first = !this.used.has(req.socket);
     this.used.add(req.socket);
     const path = (req.url ?? '/').split('?', 1)[0];
-    if (path === '/live') return this.probe(req, res, 200, 'live\n');
-    if (!this.stopped) return path === '/ready' ? this.probe(req, res, 200, 'ready\n') : void this.handler(req, res);
+    if (path === '/live') return this.probe(req, res, 200, `generation ${this.epoch} live\n`);
+    if (!this.stopped) return path === '/ready' ? this.probe(req, res, 200, `generation ${this.epoch} ready\n`) : void this.handler(req, res);
     if (first) return this.passOn(req, res);
     this.askAgain(res, path === '/ready' ? 'is draining: not ready; the next one serves, ask again' : 'is draining: the next one serves the metrics, ask again');
   }

@@ -87,7 +87,7 @@ test('stopped: a connection accepted as it stopped is answered by the next gener
 test('serving: /ready and /live answer 200 to GET and HEAD on a kept-alive connection; other methods 405; other paths the handler\'s', async (t) => {
   const { connection } = adminListener(t);
   const probe = await connection();
-  const expected = { 'GET /ready': 'ready', 'GET /ready?verbose': 'ready', 'HEAD /ready': '', 'GET /live': 'live', 'HEAD /live': '' };
+  const expected = { 'GET /ready': 'generation 3 ready', 'GET /ready?verbose': 'generation 3 ready', 'HEAD /ready': '', 'GET /live': 'generation 3 live', 'HEAD /live': '' };
   for (const [request, body] of Object.entries(expected)) {
     const { answer, closes } = await ask(probe, request);
     assert.equal(answer, `HTTP/1.1 200 OK ${body}`.trim(), request);
@@ -100,8 +100,8 @@ test('serving: /ready and /live answer 200 to GET and HEAD on a kept-alive conne
 test('stopped: a kept-alive /ready gets 503 and /live 200, both closing; a fresh /ready is the next generation\'s, a fresh /live our own; ready again once resumed', async (t) => {
   const { admin, next, nextTakesOver, connection } = adminListener(t);
   const [readyProbe, liveProbe] = [await connection(), await connection()];
-  assert.match((await ask(readyProbe, 'GET /ready')).answer, /^HTTP\/1.1 200 OK ready$/);
-  assert.match((await ask(liveProbe, 'GET /live')).answer, /^HTTP\/1.1 200 OK live$/);
+  assert.match((await ask(readyProbe, 'GET /ready')).answer, /^HTTP\/1.1 200 OK generation 3 ready$/);
+  assert.match((await ask(liveProbe, 'GET /live')).answer, /^HTTP\/1.1 200 OK generation 3 live$/);
   const [freshReady, freshLive] = [await connection(), await connection()];
 
   admin.stopAccepting([]); // a child took over: we drain
@@ -110,13 +110,13 @@ test('stopped: a kept-alive /ready gets 503 and /live 200, both closing; a fresh
   assert.match(stale.answer, /^HTTP\/1.1 503 Service Unavailable generation 3 is draining: not ready/);
   assert.equal(stale.closes, true, 'the prober reconnects, to whoever accepts');
   const live = await ask(liveProbe, 'GET /live');
-  assert.deepEqual(live, { answer: 'HTTP/1.1 200 OK live', closes: true }, 'alive while draining, and the prober reconnects');
+  assert.deepEqual(live, { answer: 'HTTP/1.1 200 OK generation 3 live', closes: true }, 'alive while draining, and the prober reconnects');
   assert.deepEqual(await ask(freshReady, 'GET /ready'), { answer: 'HTTP/1.1 200 OK next generation /ready', closes: true }, 'passed on to the generation that serves');
-  assert.deepEqual(await ask(freshLive, 'GET /live'), { answer: 'HTTP/1.1 200 OK live', closes: true }, 'answered here: this process runs');
+  assert.deepEqual(await ask(freshLive, 'GET /live'), { answer: 'HTTP/1.1 200 OK generation 3 live', closes: true }, 'answered here: this process runs');
 
   // The child went away (rollback): we accept, and are ready, again.
   next.close();
   next.closeAllConnections();
   admin.resumeAccepting();
-  assert.deepEqual(await ask(await connection(), 'GET /ready'), { answer: 'HTTP/1.1 200 OK ready', closes: false });
+  assert.deepEqual(await ask(await connection(), 'GET /ready'), { answer: 'HTTP/1.1 200 OK generation 3 ready', closes: false });
 });
