@@ -44,6 +44,8 @@ export interface WorkerPoolEvents {
 
 export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follower {
   private readonly workers: Worker[] = [];
+  /** Per dead worker index, the sibling that serves its sockets until it is back. */
+  private readonly adopters = new Map<number, number>();
   /** Worker indexes that died while the generation was not accepting. */
   private readonly dead = new Set<number>();
   /** While not accepting: listeners still served until retired. */
@@ -111,7 +113,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
 
   /** Resolves once the worker serving the socket has let go of it (or is gone, its dups with it). */
   retire(entry: SocketEntry): Promise<void> {
-    const worker = this.workers[entry.worker];
+    const adopter = this.adopters.get(entry.worker);
+    const serving = [entry.worker, ...(adopter === undefined ? [] : [adopter])];
+    return Promise.all(serving.map((index) => this.retireOn(index, entry))).then(() => undefined);
+  }
+
+  private retireOn(index: number, entry: SocketEntry): Promise<void> {
+    const worker = this.workers[index];
     if (!worker || worker.threadId === -1) return Promise.resolve();
     const listener = entry.listener.name;
     return new Promise<void>((resolve) => {
@@ -124,12 +132,39 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
         if (isFromWorker(m) && m.baton === 'retired' && m.listener === listener && m.index === entry.index) done();
       };
       const timer = setTimeout(() => {
-        this.emit('warning', `worker ${entry.worker} did not let go of socket ${entry.index} of ${listener} within ${this.stopTimeoutMs} ms: stopping it`);
+        this.emit('warning', `worker ${index} did not let go of socket ${entry.index} of ${listener} within ${this.stopTimeoutMs} ms: stopping it`);
         void worker.terminate();
       }, this.stopTimeoutMs);
       worker.on('message', onMessage).on('exit', done);
       worker.postMessage({ baton: 'retire', listener, index: entry.index } satisfies ToWorker);
     });
+  }
+
+  /**
+   * A sibling serves the sockets of dead worker `dead` (its own and its
+   * surplus ones): the kernel keeps queueing connections there, which no
+   * one would accept until it is back. Nothing to do with no sibling alive.
+   */
+  private cover(dead: number): void {
+    this.adopters.delete(dead);
+    const alive = this.workers.map((w, i) => ({ w, i })).filter(({ w, i }) => i !== dead && w !== undefined && w.threadId !== -1 && !this.adopters.has(i));
+    const adopter = alive.find(({ i }) => i > dead) ?? alive[0];
+    if (!adopter) return;
+    const set = this.generation.listenerSet;
+    const listeners = set.listeners
+      .filter((l) => l.role === 'workers')
+      .map((l) => ({ name: l.name, sockets: set.servedBy(dead).filter((e) => e.listener === l).map((e) => ({ index: e.index, fd: e.fd })) }))
+      .filter((l) => l.sockets.length > 0);
+    this.adopters.set(dead, adopter.i);
+    adopter.w.postMessage({ baton: 'adopt', dead, listeners } satisfies ToWorker);
+  }
+
+  /** Worker `index` serves its own sockets again: its adopter lets go of them. */
+  private uncover(index: number): void {
+    const adopter = this.adopters.get(index);
+    if (adopter === undefined) return;
+    this.adopters.delete(index);
+    this.workers[adopter]?.postMessage({ baton: 'release', dead: index } satisfies ToWorker);
   }
 
   private broadcast(message: ToWorker): void {
@@ -176,6 +211,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
         if (!isFromWorker(message) || message.baton !== 'ready' || ready) return;
         ready = true;
         clearTimeout(timer);
+        this.uncover(index);
         resolve();
       });
       let failure: Error | undefined;
@@ -193,6 +229,9 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
         }
         if (this.terminating || this.workers[index] !== worker) return;
         this.emit('workerExit', index, code, failure);
+        // Its sockets stay in their groups: a sibling accepts on them until it is back. So do those it covered for.
+        for (const [dead, adopter] of this.adopters) if (adopter === index) this.cover(dead);
+        this.cover(index);
         // Not accepting, it is still needed for the listeners a child dropped (their queues are served until retired).
         if (this.generation.accepting || this.keep.length > 0) this.respawn(index);
         else this.dead.add(index);

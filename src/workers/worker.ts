@@ -35,6 +35,8 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
   /** The application's workerData, as given to the pool. */
   readonly data: unknown;
   private readonly served = new Map<string, ListenerServers>();
+  /** Per dead sibling, the servers on its sockets we serve until it is back. */
+  private readonly adopted = new Map<number, ListenerServers[]>();
   private accepting: boolean;
   /** While not accepting: the listeners still served (a child dropped them; they are served until retired). */
   private keep: string[];
@@ -98,6 +100,34 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     return this.byName.values().next().value;
   }
 
+  /** Ours, and those of dead siblings we serve meanwhile. */
+  private everyServers(): ListenerServers[] {
+    return [...this.served.values(), ...[...this.adopted.values()].flat()];
+  }
+
+  private adopt(dead: number, listeners: Array<{ name: string; sockets: Array<{ index: number; fd: number }> }>): void {
+    this.release(dead);
+    const servers = listeners.flatMap(({ name, sockets }) => {
+      const own = this.served.get(name);
+      if (!own) return []; // not served here (yet): nothing to forward to
+      const adopted = new ListenerServers(own.listener, own.target, sockets, -1, (message) =>
+        this.post({ baton: 'warning', message: `worker ${this.index}, for worker ${dead}, ${message}` }),
+      );
+      for (const { index } of sockets) if (this.retired.has(socketKey(name, index))) adopted.retire(index);
+      return [adopted];
+    });
+    this.adopted.set(dead, servers);
+    for (const adopted of servers) {
+      adopted.prepare();
+      adopted.attach((index) => this.accepting || this.keep.includes(socketKey(adopted.listener.name, index)));
+    }
+  }
+
+  private release(dead: number): void {
+    for (const adopted of this.adopted.get(dead) ?? []) adopted.close();
+    this.adopted.delete(dead);
+  }
+
   private post(message: FromWorker): void {
     parentPort!.postMessage(message);
   }
@@ -107,26 +137,31 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
       case 'stop':
         this.accepting = false;
         this.keep = command.keep;
-        for (const served of this.served.values()) served.stop((index) => command.keep.includes(socketKey(served.listener.name, index)));
+        for (const served of this.everyServers()) served.stop((index) => command.keep.includes(socketKey(served.listener.name, index)));
         return;
       case 'resume':
         this.accepting = true;
         this.keep = [];
         this.drainController.stop();
-        for (const served of this.served.values()) served.attach();
+        for (const served of this.everyServers()) served.attach();
         return;
       case 'retire':
         // Remembered for a listener not served yet: its fd number may be reused.
         this.retired.add(socketKey(command.listener, command.index));
-        this.served.get(command.listener)?.retire(command.index); // closes our dup at once: the socket can go
+        for (const served of this.everyServers()) if (served.listener.name === command.listener) served.retire(command.index); // our dup closes at once
         this.post({ baton: 'retired', listener: command.listener, index: command.index });
         return;
+      case 'adopt':
+        return this.adopt(command.dead, command.listeners);
+      case 'release':
+        return this.release(command.dead);
       case 'drain':
         this.drainController.restart(command.ms);
         this.emit('drain', command.ms);
         return;
       case 'terminate':
         this.emit('terminate');
+        for (const dead of [...this.adopted.keys()]) this.release(dead);
         for (const served of this.served.values()) {
           served.close();
           if (served.target instanceof net.Server && isHttp1Server(served.target)) served.target.closeAllConnections();

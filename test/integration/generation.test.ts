@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import * as native from '../../src/binding';
 import { fdCount, freePort, load, ROOT, sleep, start, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
 import { assertCounterSeesLoss } from '../support/control';
+import { assertNoneLost } from '../support/supervised';
 
 const serving = (l: Line) => l.event === 'serving';
 
@@ -25,6 +26,23 @@ test('a worker that cannot start again is retried less and less often, and every
   // 100, 200, 400, 800, 1600 ms apart: at most 5 tries in 3 s (a fixed 100 ms gave about 20).
   assert.ok(failed.length >= 2 && failed.length <= 5, `${failed.length} tries in 3 s`);
   assert.ok(generation.lines.some((l) => l.event === 'warning' && /worker \d: restart \d in a row, in \d+ ms/.test(String(l.message))));
+});
+
+test('a worker that is down strands nothing: a sibling accepts on its socket until it is back; zero lost beyond what it had', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
+  const port = await freePort();
+  const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('stranded'), BATON_RESTART_EPOCH: 0, TEST_WORKERS: 2, TEST_BROKEN_RESTARTS: 1 });
+  await generation.waitFor(serving, 15_000, 'serving');
+  await new Promise((done) => get({ host: '127.0.0.1', port, path: '/crash' }, (res) => res.resume().on('end', done)).on('error', done));
+  const exit = await generation.waitFor((l) => l.event === 'workerExit', 5_000, 'a worker exit');
+  await sleep(300); // what it had accepted has failed by now
+  // It cannot start again for seconds (100, 200, 400, 800... ms apart): its socket's share of the load goes to its sibling.
+  const result = await load(t, port, { concurrency: 8, durationMs: 2500, timeoutMs: 2000 }).done;
+  t.diagnostic(`worker ${exit.index} down: attempted ${result.attempted}, lost ${result.lost}, max ${result.latencyMs.max.toFixed(0)} ms ${JSON.stringify(result.errors)}`);
+  assertNoneLost(t, result);
+  assert.deepEqual(Object.keys(result.byResponder), [`epoch=0 worker=${1 - Number(exit.index)}`], 'the sibling answered everything');
+  assert.ok(result.latencyMs.max < 1000, `no connection waited in the dead worker's queue (max ${result.latencyMs.max} ms)`);
+  assert.ok(generation.lines.some((l) => l.event === 'warning' && /failed to start again/.test(String(l.message))), 'it was down all along');
 });
 
 test('a worker thread that dies is started again on the same socket', async (t) => {
