@@ -1,6 +1,7 @@
 // The control channel between generations: SOCK_SEQPACKET Unix sockets, which
 // keep record boundaries and carry fds (SCM_RIGHTS) and peer credentials.
 #include <linux/sockios.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -63,6 +64,45 @@ bool AtEof(Napi::Env env, int fd) {
   return queued == 0;
 }
 
+// Sets `mode` on the socket file at `path` without following a link: a
+// symlink swapped in for it since bind() is refused (chmod(path) would change
+// whatever it points to). The fd of an O_PATH open cannot be fchmod()ed, but
+// its /proc/self/fd link reaches exactly the file it opened (as glibc's
+// fchmodat(AT_SYMLINK_NOFOLLOW) does it).
+void ChmodSocketFile(Napi::Env env, const std::string& path, mode_t mode) {
+  OwnedFd file(Check(env, "open", open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC)));
+  struct stat stats;
+  Check(env, "fstat", fstat(file.get(), &stats));
+  if (!S_ISSOCK(stats.st_mode)) throw SystemError(env, "chmod", S_ISLNK(stats.st_mode) ? ELOOP : ENOTSOCK);
+  Check(env, "chmod", chmod(("/proc/self/fd/" + std::to_string(file.get())).c_str(), mode));
+}
+
+// Binds a filesystem socket whose file has `mode` from the start: bind()
+// creates it with 0777 & ~umask, so the umask is set around it, never a
+// chmod(path) afterwards (which follows a symlink swapped in meanwhile).
+// The umask is the process's, shared by every thread: the main thread's JS
+// is blocked in this call, but a worker thread or libuv's threadpool may
+// create a file in these microseconds and gets the umask we set. So it is
+// only ever narrowed (the old umask plus what `mode` withholds; 0777 between
+// the two umask() calls): a file created meanwhile may come out with fewer
+// permissions than asked, never more. Bits of `mode` the old umask withholds
+// (group write under 022, say) are added after bind(), on the file itself.
+void BindSocketFile(Napi::Env env, int fd, const UnixAddress& address, const std::string& path, mode_t mode) {
+  const mode_t old = umask(0777);
+  umask(old | (0777 & ~mode));
+  const int bound = bind(fd, reinterpret_cast<const sockaddr*>(&address.addr), address.length);
+  const int error = errno;
+  umask(old);
+  if (bound < 0) throw SystemError(env, "bind", error);
+  if ((mode & old) == 0) return;
+  try {
+    ChmodSocketFile(env, path, mode);
+  } catch (...) {
+    unlink(path.c_str());
+    throw;
+  }
+}
+
 }  // namespace
 
 Napi::Value UnixListen(const Napi::CallbackInfo& info) {
@@ -71,10 +111,10 @@ Napi::Value UnixListen(const Napi::CallbackInfo& info) {
   const bool abstract = BoolArg(info, 1);
   const UnixAddress address = MakeAddress(env, "bind", path, abstract);
   OwnedFd fd = SeqpacketSocket(env);
-  Check(env, "bind", bind(fd.get(), reinterpret_cast<const sockaddr*>(&address.addr), address.length));
+  // The mode is in place before listen(): no peer can connect while it is still wrong.
+  if (abstract) Check(env, "bind", bind(fd.get(), reinterpret_cast<const sockaddr*>(&address.addr), address.length));
+  else BindSocketFile(env, fd.get(), address, path, IntArg(info, 2));
   try {
-    // Mode before listen(): no peer can connect while the mode is still wrong.
-    if (!abstract) Check(env, "chmod", chmod(path.c_str(), IntArg(info, 2)));
     Check(env, "listen", listen(fd.get(), IntArg(info, 3)));
   } catch (...) {
     if (!abstract) unlink(path.c_str());  // bind() created it; do not leave it behind
