@@ -18,7 +18,7 @@ import {
   type SocketRef,
 } from '../protocol/messages';
 import { StateMachine, type TransitionTable } from './machine';
-import { PeerWarnings, type PeerWarningLimits } from './peer-warnings';
+import { PeerWarnings } from './peer-warnings';
 
 export type ParentState =
   | 'notReady' // this generation has not taken over yet: it cannot have a child
@@ -70,8 +70,6 @@ export interface ParentOptions {
   drainMs: number;
   /** From the start of the drain to termination, should the child not ask for it (parentShutdownTimeS). */
   shutdownMs: number;
-  /** How many warnings about peers (junk, refusals) are logged in full per interval; the rest are counted. */
-  peerWarnings?: PeerWarningLimits;
 }
 
 export class ParentMachine extends StateMachine<ParentState> {
@@ -85,7 +83,7 @@ export class ParentMachine extends StateMachine<ParentState> {
     private readonly hooks: ParentHooks,
   ) {
     super('parent', 'notReady', transitions);
-    this.peerWarnings = new PeerWarnings((message) => hooks.warn(message), options.peerWarnings);
+    this.peerWarnings = new PeerWarnings((message) => hooks.warn(message));
   }
 
   /** This generation has taken over: from now on it may have a child. */
