@@ -16,6 +16,12 @@ import { integerIn, isIntegerIn } from './validate';
 export interface HotRestartOptions {
   /** 0 for the first generation; each hot restart adds one. */
   restartEpoch: number;
+  /**
+   * The epoch whose control socket a generation connects to: -1 (default)
+   * for restartEpoch - 1. After a rollback the supervisor names the epoch
+   * that serves, so the next one skips the epoch that died.
+   */
+  parentEpoch: number;
   /** Lets several independent instances share a host (and socket path). */
   baseId: number;
   /** Pick the smallest free base id (epoch 0 only). */
@@ -126,6 +132,7 @@ const UID = /^\d+(,\d+)*$/;
 /** The options that cross from the supervisor to a generation. */
 export const optionTable: OptionTable<HotRestartOptions, { env: string }> = {
   restartEpoch: { flag: 'restart-epoch', env: 'BATON_RESTART_EPOCH', type: 'integer', min: 0, max: 2 ** 31 - 1, default: 0, help: 'hot restart epoch (0 = no parent)' },
+  parentEpoch: { flag: 'parent-epoch', env: 'BATON_PARENT_EPOCH', type: 'integer', min: -1, max: 2 ** 31 - 2, default: -1, help: 'epoch of the parent to connect to (-1: restart epoch - 1)' },
   baseId: { flag: 'base-id', env: 'BATON_BASE_ID', type: 'integer', min: 0, max: 2 ** 31 - 1, default: 0, help: 'base id, for several instances on one host' },
   useDynamicBaseId: { flag: 'use-dynamic-base-id', env: 'BATON_USE_DYNAMIC_BASE_ID', type: 'boolean', default: false, help: 'pick a free base id (epoch 0 only)' },
   baseIdPath: { flag: 'base-id-path', env: 'BATON_BASE_ID_PATH', type: 'string', placeholder: 'path', pattern: /^[^\0]+$/, shape: 'a file path', default: undefined, help: 'write the base id in use to this file' },
@@ -162,6 +169,8 @@ export function resolveOptions(given: Partial<HotRestartOptions> = {}): HotResta
   if (Buffer.byteLength(longest) > MAX_UNIX_PATH) {
     throw invalidArgument(`socketPath is too long: ${longest} would be ${Buffer.byteLength(longest)} bytes, over the ${MAX_UNIX_PATH} of a Unix socket name; give a shorter --socket-path`);
   }
+  if (o.parentEpoch === -1) o.parentEpoch = o.restartEpoch - 1;
+  if (o.parentEpoch >= o.restartEpoch) throw invalidArgument(`parentEpoch must be before restartEpoch (${o.restartEpoch}), got ${o.parentEpoch}`);
   if (o.useDynamicBaseId && o.restartEpoch > 0) {
     throw invalidArgument('useDynamicBaseId is for the first generation only: later epochs must be given the base id it chose');
   }

@@ -124,14 +124,14 @@ export function removeIfStale(address: ControlAddress): void {
 }
 
 /** Connects to the parent's control socket; no parent there is a clear NO_PARENT error. */
-export function connectControl(address: ControlAddress, epoch: number): number {
+export function connectControl(address: ControlAddress, epoch: number, parentEpoch: number): number {
   try {
     return native.unixConnect(address.path, address.abstract);
   } catch (error) {
     if (isSystemError(error, 'ENOENT') || isSystemError(error, 'ECONNREFUSED')) {
       throw new BatonError(
         ErrorCodes.NO_PARENT,
-        `restart epoch ${epoch} found no parent at ${address.display}: is epoch ${epoch - 1} running with the ` +
+        `restart epoch ${epoch} found no parent at ${address.display}: is epoch ${parentEpoch} running with the ` +
           'same --base-id and --socket-path? Start the first generation with --restart-epoch 0.',
         { cause: error },
       );

@@ -19,8 +19,8 @@ export interface HandoffHost {
   letGo(entry: SocketEntry): Promise<void>;
   /** Our own parent, if it still drains, closes its copy too (a UDP socket is only gone once all have). */
   tellParent(address: ListenerAddress, index: number): Promise<void>;
-  /** Accept, or stop accepting except on the listeners in `keep`. */
-  setAccepting(accepting: boolean, keep?: Listener[]): void;
+  /** Accept, or stop accepting except on the sockets in `keep` (served until retired). */
+  setAccepting(accepting: boolean, keep?: SocketEntry[]): void;
   /** Whether we accept right now. */
   accepting(): boolean;
   /** Neither a parent that still drains nor a child on its way: the groups' program is ours alone. */
@@ -68,6 +68,8 @@ export class HandoffPolicy extends EventEmitter<HandoffEvents> {
   private readonly retirer: Retirer;
   /** What our child's request decided: what we close or release as we drain. */
   private handoff?: { plan: HandoffPlan; policy: SurplusPolicy; held: Listener[] };
+  /** A child that went away left sockets of its own in our groups: we keep steering to ours until our next child. */
+  private steeredAway = false;
 
   constructor(
     readonly sockets: ListenerSet,
@@ -100,6 +102,7 @@ export class HandoffPolicy extends EventEmitter<HandoffEvents> {
   /** A child asks for our sockets: both sides plan from what we hold now. */
   async handOut(request: GetSockets): Promise<{ refs: SocketRef[]; fds: number[]; held: HeldListener[] }> {
     await this.retirer.stop(); // from here on, what the child may take stays
+    this.steeredAway = false; // the groups' program is the child's from its take-over on
     const held = this.sockets.held();
     const plan = planHandoff(
       held.map((h) => h.held),
@@ -129,16 +132,16 @@ export class HandoffPolicy extends EventEmitter<HandoffEvents> {
     const released = plan.released.map((i) => held[i]);
     const close = plan.listeners.flatMap((l) => l.closedByParent.map((index) => this.sockets.entry(held[l.held!].index, index)));
     const envoy = policy === 'close';
-    this.host.setAccepting(false, envoy ? [] : released);
+    const releasedEntries = released.map((listener) => this.sockets.fromTop((e) => e.listener === listener));
+    this.host.setAccepting(false, envoy ? [] : releasedEntries.flat());
     if (released.length > 0) this.emit('released', released);
-    for (const listener of released) {
-      const entries = this.sockets.fromTop((e) => e.listener === listener);
-      if (envoy) close.push(...entries);
+    released.forEach((listener, i) => {
+      if (envoy) close.push(...releasedEntries[i]);
       else {
         this.sockets.refuseNew(listener.index, true);
-        this.retirer.watch(entries);
+        this.retirer.watch(releasedEntries[i]);
       }
-    }
+    });
     for (const entry of close) {
       void this.letGo(entry).then(async (gone) => {
         if (gone) await this.host.tellParent(entry.listener.address, entry.index);
@@ -146,24 +149,55 @@ export class HandoffPolicy extends EventEmitter<HandoffEvents> {
     }
   }
 
-  /** The child went away after we started draining: we serve everything we still hold, as before. */
+  /**
+   * The child went away after we started draining (it died, or handed back
+   * to us): we serve everything we still hold, as before, with our own
+   * steering, kept off the sockets it created.
+   */
   childWentAway(): void {
     void this.retirer.stop();
     for (const index of this.handoff?.plan.released ?? []) this.sockets.refuseNew(this.handoff!.held[index].index, false);
+    this.steerAwayFromChild();
     this.handoff = undefined;
-    this.sockets.applySteering();
     this.host.setAccepting(true);
     this.retireSurplus();
   }
 
   /**
    * A child that went away before the drain: our own steering again (it may
-   * have set its own as it failed to take over), and our own surplus is ours
-   * to retire again.
+   * have set its own as it failed to take over, its new sockets listening),
+   * and our own surplus is ours to retire again.
    */
   childFailed(): void {
-    this.sockets.applySteering();
+    this.steerAwayFromChild();
     this.retireSurplus();
+  }
+
+  /**
+   * Sockets a child created joined our groups after ours: until they close
+   * (with it, or once it has served what they queued) new connections must
+   * go to ours only. Otherwise our own steering, as planned.
+   */
+  private steerAwayFromChild(): void {
+    const plan = this.handoff?.plan;
+    for (const l of plan?.listeners ?? []) {
+      if (l.held === undefined || !l.sockets.some((s) => s.action === 'create')) continue;
+      this.sockets.steerToOwn(this.handoff!.held[l.held].index);
+      this.steeredAway = true;
+    }
+    this.sockets.applySteering();
+  }
+
+  /**
+   * Handing back to a parent that still drains (we shut down before it
+   * ended): it serves every socket it shares with us again, steered away
+   * from the ones only we hold (created at an increase). Those we keep
+   * serving until their queues stay empty, then close. What we keep.
+   */
+  handBack(): SocketEntry[] {
+    const ours = this.sockets.fromTop((e) => e.origin === 'created');
+    this.retirer.watch(ours);
+    return ours;
   }
 
   /** Our surplus sockets (after a decrease), highest index first. */
@@ -179,7 +213,7 @@ export class HandoffPolicy extends EventEmitter<HandoffEvents> {
    * way: the groups' program is the newest generation's.
    */
   clearSteeringOnceAlone(): void {
-    if (this.sockets.isClosed || !this.host.accepting() || !this.host.alone()) return;
+    if (this.sockets.isClosed || !this.host.accepting() || !this.host.alone() || this.steeredAway) return;
     if (this.sockets.entries().some((e) => e.surplus)) return;
     this.sockets.clearSteering();
   }

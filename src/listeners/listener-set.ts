@@ -162,6 +162,12 @@ export class ListenerSet {
     }
   }
 
+  /** Steer `listener`'s group to our own sockets only (a child's are in it too); applied by applySteering. */
+  steerToOwn(listener: number): void {
+    const ours = this.sockets.get(listener)?.size ?? 0;
+    if (ours > 0) this.steering.set(listener, ours);
+  }
+
   /** No more steering once no surplus is left (see applySteering). */
   clearSteering(): void {
     for (const listener of this.steering.keys()) this.steering.set(listener, null);

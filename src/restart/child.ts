@@ -40,6 +40,8 @@ const transitions: TransitionTable<ChildState> = {
 
 export interface ChildOptions {
   epoch: number;
+  /** The parent's epoch (the supervisor names it: after a rollback it is not epoch - 1). Default epoch - 1. */
+  parentEpoch?: number;
   hotRestartVersion: string;
   allowedUids: number[];
   handshakeTimeoutMs: number;
@@ -75,11 +77,11 @@ export class ChildMachine extends StateMachine<ChildState> {
     return this.parent !== undefined && !this.parent.isClosed;
   }
 
-  /** Connects and shakes hands with generation epoch-1; epoch 0 goes straight to initializing. */
+  /** Connects and shakes hands with the parent (parentEpoch's control socket); without one, straight to initializing. */
   async connect(address: ControlAddress | undefined): Promise<void> {
     if (!address) return this.to('initializing', 'no parent');
     try {
-      const channel = new Channel(connectControl(address, this.options.epoch));
+      const channel = new Channel(connectControl(address, this.options.epoch, this.options.parentEpoch ?? this.options.epoch - 1));
       const parent = native.peerCredentials(channel.fd);
       if (!this.options.allowedUids.includes(parent.uid)) {
         channel.close();

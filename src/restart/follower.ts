@@ -3,15 +3,16 @@
 // follows the same five moments of the generation, through this one shape.
 
 import type { SocketEntry } from '../listeners/listener-set';
-import type { Listener } from '../listeners/spec';
 
 export interface Follower {
   /**
    * Stop accepting new connections: a child took over (and we drain), or we
-   * shut down. The sockets stay open. Listeners in `keep` (ones the child
-   * dropped) are still served until each socket is retired.
+   * shut down. The sockets stay open. Sockets in `keep` are still served
+   * until each is retired: those of listeners the child dropped, or, as we
+   * hand back to a parent that still drains, those only we hold (created at
+   * an increase), until their queues are empty.
    */
-  stopAccepting?(keep: readonly Listener[]): void;
+  stopAccepting?(keep: readonly SocketEntry[]): void;
   /**
    * Accept on every socket: at takeOver() (not before, so that a handoff
    * failing earlier has accepted nothing it would drop), again when a child

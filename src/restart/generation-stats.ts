@@ -7,10 +7,9 @@
 
 import { DrainController, type DrainStrategy } from '../drain/controller';
 import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
-import type { Listener } from '../listeners/spec';
 import { MAX_MESSAGE_BYTES } from '../protocol/messages';
 import { metricsHandler } from '../stats/admin';
-import { EngineMetrics } from '../stats/engine';
+import { ENGINE_METRICS, EngineMetrics } from '../stats/engine';
 import type { PromClientRegistry } from '../stats/prom-client';
 import { StatsRegistry } from '../stats/registry';
 import { splitSnapshot, type StatsSnapshot } from '../stats/snapshot';
@@ -62,7 +61,7 @@ export class GenerationStats implements Follower {
     if (this.settled) this.admin?.resumeAccepting();
   }
 
-  stopAccepting(keep: readonly Listener[]): void {
+  stopAccepting(keep: readonly SocketEntry[]): void {
     this.admin?.stopAccepting(keep);
   }
 
@@ -77,6 +76,12 @@ export class GenerationStats implements Follower {
   /** Serves GET /metrics on the set's admin listener (once the parent's numbers are in). */
   serveAdmin(sockets: ListenerSet, epoch: number, promClient?: PromClientRegistry[]): void {
     this.admin = new AdminListener(sockets, metricsHandler(this.registry, { promClient }), epoch, this.warn);
+  }
+
+  /** Connections our servers have open now (every worker's; the parent's not included). */
+  connectionsOpen(): number {
+    const family = this.registry.collect().find((f) => f.definition.name === ENGINE_METRICS.connectionsOpen.name);
+    return family?.series.reduce((sum, s) => sum + s.values[0]!, 0) ?? 0;
   }
 
   /** What our child pulls, in records of at most one message each. */

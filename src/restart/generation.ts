@@ -14,8 +14,9 @@ import { integerIn } from '../validate';
 import { controlAddress, freeBaseId, liveEpochs } from '../channel/address';
 import { ControlServer } from '../channel/server';
 import { adoptSockets, HandoffPolicy } from '../listeners/handoff';
+import { fdLimit, fdUsage } from '../listeners/servers';
 import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
-import { parseListen, resolveListeners, type Listener, type ListenerSpec } from '../listeners/spec';
+import { parseListen, resolveListeners, type ListenerSpec } from '../listeners/spec';
 import { MAX_WORKERS } from '../protocol/messages';
 import { hotRestartVersion, optionsFromEnv, resolveOptions, stripUndefined, type HotRestartOptions } from '../options';
 import { ChildMachine } from './child';
@@ -28,6 +29,11 @@ import type { EngineMetrics } from '../stats/engine';
 import { GenerationStats } from './generation-stats';
 import type { PromClientRegistry } from '../stats/prom-client';
 import type { StatsRegistry } from '../stats/registry';
+
+const LOAD_REPORT_MS = 1000;
+/** Free fds a generation must have as it takes over, to accept connections at all. */
+const MIN_FREE_FDS = 16;
+const FREE_FDS_PER_WORKER = 2;
 
 export interface GenerationEvents {
   /** Every state change of either machine, with its timing. */
@@ -65,6 +71,8 @@ export class Generation extends EventEmitter<GenerationEvents> {
   private readonly startedAt = performance.now();
   private acceptingNow = false;
   private stopping = false;
+  /** The supervisor hears our connections open every LOAD_REPORT_MS (`baton status`; what a rollback loses). */
+  private loadReports?: NodeJS.Timeout;
 
   private constructor(
     options: HotRestartOptions,
@@ -75,6 +83,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     this.hotRestartVersion = hotRestartVersion(options.compatibility);
     this.child = new ChildMachine({
       epoch: options.restartEpoch,
+      parentEpoch: options.parentEpoch,
       hotRestartVersion: this.hotRestartVersion,
       allowedUids: options.allowedUids,
       handshakeTimeoutMs: options.handshakeTimeoutMs,
@@ -104,9 +113,10 @@ export class Generation extends EventEmitter<GenerationEvents> {
           else this.setAccepting(false);
           void this.child.reportAccepting(false);
         },
-        resumeAccepting: () => {
+        resumeAccepting: (reason) => {
           if (this.handoff) this.handoff.childWentAway();
           else this.setAccepting(true);
+          this.status.report({ event: 'resumed', reason });
           void this.child.reportAccepting(true);
         },
         drain: (ms) => this.tell((f) => f.drain?.(ms)),
@@ -262,6 +272,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     const handoff = this.policy;
     const entries = handoff.sockets.entries();
     this.child.checkTakeOver(); // a parent that gave up on us keeps its groups as they are
+    checkFdHeadroom(handoff.sockets.workers);
     handoff.joinGroups();
     const parentStopped = this.child.takeOver(); // the parent stops accepting; its queues wait for our workers, a moment later
     this.setAccepting(true);
@@ -282,6 +293,9 @@ export class Generation extends EventEmitter<GenerationEvents> {
       surplus: entries.filter((e) => e.surplus).length,
       tcpMigrateReq: tcpMigrateReq(),
     });
+    const reportLoad = (): void => this.status.report({ event: 'load', connections: this.metrics.connectionsOpen() });
+    reportLoad();
+    this.loadReports = setInterval(reportLoad, LOAD_REPORT_MS).unref();
   }
 
   /**
@@ -308,9 +322,11 @@ export class Generation extends EventEmitter<GenerationEvents> {
   async shutdown(reason: string, graceMs: number): Promise<void> {
     if (this.stopping || this.parent.is('terminating', 'terminated')) return;
     this.stopping = true;
-    this.child.detach(); // a parent still draining takes the traffic back at once
+    // A parent still draining takes the traffic back at once (a rollback): what only we hold is served until empty.
+    const handingBack = this.child.is('drainingParent');
+    this.child.detach();
     void this.handoff?.stop();
-    this.setAccepting(false);
+    this.setAccepting(false, handingBack ? this.handoff?.handBack() : []);
     // Without hot restart no child shares our sockets: they leave their groups now, so new connections go
     // to the generation started beside us (or are refused at once) instead of waiting in queues nobody accepts.
     if (this.options.disableHotRestart) this.handoff?.letGoOfAll();
@@ -336,7 +352,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     this.control = ControlServer.listen(controlAddress(o.socketPath, o.baseId, o.restartEpoch), o.socketMode);
     this.control.on('connection', (channel, peer) => this.parent.accept(channel, peer));
     this.control.on('error', (error) => this.warn(`control socket: ${error.message}`));
-    await this.child.connect(o.restartEpoch > 0 ? controlAddress(o.socketPath, o.baseId, o.restartEpoch - 1) : undefined);
+    await this.child.connect(o.parentEpoch >= 0 ? controlAddress(o.socketPath, o.baseId, o.parentEpoch) : undefined);
   }
 
   private get policy(): HandoffPolicy {
@@ -344,7 +360,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     return this.handoff;
   }
 
-  private setAccepting(accepting: boolean, keep: Listener[] = []): void {
+  private setAccepting(accepting: boolean, keep: SocketEntry[] = []): void {
     // Once shutting down, a child that goes away does not make us accept again.
     if (this.acceptingNow === accepting || (accepting && this.stopping)) return;
     this.acceptingNow = accepting;
@@ -369,6 +385,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
 
   /** Followers terminate, then every fd this generation owns closes. */
   private async close(): Promise<void> {
+    clearInterval(this.loadReports);
     for (const follower of this.followers) {
       try {
         await follower.terminate?.();
@@ -390,4 +407,18 @@ function tcpMigrateReq(): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Taking over with no fds to spare would accept connections only to have
+ * the kernel refuse them (EMFILE): better fail now, while the parent serves.
+ */
+function checkFdHeadroom(workers: number): void {
+  const usage = fdUsage();
+  const needed = Math.max(MIN_FREE_FDS, FREE_FDS_PER_WORKER * workers);
+  if (!usage || usage.limit - usage.open >= needed) return;
+  throw new BatonError(
+    ErrorCodes.CAPACITY,
+    `too few fds left to accept connections: ${usage.limit - usage.open} free, ${needed} needed (${FREE_FDS_PER_WORKER} per worker, at least ${MIN_FREE_FDS}); ${fdLimit()}`,
+  );
 }

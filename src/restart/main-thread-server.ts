@@ -36,6 +36,7 @@ export class MainThreadServer implements Follower {
     const served = sockets.entries().filter((e) => e.listener === this.listener && (this.listener.role === 'admin' || e.worker === worker));
     const info = { name: this.listener.name, protocol: this.listener.address.protocol, family: this.listener.family, backlog: this.listener.backlog };
     this.servers = new ListenerServers(info, target, served, own, warn);
+    this.servers.prepare();
   }
 
   get target(): Servable {
@@ -46,8 +47,8 @@ export class MainThreadServer implements Follower {
     this.servers.attach();
   }
 
-  stopAccepting(keep: readonly Listener[]): void {
-    if (!keep.includes(this.listener)) this.servers.stop();
+  stopAccepting(keep: readonly SocketEntry[]): void {
+    this.servers.stop((index) => keep.some((e) => e.listener === this.listener && e.index === index));
   }
 
   /** Its kept-alive connections are the drain's to close. */

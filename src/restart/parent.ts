@@ -48,7 +48,8 @@ export interface ParentHooks {
   sockets(request: GetSockets): Promise<{ refs: SocketRef[]; fds: number[]; held: HeldListener[] }>;
   /** The child asked us to drain: stop accepting, except on what it did not take. */
   stopAccepting(): void;
-  resumeAccepting(): void;
+  /** The child went away during our drain: accept again (`reason` says how it went). */
+  resumeAccepting(reason: string): void;
   /** Open connections should close within `ms`. */
   drain(ms: number): void;
   /** The child retired this socket of the ones it took: close ours. */
@@ -296,7 +297,7 @@ export class ParentMachine extends StateMachine<ParentState> {
     if (this.is('draining', 'drained')) {
       // Its own child serves: accepting again would serve old code beside it.
       if (!accepting) return this.hooks.warn(`child pid ${pid} went away after its own child took over: draining on to our shutdown time`);
-      this.hooks.resumeAccepting();
+      this.hooks.resumeAccepting(`child pid ${pid} went away during our drain`);
     }
     if (!this.is('serving')) this.to('serving', `child pid ${pid} went away`);
   }

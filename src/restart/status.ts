@@ -23,6 +23,10 @@ export type StatusReport =
       tcpMigrateReq: number | null;
     }
   | { event: 'retired'; listener: string; index: number; waitedMs: number }
+  /** We accept again: our child went away during our drain (it died, or handed back to us). */
+  | { event: 'resumed'; reason: string }
+  /** Every second, and at take-over: connections our servers have open. */
+  | { event: 'load'; connections: number }
   | { event: 'released'; listeners: string[] }
   | { event: 'failed'; code: string; message: string }
   | { event: 'warning'; message: string };

@@ -47,6 +47,12 @@ export const ENGINE_METRICS = {
     help: 'Connections accepted, by worker index.',
     labelNames: ['worker'],
   },
+  connectionsOpen: {
+    name: 'baton_connections_open',
+    help: 'Connections open, by worker index (this generation\'s own).',
+    labelNames: ['worker'],
+    importMode: 'neverImport',
+  },
   parentConnections: {
     name: 'baton_parent_connections',
     help: 'Connections the parent generation still has open while it drains.',
@@ -78,6 +84,7 @@ export class EngineMetrics {
   readonly socketsCreated;
   readonly socketsRetired;
   readonly connectionsAccepted;
+  readonly connectionsOpen;
   readonly parentConnections;
   readonly drainConnectionsLeft;
   readonly drainSecondsLeft;
@@ -94,6 +101,7 @@ export class EngineMetrics {
     this.socketsCreated = stats.counter(m.socketsCreated);
     this.socketsRetired = stats.counter(m.socketsRetired);
     this.connectionsAccepted = stats.counter(m.connectionsAccepted);
+    this.connectionsOpen = stats.gauge(m.connectionsOpen);
     this.parentConnections = stats.gauge(m.parentConnections);
     this.drainConnectionsLeft = stats.gauge(m.drainConnectionsLeft);
     this.drainSecondsLeft = stats.gauge(m.drainSecondsLeft);
@@ -136,7 +144,13 @@ export class EngineMetrics {
   countConnections(server: net.Server, worker: number): () => void {
     if (typeof server?.on !== 'function') throw invalidArgument('server must be a net.Server');
     const accepted = this.connectionsAccepted.labels({ worker: workerLabel(worker) });
-    const onConnection = (): void => accepted.inc();
+    const open = this.connectionsOpen.labels({ worker: workerLabel(worker) });
+    const closed = (): void => open.dec();
+    const onConnection = (socket: net.Socket): void => {
+      accepted.inc();
+      open.inc();
+      socket.once('close', closed);
+    };
     server.on('connection', onConnection);
     return () => server.off('connection', onConnection);
   }

@@ -25,7 +25,7 @@ export interface WorkerBootData {
   index: number;
   epoch: number;
   accepting: boolean;
-  /** While not accepting, the listeners still served until retired (a child dropped them). */
+  /** While not accepting, the sockets still served until retired (socketKey: 'tcp://127.0.0.1:8080#2'). */
   keep: string[];
   /** This thread's part of the process-wide stats (StatsRegistry.forWorker). */
   stats: StatsHandle;
@@ -38,7 +38,7 @@ export interface WorkerBootData {
 export const BOOT_KEY = '__baton';
 
 export type ToWorker =
-  /** Stop accepting, except on the listeners named in `keep` (released ones, served until retired). */
+  /** Stop accepting, except on the sockets in `keep` (socketKey), served until retired. */
   | { baton: 'stop'; keep: string[] }
   | { baton: 'resume' }
   /** Let go of one socket for good; answered with 'retired'. */

@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { integerIn } from '../validate';
 import type { SocketEntry } from '../listeners/listener-set';
-import type { Listener } from '../listeners/spec';
+import { fdLimit, socketKey } from '../listeners/servers';
 import type { Follower } from '../restart/follower';
 import type { Generation } from '../restart/generation';
 import { BOOT_KEY, isFromWorker, type ToWorker, type WorkerBootData } from './messages';
@@ -89,8 +89,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
     return this.workers.map((w) => w.threadId);
   }
 
-  stopAccepting(keep: readonly Listener[]): void {
-    this.keep = keep.map((l) => l.name);
+  stopAccepting(keep: readonly SocketEntry[]): void {
+    this.keep = keep.map((e) => socketKey(e.listener.name, e.index));
     this.broadcast({ baton: 'stop', keep: this.keep });
   }
 
@@ -185,7 +185,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
         if (this.workers[index] === worker) this.generation.stats.workerExited(index);
         if (!ready) {
           ready = true;
-          reject(new BatonError(ErrorCodes.WORKER, `worker ${index} exited (code ${code}) before serving: ${failure?.message ?? 'no error given'}`, { cause: failure }));
+          const why = failure?.message ?? 'no error given';
+          // A thread that could not even start for want of fds says EMFILE only: say what the limit is.
+          const limit = /\bE[MN]FILE\b/.test(why) && !/RLIMIT_NOFILE/.test(why) ? `; ${fdLimit()}` : '';
+          reject(new BatonError(ErrorCodes.WORKER, `worker ${index} exited (code ${code}) before serving: ${why}${limit}`, { cause: failure }));
           return;
         }
         if (this.terminating || this.workers[index] !== worker) return;

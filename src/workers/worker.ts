@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { DrainController } from '../drain/controller';
 import { drainByProtocol, isHttp1Server } from '../drain/server';
-import { ListenerServers, type Servable } from '../listeners/servers';
+import { ListenerServers, socketKey, type Servable } from '../listeners/servers';
 import { EngineMetrics } from '../stats/engine';
 import { workerStats, type ThreadStats } from '../stats/thread-stats';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
@@ -82,13 +82,14 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     const served = new ListenerServers(listener, target, listener.sockets, this.index, (message) =>
       this.post({ baton: 'warning', message: `worker ${this.index}, ${message}` }),
     );
-    for (const index of listener.sockets.map((s) => s.index)) if (this.retired.has(`${listener.name}#${index}`)) served.retire(index);
+    for (const index of listener.sockets.map((s) => s.index)) if (this.retired.has(socketKey(listener.name, index))) served.retire(index);
     this.served.set(listener.name, served);
     if (target instanceof net.Server) {
       this.engine.countConnections(target, this.index);
       drainByProtocol(target, this.drainController);
     }
-    if (this.accepting || this.keep.includes(listener.name)) served.attach();
+    served.prepare(); // out of fds, this worker fails now: before its generation takes over
+    served.attach((index) => this.accepting || this.keep.includes(socketKey(listener.name, index)));
     if (this.served.size === this.byName.size) this.post({ baton: 'ready' });
   }
 
@@ -106,7 +107,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
       case 'stop':
         this.accepting = false;
         this.keep = command.keep;
-        for (const served of this.served.values()) if (!command.keep.includes(served.listener.name)) served.stop();
+        for (const served of this.served.values()) served.stop((index) => command.keep.includes(socketKey(served.listener.name, index)));
         return;
       case 'resume':
         this.accepting = true;
@@ -116,7 +117,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
         return;
       case 'retire':
         // Remembered for a listener not served yet: its fd number may be reused.
-        this.retired.add(`${command.listener}#${command.index}`);
+        this.retired.add(socketKey(command.listener, command.index));
         this.served.get(command.listener)?.retire(command.index); // closes our dup at once: the socket can go
         this.post({ baton: 'retired', listener: command.listener, index: command.index });
         return;

@@ -33,7 +33,7 @@ test('defaults are Envoy\'s', () => {
 
 test('environment round trip carries every option the supervisor hands over', () => {
   const given: Required<HotRestartOptions> = {
-    restartEpoch: 4, baseId: 7, useDynamicBaseId: false, baseIdPath: '/tmp/x', socketPath: '/run/b', socketMode: 0o660, drainTimeS: 3,
+    restartEpoch: 4, parentEpoch: 2, baseId: 7, useDynamicBaseId: false, baseIdPath: '/tmp/x', socketPath: '/run/b', socketMode: 0o660, drainTimeS: 3,
     parentShutdownTimeS: 9, disableHotRestart: true, surplusSockets: 'close', retireGraceMs: 250, compatibility: 'v2.1', handshakeTimeoutMs: 700,
     requestTimeoutMs: 800, childInitTimeoutS: 30, allowedUids: [0, 1000], drainStrategy: 'immediate',
   };
