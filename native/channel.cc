@@ -64,16 +64,18 @@ bool AtEof(Napi::Env env, int fd) {
   return queued == 0;
 }
 
-// Sets `mode` on the socket file at `path` without following a link: a
-// symlink swapped in for it since bind() is refused (chmod(path) would change
-// whatever it points to). The fd of an O_PATH open cannot be fchmod()ed, but
-// its /proc/self/fd link reaches exactly the file it opened (as glibc's
-// fchmodat(AT_SYMLINK_NOFOLLOW) does it).
-void ChmodSocketFile(Napi::Env env, const std::string& path, mode_t mode) {
+// Makes sure the socket file at `path` has `mode`, without following a link:
+// a symlink (or another's file) swapped in since bind() is refused, where
+// chmod(path) would change whatever it points to. The fd of an O_PATH open
+// cannot be fchmod()ed, but its /proc/self/fd link reaches exactly the file
+// it opened (as glibc's fchmodat(AT_SYMLINK_NOFOLLOW) does it).
+void EnsureSocketFileMode(Napi::Env env, const std::string& path, mode_t mode) {
   OwnedFd file(Check(env, "open", open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC)));
   struct stat stats;
   Check(env, "fstat", fstat(file.get(), &stats));
-  if (!S_ISSOCK(stats.st_mode)) throw SystemError(env, "chmod", S_ISLNK(stats.st_mode) ? ELOOP : ENOTSOCK);
+  if (S_ISLNK(stats.st_mode)) throw SystemError(env, "chmod", ELOOP);
+  if (!S_ISSOCK(stats.st_mode) || stats.st_uid != geteuid()) throw SystemError(env, "chmod", EEXIST);
+  if ((stats.st_mode & 07777) == mode) return;
   Check(env, "chmod", chmod(("/proc/self/fd/" + std::to_string(file.get())).c_str(), mode));
 }
 
@@ -85,8 +87,10 @@ void ChmodSocketFile(Napi::Env env, const std::string& path, mode_t mode) {
 // create a file in these microseconds and gets the umask we set. So it is
 // only ever narrowed (the old umask plus what `mode` withholds; 0777 between
 // the two umask() calls): a file created meanwhile may come out with fewer
-// permissions than asked, never more. Bits of `mode` the old umask withholds
-// (group write under 022, say) are added after bind(), on the file itself.
+// permissions than asked, never more. The mode is then checked on the file
+// itself, and set there if it is not `mode`: bits the old umask withholds
+// (group write under 022), a directory's default ACL (which overrides the
+// umask), or another thread's umask() call in between.
 void BindSocketFile(Napi::Env env, int fd, const UnixAddress& address, const std::string& path, mode_t mode) {
   const mode_t old = umask(0777);
   umask(old | (0777 & ~mode));
@@ -94,9 +98,8 @@ void BindSocketFile(Napi::Env env, int fd, const UnixAddress& address, const std
   const int error = errno;
   umask(old);
   if (bound < 0) throw SystemError(env, "bind", error);
-  if ((mode & old) == 0) return;
   try {
-    ChmodSocketFile(env, path, mode);
+    EnsureSocketFileMode(env, path, mode);
   } catch (...) {
     unlink(path.c_str());
     throw;
