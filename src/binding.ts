@@ -54,7 +54,7 @@ const MAX_FD = 2 ** 31 - 1;
 /** The kernel's limit of fds on one sendmsg(), as the addon was built with. */
 export const SCM_MAX_FD = native.SCM_MAX_FD;
 /** sizeof(sockaddr_un.sun_path) less the NUL (path) or the leading NUL (abstract). */
-const MAX_UNIX_PATH = 107;
+export const MAX_UNIX_PATH = 107;
 
 const fd = (value: unknown, name = 'fd') => integerIn(value, name, 0, MAX_FD);
 const port = (value: unknown) => integerIn(value, 'port', 0, 65535);

@@ -26,6 +26,8 @@ export const ErrorCodes = {
   NO_PARENT: 'BATON_NO_PARENT',
   /** The control socket path (base id) is already taken: by another instance, or by a file that is not a socket. */
   BASE_ID_IN_USE: 'BATON_BASE_ID_IN_USE',
+  /** A file or directory baton would write in could be changed by another user (or is a symlink, or not a directory). */
+  UNSAFE_PATH: 'BATON_UNSAFE_PATH',
   /** An operation was called in a state that does not allow it. */
   INVALID_STATE: 'BATON_INVALID_STATE',
   /** A worker thread failed to start or serve. */

@@ -7,8 +7,9 @@
 // drain, retire and terminate.
 
 import { EventEmitter } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { BatonError, ErrorCodes } from '../errors';
+import { writeFileReplacing } from '../files';
 import { integerIn } from '../validate';
 import { controlAddress, freeBaseId, liveEpochs } from '../channel/address';
 import { ControlServer } from '../channel/server';
@@ -347,7 +348,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
         `base id ${o.baseId} at ${o.socketPath} is in use by a running instance; give this one another --base-id, or --use-dynamic-base-id`,
       );
     }
-    if (o.baseIdPath) writeFileSync(o.baseIdPath, `${o.baseId}\n`);
+    if (o.baseIdPath) writeFileReplacing(o.baseIdPath, `${o.baseId}\n`);
     this.control = ControlServer.listen(controlAddress(o.socketPath, o.baseId, o.restartEpoch), o.socketMode);
     this.control.on('connection', (channel, peer) => this.parent.accept(channel, peer));
     this.control.on('error', (error) => this.warn(`control socket: ${error.message}`));

@@ -2,10 +2,11 @@
 // `baton run [options] -- <command> [args...]`: the supervisor. SIGHUP hot
 // restarts, SIGTERM/SIGINT stop everything, SIGUSR1 is passed on.
 
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BatonError } from '../errors';
+import { writeFileReplacing } from '../files';
 import { defaultsOf, flagHelp, flagsConfig, fromFlags, hotRestartVersion, optionTable, resolveOptions } from '../options';
 import { supervisorOptionTable } from './options';
 import { Supervisor, type LogEntry } from './supervisor';
@@ -48,7 +49,7 @@ function main(argv: string[]): void {
   supervisor.on('log', (entry) => process.stderr.write(`${write(entry)}\n`));
 
   const { pidFile } = own;
-  if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
+  if (pidFile) writeFileReplacing(pidFile, `${process.pid}\n`);
   supervisor.on('done', (code) => {
     if (pidFile) unlinkSync(pidFile);
     process.exit(code);
