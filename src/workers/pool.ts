@@ -203,7 +203,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       const timer = setTimeout(() => {
-        reject(new BatonError(ErrorCodes.WORKER, `worker ${index} did not serve its listeners within ${this.startTimeoutMs} ms`));
+        const missing = this.generation.listenerSet.listeners.some((l) => l.role === 'workers') ? 'serve every listener (worker.serve)' : 'call workerContext()';
+        reject(new BatonError(ErrorCodes.WORKER, `worker ${index} did not ${missing} within ${this.startTimeoutMs} ms`));
         void worker.terminate();
       }, this.startTimeoutMs);
       worker.on('message', (message) => {

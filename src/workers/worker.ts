@@ -61,6 +61,8 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     parentPort!.on('message', (message) => {
       if (isToWorker(message)) this.onCommand(message);
     });
+    // A generation with no listeners (workers that consume a queue, say): nothing to wait for.
+    if (this.byName.size === 0) this.post({ baton: 'ready' });
   }
 
   get isDraining(): boolean {

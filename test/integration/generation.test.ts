@@ -3,7 +3,7 @@
 // cleaned up, and a stale one left by a killed process does not block the next.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,4 +127,26 @@ test('an application serving without the worker pool hands over with zero lost',
   await child.waitFor((l) => /nothing to reopen/.test(String(l.text)), 5000, 'SIGUSR1 handled');
   child.child.kill('SIGTERM');
   assert.deepEqual(await child.exited, { code: 0, signal: null }, 'SIGTERM stops it gracefully');
+});
+
+test('a generation with no listeners (workers that consume a queue) takes over at once and hands over like any other', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-nolisten-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const script = join(dir, 'consumer.mjs');
+  writeFileSync(
+    script,
+    `import { isMainThread } from 'node:worker_threads';
+     import { serve, workerContext } from ${JSON.stringify(join(ROOT, 'dist/src/index.js'))};
+     if (isMainThread) {
+       const { generation } = await serve({ listen: [], workers: 2, script: new URL(import.meta.url), startTimeoutMs: 3000 });
+       console.log(JSON.stringify({ event: 'serving', epoch: generation.epoch }));
+     } else workerContext();`,
+  );
+  const env = { ...process.env, BATON_SOCKET_PATH: uniqueSocketPath('nolisten'), BATON_DRAIN_TIME_S: '1', BATON_PARENT_SHUTDOWN_TIME_S: '1' };
+  const generation = (epoch: number) => start(t, process.execPath, [script], { env: { ...env, BATON_RESTART_EPOCH: String(epoch) } });
+  const parent = generation(0);
+  await parent.waitFor(serving, 5000, 'epoch 0 serving, without waiting for the 3 s start timeout');
+  const child = generation(1);
+  await child.waitFor(serving, 5000, 'epoch 1 serving');
+  assert.deepEqual(await parent.exited, { code: 0, signal: null }, 'the parent drained and ended');
 });
