@@ -64,15 +64,15 @@ export class NotifyReceiver {
 }
 
 /**
- * A receiver bound to a fresh path under tmpdir() (`kind` 'path') or abstract
- * name, removed and stopped when the test ends. 'paused' never reads, so its
- * queue fills.
+ * A receiver bound to a path under tmpdir() (`kind` 'path') or to an abstract
+ * name, fresh unless `name` is given; removed and stopped when the test ends.
+ * A `paused` one never reads, so its queue fills.
  */
-export async function notifyReceiver(t: TestContext, kind: 'path' | 'abstract', mode: 'read' | 'paused' = 'read'): Promise<NotifyReceiver> {
-  const name = `baton-notify-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+export async function notifyReceiver(t: TestContext, kind: 'path' | 'abstract', options: { paused?: boolean; name?: string } = {}): Promise<NotifyReceiver> {
+  const name = options.name ?? `baton-notify-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const address = kind === 'path' ? join(tmpdir(), name) : `@${name}`;
   if (kind === 'path') t.after(() => rmSync(address, { force: true }));
-  const proc = start(t, 'python3', ['-c', RECEIVER, address, mode]);
+  const proc = start(t, 'python3', ['-c', RECEIVER, address, options.paused ? 'paused' : 'read']);
   await proc.waitFor((l) => l.listening === address, 10_000, 'the notify receiver listening');
   return new NotifyReceiver(address, proc);
 }

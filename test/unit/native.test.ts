@@ -260,7 +260,7 @@ describe('unix datagrams (sd_notify)', () => {
   });
 
   test('a receiver that stopped reading makes send return false at once instead of blocking', async (t) => {
-    const receiver = await notifyReceiver(t, 'abstract', 'paused');
+    const receiver = await notifyReceiver(t, 'abstract', { paused: true });
     const started = performance.now();
     let sent = 0;
     while (sent < 100_000 && native.sendDatagram(receiver.address.slice(1), true, Buffer.from('WATCHDOG=1'))) sent++;
