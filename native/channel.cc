@@ -10,33 +10,14 @@
 #include <unistd.h>
 
 #include <cstddef>
-#include <cstring>
 #include <memory>
 #include <string>
 
 #include "addon.h"
 #include "errors.h"
+#include "unixaddress.h"
 
 namespace {
-
-struct UnixAddress {
-  sockaddr_un addr;
-  socklen_t length;
-};
-
-// An abstract name is a leading NUL plus the name, and its length is exact:
-// trailing bytes would be part of the name.
-UnixAddress MakeAddress(Napi::Env env, const char* syscall, const std::string& path, bool abstract) {
-  UnixAddress result;
-  std::memset(&result.addr, 0, sizeof(result.addr));
-  result.addr.sun_family = AF_UNIX;
-  const size_t offset = abstract ? 1 : 0;
-  // A filesystem path needs room for its terminating NUL.
-  if (path.size() + 1 > sizeof(result.addr.sun_path)) throw SystemError(env, syscall, ENAMETOOLONG);
-  std::memcpy(result.addr.sun_path + offset, path.data(), path.size());
-  result.length = offsetof(sockaddr_un, sun_path) + offset + path.size() + (abstract ? 0 : 1);
-  return result;
-}
 
 OwnedFd SeqpacketSocket(Napi::Env env) {
   return OwnedFd(Check(env, "socket", socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)));

@@ -45,8 +45,9 @@ function load(): NativeBinding {
 }
 
 const native = load();
-// An addon built from older sources (a stale build/) would leave the fd limit undefined, and every check against it passing.
-if (typeof native.SCM_MAX_FD !== 'number') {
+// An addon built from older sources (a stale build/) would leave the fd limit undefined, and every check against it
+// passing, or lack the newest function (sendDatagram) until the first call.
+if (typeof native.SCM_MAX_FD !== 'number' || typeof native.sendDatagram !== 'function') {
   throw new BatonError(ErrorCodes.ADDON_NOT_FOUND, "baton's native addon is older than its JavaScript: run `npm rebuild baton` (or `npx node-gyp rebuild`)");
 }
 
@@ -172,6 +173,12 @@ export function sendMessage(f: number, data: Buffer, fds: number[]): boolean {
 
 export function receiveMessage(f: number, maxBytes: number, maxFds: number) {
   return native.receiveMessage(fd(f), integerIn(maxBytes, 'maxBytes', 1, 16 * 1024 * 1024), integerIn(maxFds, 'maxFds', 0, SCM_MAX_FD));
+}
+
+export function sendDatagram(path: string, abstract: boolean, data: Buffer): boolean {
+  unixPath(path, abstract);
+  if (!Buffer.isBuffer(data)) throw invalidArgument('data must be a Buffer');
+  return native.sendDatagram(path, abstract, data);
 }
 
 export const Poll: NativeBinding['Poll'] = class {

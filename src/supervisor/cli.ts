@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `baton run [options] -- <command> [args...]`: the supervisor. SIGHUP hot
-// restarts, SIGTERM/SIGINT stop everything, SIGUSR1 is passed on.
+// restarts, SIGTERM/SIGINT stop everything, SIGUSR1 is passed on; under
+// systemd (NOTIFY_SOCKET) it tells systemd what happens.
 
 import { readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { BatonError } from '../errors';
 import { writeFileReplacing } from '../files';
 import { defaultsOf, flagHelp, flagsConfig, fromFlags, hotRestartVersion, optionTable, resolveOptions } from '../options';
+import { SystemdNotifier, takeSystemdEnvironment } from './notify';
 import { supervisorOptionTable } from './options';
 import { Supervisor, type LogEntry } from './supervisor';
 
@@ -46,7 +48,11 @@ function main(argv: string[]): void {
 
   const supervisor = new Supervisor({ command, args, engine, killTimeoutMs: own.killTimeoutS * 1000 });
   const write = own.log === 'json' ? (e: LogEntry) => JSON.stringify({ time: new Date().toISOString(), ...e }) : formatText;
-  supervisor.on('log', (entry) => process.stderr.write(`${write(entry)}\n`));
+  const print = (entry: LogEntry) => process.stderr.write(`${write(entry)}\n`);
+  supervisor.on('log', print);
+  // Before the first generation starts: it must not inherit NOTIFY_SOCKET.
+  const systemd = takeSystemdEnvironment(process.env);
+  if (systemd) new SystemdNotifier(supervisor, systemd, print);
 
   const { pidFile } = own;
   if (pidFile) writeFileReplacing(pidFile, `${process.pid}\n`);

@@ -21,6 +21,8 @@ export interface SupervisedGeneration {
   /** Milliseconds its child machine spent in each state on the way to taking over. */
   phases: Record<string, number>;
   process: ChildProcess;
+  /** Why it failed, as it reported it or as the supervisor ended it. */
+  failure?: string;
 }
 
 export interface SupervisorOptions {
@@ -43,6 +45,16 @@ export interface SupervisorEvents {
   log: [entry: LogEntry];
   /** A generation reported something on its status pipe. */
   status: [epoch: number, report: StatusReport];
+  /** A reload (SIGHUP) starts this epoch. */
+  reloading: [epoch: number];
+  /** This epoch took over and serves (the first one too). */
+  tookOver: [epoch: number];
+  /** This starting epoch failed or exited before taking over; the serving one keeps serving. */
+  reloadFailed: [epoch: number, reason: string];
+  /** Epoch `from` no longer serves (it died after taking over, or an operator rolled it back) and the older `to`, still draining, serves again. */
+  rolledBack: [from: number, to: number];
+  /** SIGTERM/SIGINT, or nothing left serving: every generation is told to stop. */
+  stopping: [];
   /** Every generation is gone; the supervisor should exit with this code. */
   done: [code: number];
 }
@@ -85,6 +97,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     const serving = this.serving;
     if (!serving) return this.log('warn', 'restart ignored: no generation is serving');
+    this.emit('reloading', serving.epoch + 1);
     this.launch(serving.epoch + 1, asked);
   }
 
@@ -93,6 +106,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.stopping) return;
     this.stopping = true;
     this.log('info', `stopping ${this.live.length} generation(s) on ${signal}`);
+    this.emit('stopping');
     this.signalAll('SIGTERM');
     setTimeout(() => {
       for (const g of this.live) {
@@ -137,7 +151,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const startTimeoutMs = (engine.childInitTimeoutS ?? defaultOptions.childInitTimeoutS) * 1000 + (engine.handshakeTimeoutMs ?? defaultOptions.handshakeTimeoutMs);
     setTimeout(() => {
       if (generation.phase !== 'starting') return;
-      this.log('error', `epoch ${epoch} did not take over within ${startTimeoutMs / 1000} s: SIGKILL (it accepts nothing before taking over)`, epoch);
+      generation.failure = `did not take over within ${startTimeoutMs / 1000} s`;
+      this.log('error', `epoch ${epoch} ${generation.failure}: SIGKILL (it accepts nothing before taking over)`, epoch);
       child.kill('SIGKILL');
     }, startTimeoutMs).unref();
   }
@@ -157,7 +172,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       case 'takenOver':
         return this.onTakenOver(g, report);
       case 'failed':
-        return this.log('error', `epoch ${g.epoch} failed: ${report.message} (${report.code})`, g.epoch);
+        g.failure = `${report.message} (${report.code})`;
+        return this.log('error', `epoch ${g.epoch} failed: ${g.failure}`, g.epoch);
       case 'warning':
         return this.log('warn', `epoch ${g.epoch}: ${report.message}`, g.epoch);
       case 'transition':
@@ -187,6 +203,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       g.epoch,
       { tookOverMs: sinceAsked, phases: g.phases, ...report },
     );
+    this.emit('tookOver', g.epoch);
     if (this.restartQueued) {
       this.restartQueued = false;
       this.restart();
@@ -204,6 +221,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const serving = this.serving;
       this.log('error', `epoch ${g.epoch} exited (${how}) before taking over; ${serving ? `epoch ${serving.epoch} keeps serving` : 'nothing is serving'}`, g.epoch);
       if (!serving) return this.fail();
+      this.emit('reloadFailed', g.epoch, g.failure ?? `exited (${how}) before taking over`);
       if (this.restartQueued) {
         this.restartQueued = false;
         this.restart();
