@@ -42,9 +42,9 @@ export interface Served {
  * Serves `listen` with `workers` worker threads, each running `script`
  * (which calls workerContext().serve()), and takes over from the parent
  * generation, if any: start, initialize, take every socket, start the
- * workers, take over. Resolves once this generation accepts and its parent
- * drains; rejects, leaving the parent serving untouched, if any step fails
- * before that.
+ * workers, take over. Resolves once this generation accepts (its parent,
+ * if any, is told to drain); rejects, leaving the parent serving untouched,
+ * if any step fails before that.
  */
 export async function serve(options: ServeOptions): Promise<Served> {
   const { listen, workers, initialize, shutdownGraceMs = 5000, script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv, admin, promClient, ...start } =
