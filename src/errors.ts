@@ -3,6 +3,7 @@
 // (code = errno name, errno, syscall) and are wrapped only where baton adds
 // what to do about them.
 
+/** The codes of BatonError, by name: `error.code === ErrorCodes.TIMEOUT`. */
 export const ErrorCodes = {
   /** An argument failed validation before reaching native code. */
   INVALID_ARGUMENT: 'BATON_INVALID_ARGUMENT',
@@ -40,10 +41,14 @@ export const ErrorCodes = {
   APPLICATION: 'BATON_APPLICATION',
 } as const;
 
+/** One of ErrorCodes' values: 'BATON_INVALID_ARGUMENT'... */
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/** Whatever baton decides is wrong; the message says what to do, `code` is stable to switch on. */
 export class BatonError extends Error {
+  /** 'BatonError'. */
   override name = 'BatonError';
+  /** One of ErrorCodes. */
   readonly code: ErrorCode;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {

@@ -13,6 +13,10 @@ import type { DrainStrategy } from './drain/controller';
 import { PROTOCOL_VERSION, type SurplusPolicy } from './protocol/messages';
 import { integerIn, isIntegerIn } from './validate';
 
+/**
+ * Envoy's hot-restart options, and baton's own: also `baton run` flags and
+ * BATON_* variables (README's Options table has each one's default).
+ */
 export interface HotRestartOptions {
   /** 0 for the first generation; each hot restart adds one. */
   restartEpoch: number;

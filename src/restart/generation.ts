@@ -35,14 +35,17 @@ const LOAD_REPORT_MS = 1000;
 const MIN_FREE_FDS = 16;
 const FREE_FDS_PER_WORKER = 2;
 
+/** What a Generation emits. */
 export interface GenerationEvents {
   /** Every state change of either machine, with its timing. */
   transition: [Transition<string>];
+  /** Something went wrong that did not stop the generation (a peer refused, a follower failed...); also in the supervisor's log. */
   warning: [message: string];
   /** SIGUSR1 (which `baton run` forwards to every generation): reopen log files, as Envoy does. */
   reopenLogs: [];
 }
 
+/** Generation.start()'s options: any hot-restart option, over what `baton run` hands over in BATON_* variables. */
 export interface StartOptions extends Partial<HotRestartOptions> {
   /** Read BATON_* variables (as `baton run` sets them) under the given options. Default true. */
   env?: boolean;
@@ -50,6 +53,7 @@ export interface StartOptions extends Partial<HotRestartOptions> {
   exitOnTerminate?: boolean;
 }
 
+/** generation.listen()'s options. */
 export interface ListenOptions {
   /** An admin listener ('host:port' or a spec): GET /metrics in Prometheus text, handed over like the others. */
   admin?: ListenerSpec | string;
@@ -57,9 +61,17 @@ export interface ListenOptions {
   promClient?: PromClientRegistry[];
 }
 
+/**
+ * One process's part in a hot restart, step by step: Generation.start()
+ * (connect to the parent, shake hands), listen() (take every socket),
+ * takeOver() (accept; the parent drains). Until it takes over it is the
+ * child of the previous generation; from then on, the parent of the next.
+ * Whatever serves its sockets follows it (follow()).
+ */
 export class Generation extends EventEmitter<GenerationEvents> {
   /** The options in force; the base id is the one chosen, with useDynamicBaseId. */
   private settings: Readonly<HotRestartOptions>;
+  /** The compatibility string a parent and child must share (`baton --hot-restart-version`). */
   readonly hotRestartVersion: string;
   private readonly metrics: GenerationStats;
   private readonly child: ChildMachine;
@@ -185,22 +197,27 @@ export class Generation extends EventEmitter<GenerationEvents> {
     return this.metrics.drainController;
   }
 
+  /** The hot-restart options in force: given, from BATON_* variables, or defaults. */
   get options(): Readonly<HotRestartOptions> {
     return this.settings;
   }
 
+  /** This generation's restart epoch: 0 for the first, one more at each hot restart. */
   get epoch(): number {
     return this.options.restartEpoch;
   }
 
+  /** The base id in use (the one chosen, with useDynamicBaseId). */
   get baseId(): number {
     return this.options.baseId;
   }
 
+  /** Where this generation is on its way to serving ('initializing', 'drainingParent', 'serving'...). */
   get childState() {
     return this.child.state;
   }
 
+  /** Where this generation is as the parent of the next ('notReady', 'serving', 'draining'...). */
   get parentState() {
     return this.parent.state;
   }
@@ -210,6 +227,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     return this.acceptingNow;
   }
 
+  /** The sockets this generation owns, for the worker pool and main-thread servers; throws before listen(). */
   get listenerSet(): ListenerSet {
     return this.policy.sockets;
   }

@@ -12,6 +12,7 @@ import { ListenerServers, type Servable } from '../listeners/servers';
 import { invalidArgument } from '../errors';
 import type { Follower } from './follower';
 
+/** serveOnMainThread()'s options: which sockets to serve. */
 export interface MainThreadServeOptions {
   /** The listener's name ('tcp://127.0.0.1:8080'); default: the only listener. */
   listener?: string;

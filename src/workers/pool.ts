@@ -14,6 +14,7 @@ import type { Follower } from '../restart/follower';
 import type { Generation } from '../restart/generation';
 import { BOOT_KEY, isFromWorker, type ToWorker, type WorkerBootData } from './messages';
 
+/** How the worker threads run: serve() takes these too. */
 export interface WorkerPoolOptions {
   /** The worker's module (a path or file: URL); it calls workerContext().serve(...). */
   script: string | URL;
@@ -29,6 +30,7 @@ export interface WorkerPoolOptions {
    * up to MAX_RESTART_DELAY_MS, so a worker that cannot start does not spin.
    */
   restartDelayMs?: number;
+  /** Node options for the worker threads (new Worker's execArgv); default: the main thread's. */
   execArgv?: string[];
 }
 
@@ -36,12 +38,20 @@ export interface WorkerPoolOptions {
 const RESTART_WINDOW_MS = 10_000;
 const MAX_RESTART_DELAY_MS = 10_000;
 
+/** What a WorkerPool emits; serve() turns both into generation warnings. */
 export interface WorkerPoolEvents {
   /** A worker died and is being started again. */
   workerExit: [index: number, code: number, error?: Error];
+  /** A worker's trouble: a restart in a crash loop, a failed start, a socket not let go of in time. */
   warning: [message: string];
 }
 
+/**
+ * The worker threads of a generation, one per worker index, each serving
+ * its own sockets: a follower that relays the generation's stop, resume,
+ * drain, retire and terminate to every thread, and starts a thread that
+ * died again on the same sockets (a sibling serves them meanwhile).
+ */
 export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follower {
   private readonly workers: Worker[] = [];
   /** Per dead worker index, the sibling that serves its sockets until it is back. */
@@ -82,6 +92,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
     return pool;
   }
 
+  /** How many worker threads (the generation's worker count). */
   get size(): number {
     return this.workers.length;
   }

@@ -13,6 +13,7 @@ import { workerStats, type ThreadStats } from '../stats/thread-stats';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { BOOT_KEY, isToWorker, type FromWorker, type ToWorker, type WorkerBootData, type WorkerListenerInfo } from './messages';
 
+/** What a WorkerContext emits, besides what the servers it serves do by themselves. */
 export interface WorkerContextEvents {
   /** Open connections should close within `ms` (the generation drains). */
   drain: [ms: number];
@@ -20,8 +21,15 @@ export interface WorkerContextEvents {
   terminate: [];
 }
 
+/**
+ * A worker thread's part of its generation (from workerContext()): which
+ * sockets it serves, its stats and drain, and serve() to put an ordinary
+ * server or dgram socket on them.
+ */
 export class WorkerContext extends EventEmitter<WorkerContextEvents> {
+  /** This worker's index: it accepts on socket `index` of each listener. */
   readonly index: number;
+  /** Its generation's restart epoch (0, 1, 2...). */
   readonly epoch: number;
   /** This thread's stats: what it counts reaches the process-wide view (and the next generations). */
   readonly stats: ThreadStats;
@@ -31,6 +39,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
    * (drainHttp, drainHttp2), others can with drainNet or their own checks.
    */
   readonly drainController: DrainController;
+  /** The listeners this worker serves: name ('tcp://127.0.0.1:8080'), protocol, family, host, port, backlog. */
   readonly sockets: ReadonlyArray<Omit<WorkerListenerInfo, 'sockets'>>;
   /** The application's workerData, as given to the pool. */
   readonly data: unknown;
@@ -65,6 +74,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     if (this.byName.size === 0) this.post({ baton: 'ready' });
   }
 
+  /** Whether the generation drains: open connections are being asked to close. */
   get isDraining(): boolean {
     return this.drainController.draining;
   }
