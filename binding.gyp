@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/listener.cc",
         "native/channel.cc",
+        "native/datagram.cc",
         "native/poll.cc",
         "native/sockinfo.cc",
         "native/fd.cc",

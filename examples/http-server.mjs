@@ -9,7 +9,8 @@
 // file is both the main thread (config, sockets, workers) and each worker
 // thread (HTTP). GET /metrics on the admin address answers in Prometheus
 // text: baton's metrics and example_requests_total, summed over every worker
-// and carried across generations.
+// and carried across generations; GET /ready and /live answer an
+// orchestrator's probes.
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';

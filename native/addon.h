@@ -78,5 +78,7 @@ Napi::Value Accept(const Napi::CallbackInfo& info);
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
 Napi::Value SendMessage(const Napi::CallbackInfo& info);
 Napi::Value ReceiveMessage(const Napi::CallbackInfo& info);
+// datagram.cc
+Napi::Value SendDatagram(const Napi::CallbackInfo& info);
 // poll.cc
 Napi::Function DefinePoll(Napi::Env env);

@@ -1,6 +1,7 @@
 // The control channel between generations: SOCK_SEQPACKET Unix sockets, which
 // keep record boundaries and carry fds (SCM_RIGHTS) and peer credentials.
 #include <linux/sockios.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -9,33 +10,14 @@
 #include <unistd.h>
 
 #include <cstddef>
-#include <cstring>
 #include <memory>
 #include <string>
 
 #include "addon.h"
 #include "errors.h"
+#include "unixaddress.h"
 
 namespace {
-
-struct UnixAddress {
-  sockaddr_un addr;
-  socklen_t length;
-};
-
-// An abstract name is a leading NUL plus the name, and its length is exact:
-// trailing bytes would be part of the name.
-UnixAddress MakeAddress(Napi::Env env, const char* syscall, const std::string& path, bool abstract) {
-  UnixAddress result;
-  std::memset(&result.addr, 0, sizeof(result.addr));
-  result.addr.sun_family = AF_UNIX;
-  const size_t offset = abstract ? 1 : 0;
-  // A filesystem path needs room for its terminating NUL.
-  if (path.size() + 1 > sizeof(result.addr.sun_path)) throw SystemError(env, syscall, ENAMETOOLONG);
-  std::memcpy(result.addr.sun_path + offset, path.data(), path.size());
-  result.length = offsetof(sockaddr_un, sun_path) + offset + path.size() + (abstract ? 0 : 1);
-  return result;
-}
 
 OwnedFd SeqpacketSocket(Napi::Env env) {
   return OwnedFd(Check(env, "socket", socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)));
@@ -63,6 +45,48 @@ bool AtEof(Napi::Env env, int fd) {
   return queued == 0;
 }
 
+// Makes sure the socket file at `path` has `mode`, without following a link:
+// a symlink (or another's file) swapped in since bind() is refused, where
+// chmod(path) would change whatever it points to. The fd of an O_PATH open
+// cannot be fchmod()ed, but its /proc/self/fd link reaches exactly the file
+// it opened (as glibc's fchmodat(AT_SYMLINK_NOFOLLOW) does it).
+void EnsureSocketFileMode(Napi::Env env, const std::string& path, mode_t mode) {
+  OwnedFd file(Check(env, "open", open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC)));
+  struct stat stats;
+  Check(env, "fstat", fstat(file.get(), &stats));
+  if (S_ISLNK(stats.st_mode)) throw SystemError(env, "chmod", ELOOP);
+  if (!S_ISSOCK(stats.st_mode) || stats.st_uid != geteuid()) throw SystemError(env, "chmod", EEXIST);
+  if ((stats.st_mode & 07777) == mode) return;
+  Check(env, "chmod", chmod(("/proc/self/fd/" + std::to_string(file.get())).c_str(), mode));
+}
+
+// Binds a filesystem socket whose file has `mode` from the start: bind()
+// creates it with 0777 & ~umask, so the umask is set around it, never a
+// chmod(path) afterwards (which follows a symlink swapped in meanwhile).
+// The umask is the process's, shared by every thread: the main thread's JS
+// is blocked in this call, but a worker thread or libuv's threadpool may
+// create a file in these microseconds and gets the umask we set. So it is
+// only ever narrowed (the old umask plus what `mode` withholds; 0777 between
+// the two umask() calls): a file created meanwhile may come out with fewer
+// permissions than asked, never more. The mode is then checked on the file
+// itself, and set there if it is not `mode`: bits the old umask withholds
+// (group write under 022), a directory's default ACL (which overrides the
+// umask), or another thread's umask() call in between.
+void BindSocketFile(Napi::Env env, int fd, const UnixAddress& address, const std::string& path, mode_t mode) {
+  const mode_t old = umask(0777);
+  umask(old | (0777 & ~mode));
+  const int bound = bind(fd, reinterpret_cast<const sockaddr*>(&address.addr), address.length);
+  const int error = errno;
+  umask(old);
+  if (bound < 0) throw SystemError(env, "bind", error);
+  try {
+    EnsureSocketFileMode(env, path, mode);
+  } catch (...) {
+    unlink(path.c_str());
+    throw;
+  }
+}
+
 }  // namespace
 
 Napi::Value UnixListen(const Napi::CallbackInfo& info) {
@@ -71,10 +95,10 @@ Napi::Value UnixListen(const Napi::CallbackInfo& info) {
   const bool abstract = BoolArg(info, 1);
   const UnixAddress address = MakeAddress(env, "bind", path, abstract);
   OwnedFd fd = SeqpacketSocket(env);
-  Check(env, "bind", bind(fd.get(), reinterpret_cast<const sockaddr*>(&address.addr), address.length));
+  // The mode is in place before listen(): no peer can connect while it is still wrong.
+  if (abstract) Check(env, "bind", bind(fd.get(), reinterpret_cast<const sockaddr*>(&address.addr), address.length));
+  else BindSocketFile(env, fd.get(), address, path, IntArg(info, 2));
   try {
-    // Mode before listen(): no peer can connect while the mode is still wrong.
-    if (!abstract) Check(env, "chmod", chmod(path.c_str(), IntArg(info, 2)));
     Check(env, "listen", listen(fd.get(), IntArg(info, 3)));
   } catch (...) {
     if (!abstract) unlink(path.c_str());  // bind() created it; do not leave it behind

@@ -45,8 +45,9 @@ function load(): NativeBinding {
 }
 
 const native = load();
-// An addon built from older sources (a stale build/) would leave the fd limit undefined, and every check against it passing.
-if (typeof native.SCM_MAX_FD !== 'number') {
+// An addon built from older sources (a stale build/) would leave the fd limit undefined, and every check against it
+// passing, or lack the newest function (sendDatagram) until the first call.
+if (typeof native.SCM_MAX_FD !== 'number' || typeof native.sendDatagram !== 'function') {
   throw new BatonError(ErrorCodes.ADDON_NOT_FOUND, "baton's native addon is older than its JavaScript: run `npm rebuild baton` (or `npx node-gyp rebuild`)");
 }
 
@@ -54,7 +55,7 @@ const MAX_FD = 2 ** 31 - 1;
 /** The kernel's limit of fds on one sendmsg(), as the addon was built with. */
 export const SCM_MAX_FD = native.SCM_MAX_FD;
 /** sizeof(sockaddr_un.sun_path) less the NUL (path) or the leading NUL (abstract). */
-const MAX_UNIX_PATH = 107;
+export const MAX_UNIX_PATH = 107;
 
 const fd = (value: unknown, name = 'fd') => integerIn(value, name, 0, MAX_FD);
 const port = (value: unknown) => integerIn(value, 'port', 0, 65535);
@@ -172,6 +173,12 @@ export function sendMessage(f: number, data: Buffer, fds: number[]): boolean {
 
 export function receiveMessage(f: number, maxBytes: number, maxFds: number) {
   return native.receiveMessage(fd(f), integerIn(maxBytes, 'maxBytes', 1, 16 * 1024 * 1024), integerIn(maxFds, 'maxFds', 0, SCM_MAX_FD));
+}
+
+export function sendDatagram(path: string, abstract: boolean, data: Buffer): boolean {
+  unixPath(path, abstract);
+  if (!Buffer.isBuffer(data)) throw invalidArgument('data must be a Buffer');
+  return native.sendDatagram(path, abstract, data);
 }
 
 export const Poll: NativeBinding['Poll'] = class {

@@ -3,6 +3,7 @@
 // (code = errno name, errno, syscall) and are wrapped only where baton adds
 // what to do about them.
 
+/** The codes of BatonError, by name: `error.code === ErrorCodes.TIMEOUT`. */
 export const ErrorCodes = {
   /** An argument failed validation before reaching native code. */
   INVALID_ARGUMENT: 'BATON_INVALID_ARGUMENT',
@@ -26,6 +27,8 @@ export const ErrorCodes = {
   NO_PARENT: 'BATON_NO_PARENT',
   /** The control socket path (base id) is already taken: by another instance, or by a file that is not a socket. */
   BASE_ID_IN_USE: 'BATON_BASE_ID_IN_USE',
+  /** A file or directory baton would write in could be changed by another user (or is a symlink, or not a directory). */
+  UNSAFE_PATH: 'BATON_UNSAFE_PATH',
   /** An operation was called in a state that does not allow it. */
   INVALID_STATE: 'BATON_INVALID_STATE',
   /** A worker thread failed to start or serve. */
@@ -40,10 +43,14 @@ export const ErrorCodes = {
   NOT_RUNNING: 'BATON_NOT_RUNNING',
 } as const;
 
+/** One of ErrorCodes' values: 'BATON_INVALID_ARGUMENT'... */
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/** Whatever baton decides is wrong; the message says what to do, `code` is stable to switch on. */
 export class BatonError extends Error {
+  /** 'BatonError'. */
   override name = 'BatonError';
+  /** One of ErrorCodes. */
   readonly code: ErrorCode;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {

@@ -1,67 +1,47 @@
-// baton: hot restart for Node.js servers on Linux. The public API, and nothing else.
+// baton: hot restart for Node.js servers on Linux. The public API, and
+// nothing else: what an application calls, and the types it names in its
+// code. test/unit/api.test.ts pins this list (a change to it is a decision),
+// checks that every export is documented, and that README's API section
+// names exactly these.
 
 // First: loading the addon refuses any platform but Linux, before anything else runs.
 import './binding';
 
-export { BatonError, ErrorCodes, type ErrorCode, type SystemError } from './errors';
+// Serving: the whole sequence in one call.
 export { serve, type ServeOptions, type Served } from './serve';
+
+// A generation, step by step.
 export { Generation, type GenerationEvents, type ListenOptions, type StartOptions } from './restart/generation';
-export type { Follower } from './restart/follower';
-export { MainThreadServer, type MainThreadServeOptions } from './restart/main-thread-server';
-export { serveOnMainThread } from './restart/serve-on-main-thread';
 export type { Transition } from './restart/machine';
-export type { ChildState } from './restart/child';
-export type { ParentState } from './restart/parent';
-export { WorkerPool, type WorkerPoolOptions } from './workers/pool';
-export { workerContext, WorkerContext } from './workers/worker';
-export { ListenerSet, type SocketEntry } from './listeners/listener-set';
-export { parseListen, type Listener, type ListenerSpec } from './listeners/spec';
-export {
-  defaultOptions,
-  hotRestartVersion,
-  optionsFromEnv,
-  optionsToEnv,
-  resolveOptions,
-  type HotRestartOptions,
-} from './options';
-export { PROTOCOL_VERSION } from './protocol/messages';
-export { StatsRegistry, type StatsRegistryOptions } from './stats/registry';
-export { ThreadStats, workerStats, type StatsHandle } from './stats/thread-stats';
-export { Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries } from './stats/metrics';
-export {
-  DEFAULT_BUCKETS,
-  LIMITS as STATS_LIMITS,
-  type GaugeOptions,
-  type HistogramOptions,
-  type ImportMode,
-  type LabelValues,
-  type MetricDefinition,
-  type MetricOptions,
-  type MetricType,
-} from './stats/definition';
-export type { MetricFamily, SeriesValues } from './stats/families';
-export type { SegmentCapacity as StatsCapacity } from './stats/segment';
-export {
-  MAX_SNAPSHOT_SERIES,
-  joinSnapshots,
-  splitSnapshot,
-  type SnapshotMetric,
-  type StatsSnapshot,
-} from './stats/snapshot';
-export { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './stats/exposition';
-export type { PromClientRegistry } from './stats/prom-client';
-export { metricsHandler, type MetricsHandlerOptions } from './stats/admin';
-export { ENGINE_METRICS, EngineMetrics, type SocketCounts } from './stats/engine';
-export {
-  DrainController,
-  type Closeable,
-  type DrainControllerEvents,
-  type DrainControllerOptions,
-  type DrainProgress,
-  type DrainStrategy,
-} from './drain/controller';
+
+// Followers: whatever serves a generation's sockets.
+export type { Follower } from './restart/follower';
+export type { MainThreadServeOptions } from './restart/main-thread-server';
+export { serveOnMainThread } from './restart/serve-on-main-thread';
+
+// Worker threads.
+export { workerContext, type WorkerContext, type WorkerContextEvents } from './workers/worker';
+export { WorkerPool, type WorkerPoolEvents, type WorkerPoolOptions } from './workers/pool';
+
+// Drain.
 export { stopListening, type DrainAdapter, type DrainAdapterOptions } from './drain/adapter';
+export type { DrainController, DrainControllerEvents, DrainProgress } from './drain/controller';
 export { drainHttp } from './drain/http';
 export { drainHttp2 } from './drain/http2';
 export { drainNet, type NetDrainAdapter } from './drain/net';
 export { drainDgram } from './drain/dgram';
+
+// Stats.
+export type { StatsRegistry } from './stats/registry';
+export type { ThreadStats } from './stats/thread-stats';
+export type { Counter, Gauge, Histogram } from './stats/metrics';
+export type { GaugeOptions, HistogramOptions, MetricOptions } from './stats/definition';
+export { metricsHandler, type MetricsHandlerOptions } from './stats/admin';
+
+// Errors.
+export { BatonError, ErrorCodes, type ErrorCode } from './errors';
+
+// Listeners and options.
+export type { Listener, ListenerSpec } from './listeners/spec';
+export type { SocketEntry } from './listeners/listener-set';
+export type { HotRestartOptions } from './options';

@@ -93,6 +93,10 @@ export interface NativeBinding {
   /** One record, MSG_DONTWAIT | MSG_CMSG_CLOEXEC; null when none is waiting, `eof` set when the peer closed. */
   receiveMessage(fd: number, maxBytes: number, maxFds: number): ReceivedMessage | null;
 
+  /** One SOCK_DGRAM datagram to a Unix socket (abstract = leading NUL), from a socket opened and closed for the call;
+   * MSG_DONTWAIT | MSG_NOSIGNAL. Returns false (nothing sent) when the receiver's queue is full (EAGAIN). */
+  sendDatagram(path: string, abstract: boolean, data: Buffer): boolean;
+
   /** uv_poll on fd, on this thread's loop. callback(error, readable, writable, disconnect). */
   Poll: new (
     fd: number,

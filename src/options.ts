@@ -5,12 +5,18 @@
 // flags and `--help` are all read from the rows, so a new option is one row
 // (and its field in HotRestartOptions, which the table's type requires).
 
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { MAX_UNIX_PATH } from './binding';
 import { invalidArgument } from './errors';
+import { defaultSocketDirectory } from './files';
 import type { DrainStrategy } from './drain/controller';
 import { PROTOCOL_VERSION, type SurplusPolicy } from './protocol/messages';
 import { integerIn, isIntegerIn } from './validate';
 
+/**
+ * Envoy's hot-restart options, and baton's own: also `baton run` flags and
+ * BATON_* variables (README's Options table has each one's default).
+ */
 export interface HotRestartOptions {
   /** 0 for the first generation; each hot restart adds one. */
   restartEpoch: number;
@@ -26,7 +32,10 @@ export interface HotRestartOptions {
   useDynamicBaseId: boolean;
   /** Where to write the base id in use. */
   baseIdPath?: string;
-  /** Control socket prefix; '@' for the abstract namespace, else a path (made absolute by resolveOptions). */
+  /**
+   * Control socket prefix: a path (made absolute by resolveOptions), or '@' for the abstract namespace.
+   * Default: baton_* in $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR/baton, else <tmpdir>/baton-<uid> (checked: ours, mode 700).
+   */
   socketPath: string;
   /** Mode of filesystem control sockets. */
   socketMode: number;
@@ -131,7 +140,7 @@ export const optionTable: OptionTable<HotRestartOptions, { env: string }> = {
   baseId: { flag: 'base-id', env: 'BATON_BASE_ID', type: 'integer', min: 0, max: 2 ** 31 - 1, default: 0, help: 'base id, for several instances on one host' },
   useDynamicBaseId: { flag: 'use-dynamic-base-id', env: 'BATON_USE_DYNAMIC_BASE_ID', type: 'boolean', default: false, help: 'pick a free base id (epoch 0 only)' },
   baseIdPath: { flag: 'base-id-path', env: 'BATON_BASE_ID_PATH', type: 'string', placeholder: 'path', pattern: /^[^\0]+$/, shape: 'a file path', default: undefined, help: 'write the base id in use to this file' },
-  socketPath: { flag: 'socket-path', env: 'BATON_SOCKET_PATH', type: 'string', placeholder: 'path', pattern: /^[^\0]+$/, shape: "a path, or '@' and a name (abstract namespace)", default: '@baton', help: "control socket prefix ('@' = abstract namespace)" },
+  socketPath: { flag: 'socket-path', env: 'BATON_SOCKET_PATH', type: 'string', placeholder: 'path', pattern: /^[^\0]+$/, shape: "a path, or '@' and a name (abstract namespace)", default: join(defaultSocketDirectory(), 'baton'), help: "control socket prefix, in a directory only we write ('@name': abstract namespace, any user can squat)" },
   socketMode: { flag: 'socket-mode', env: 'BATON_SOCKET_MODE', type: 'octal', min: 0, max: 0o777, default: 0o600, help: 'mode of filesystem control sockets' },
   drainTimeS: { flag: 'drain-time-s', env: 'BATON_DRAIN_TIME_S', type: 'integer', unit: 's', min: 0, max: MAX_SECONDS, default: 600, help: 'seconds the old generation drains' },
   drainStrategy: { flag: 'drain-strategy', env: 'BATON_DRAIN_STRATEGY', type: 'choice', values: ['gradual', 'immediate'], default: 'gradual', help: 'close connections spread over the drain time, or at once' },
@@ -159,7 +168,11 @@ export function resolveOptions(given: Partial<HotRestartOptions> = {}): HotResta
   checkOptions(optionTable, o);
   // Absolute once and for all, so that instances spelling one path differently see each other.
   if (!o.socketPath.startsWith('@')) o.socketPath = resolve(o.socketPath);
-  if (o.socketPath.length > 90) throw invalidArgument(`socketPath must be at most 90 characters once absolute, got ${o.socketPath}`);
+  // Room in sun_path for the longest name this instance can bind: `_<base id>_<epoch>` appended, '@' not counted.
+  const longest = `${o.socketPath.replace(/^@/, '')}_${o.useDynamicBaseId ? optionTable.baseId.max : o.baseId}_${optionTable.restartEpoch.max}`;
+  if (Buffer.byteLength(longest) > MAX_UNIX_PATH) {
+    throw invalidArgument(`socketPath is too long: ${longest} would be ${Buffer.byteLength(longest)} bytes, over the ${MAX_UNIX_PATH} of a Unix socket name; give a shorter --socket-path`);
+  }
   if (o.parentEpoch === -1) o.parentEpoch = o.restartEpoch - 1;
   if (o.parentEpoch >= o.restartEpoch) throw invalidArgument(`parentEpoch must be before restartEpoch (${o.restartEpoch}), got ${o.parentEpoch}`);
   if (o.useDynamicBaseId && o.restartEpoch > 0) {

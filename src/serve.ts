@@ -8,6 +8,12 @@ import { parseListen, type ListenerSpec } from './listeners/spec';
 import { Generation, type ListenOptions, type StartOptions } from './restart/generation';
 import { WorkerPool, type WorkerPoolOptions } from './workers/pool';
 
+/**
+ * What serve() needs: the listeners, the worker count and the worker script,
+ * with every option of Generation.start() (the hot-restart options; by
+ * default `baton run`'s BATON_* variables), of generation.listen() (admin
+ * listener) and of the worker pool.
+ */
 export interface ServeOptions extends StartOptions, WorkerPoolOptions, ListenOptions {
   /** Listener specs, or 'host:port' / '[v6]:port' / 'udp://host:port' strings. */
   listen: Array<ListenerSpec | string>;
@@ -24,11 +30,22 @@ export interface ServeOptions extends StartOptions, WorkerPoolOptions, ListenOpt
   shutdownGraceMs?: number | false;
 }
 
+/** What serve() resolves to, once this generation has taken over. */
 export interface Served {
+  /** This process's generation: stats, drain, warnings, shutdown(), and the parent of the next one. */
   generation: Generation;
+  /** The worker threads, one per worker index ('workerExit' and 'warning' events). */
   pool: WorkerPool;
 }
 
+/**
+ * Serves `listen` with `workers` worker threads, each running `script`
+ * (which calls workerContext().serve()), and takes over from the parent
+ * generation, if any: start, initialize, take every socket, start the
+ * workers, take over. Resolves once this generation accepts (its parent,
+ * if any, is told to drain); rejects, leaving the parent serving untouched,
+ * if any step fails before that.
+ */
 export async function serve(options: ServeOptions): Promise<Served> {
   const { listen, workers, initialize, shutdownGraceMs = 5000, script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv, admin, promClient, ...start } =
     options;

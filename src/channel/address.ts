@@ -4,10 +4,12 @@
 // The supervisor of base id B answers `baton reload|status|rollback` at
 // `<socketPath>_<B>_supervisor`: not a number, so never an epoch's name.
 // A leading '@' puts the name in the abstract namespace (no file, no mode:
-// SO_PEERCRED is then the only gate, and it is always checked).
+// SO_PEERCRED is then the only gate, and it is always checked; any local
+// user can bind any name there, so a name held by another uid is not ours).
 
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import * as native from '../binding';
+import type { Credentials } from '../binding';
 import { BatonError, ErrorCodes, isSystemError } from '../errors';
 
 export interface ControlAddress {
@@ -38,9 +40,11 @@ function addressOf(display: string): ControlAddress {
 }
 
 /**
- * Names of the listening Unix sockets of this network namespace, '@name' for
- * abstract ones, spelled as bound: they match our names because socketPath is
- * made absolute (resolveOptions) before any generation binds it.
+ * Names of the listening SEQPACKET Unix sockets of this network namespace,
+ * '@name' for abstract ones, spelled as bound: they match our names because
+ * socketPath is made absolute (resolveOptions) before any generation binds
+ * it. Only SEQPACKET, as ours are: a stream socket can bind the same
+ * abstract name without taking ours.
  */
 export function listeningUnixSockets(): Set<string> {
   return new Set(listeningUnixSocketsByInode().values());
@@ -50,22 +54,34 @@ export function listeningUnixSockets(): Set<string> {
 export function listeningUnixSocketsByInode(): Map<number, string> {
   const names = new Map<number, string>();
   const SO_ACCEPTCON = 0x10000;
+  const SOCK_SEQPACKET = 5;
   for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/);
-    if (fields.length >= 8 && (parseInt(fields[3], 16) & SO_ACCEPTCON) !== 0) names.set(Number(fields[6]), fields.slice(7).join(' '));
+    if (fields.length >= 8 && (parseInt(fields[3], 16) & SO_ACCEPTCON) !== 0 && parseInt(fields[4], 16) === SOCK_SEQPACKET) {
+      names.set(Number(fields[6]), fields.slice(7).join(' '));
+    }
   }
   return names;
 }
 
-/** The epochs of base id `baseId` that are listening right now. */
+/**
+ * The epochs of base id `baseId` that are listening right now, as our uid:
+ * a name another user squats (abstract names have no permissions) is not a
+ * generation of ours and does not keep epoch 0 from starting.
+ */
 export function liveEpochs(socketPath: string, baseId: number): number[] {
   const prefix = `${socketPath}_${baseId}_`;
   return [...listeningUnixSockets()]
     .filter((name) => name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length)))
-    .map((name) => Number(name.slice(prefix.length)));
+    .map((name) => Number(name.slice(prefix.length)))
+    .filter((epoch) => !heldByAnotherUid(controlAddress(socketPath, baseId, epoch)));
 }
 
-/** The smallest base id with no live generation (Envoy's --use-dynamic-base-id). */
+/**
+ * The smallest base id with no live generation (Envoy's --use-dynamic-base-id).
+ * Unlike liveEpochs, any socket makes a base id taken, whoever holds it: a
+ * name squatted by another user is one we could not bind.
+ */
 export function freeBaseId(socketPath: string, limit = 10_000): number {
   const live = listeningUnixSockets();
   for (let id = 0; id < limit; id++) {
@@ -73,6 +89,31 @@ export function freeBaseId(socketPath: string, limit = 10_000): number {
     if (![...live].some((name) => name.startsWith(prefix))) return id;
   }
   throw new BatonError(ErrorCodes.BASE_ID_IN_USE, `no free base id below ${limit} for socket path ${socketPath}`);
+}
+
+/**
+ * Who listens at `address`: the pid and uid that called listen(), from
+ * SO_PEERCRED on a probe connection (closed at once); undefined when nobody
+ * answers. The listener sees a peer connect and go.
+ */
+export function holder(address: ControlAddress): Credentials | undefined {
+  let fd: number;
+  try {
+    fd = native.unixConnect(address.path, address.abstract);
+  } catch {
+    return undefined;
+  }
+  try {
+    return native.peerCredentials(fd);
+  } finally {
+    native.close(fd);
+  }
+}
+
+/** A filesystem socket's owner is its file's; an abstract name's is asked (a busy listener counts as ours). */
+function heldByAnotherUid(address: ControlAddress): boolean {
+  const uid = address.abstract ? holder(address)?.uid : lstatSync(address.path, { throwIfNoEntry: false })?.uid;
+  return uid !== undefined && uid !== process.getuid!();
 }
 
 /**

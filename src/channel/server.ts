@@ -4,11 +4,13 @@
 
 import { EventEmitter } from 'node:events';
 import { unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import * as native from '../binding';
 import type { Credentials, PollHandle } from '../binding';
 import { Channel } from './channel';
-import { removeIfStale, type ControlAddress } from './address';
+import { holder, removeIfStale, type ControlAddress } from './address';
 import { BatonError, ErrorCodes, isSystemError, type SystemError } from '../errors';
+import { checkSocketDirectory } from '../files';
 
 /** How long accepting pauses when the process is out of fds or socket memory. */
 const ACCEPT_RETRY_MS = 200;
@@ -35,21 +37,18 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   }
 
   /**
-   * Binds and listens; a filesystem path gets `mode` before any peer can
-   * connect. A name held by a live process is a clear BASE_ID_IN_USE.
+   * Binds and listens; a filesystem path gets `mode` as it is created, in a
+   * directory checked first (checkSocketDirectory). A name held by a live
+   * process is a clear BASE_ID_IN_USE naming who holds it.
    */
   static listen(address: ControlAddress, mode: number): ControlServer {
+    if (!address.abstract) checkSocketDirectory(dirname(address.path));
     removeIfStale(address);
     try {
       return new ControlServer(address, native.unixListen(address.path, address.abstract, mode, 16));
     } catch (error) {
       if (!isSystemError(error, 'EADDRINUSE')) throw error;
-      throw new BatonError(
-        ErrorCodes.BASE_ID_IN_USE,
-        `control socket ${address.display} is in use by another baton instance; ` +
-          'give this one another --base-id, or --use-dynamic-base-id',
-        { cause: error },
-      );
+      throw new BatonError(ErrorCodes.BASE_ID_IN_USE, inUse(address), { cause: error });
     }
   }
 
@@ -105,4 +104,22 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       ),
     );
   }
+}
+
+/** Why a name is taken, and by whom when its listener answers. */
+function inUse(address: ControlAddress): string {
+  const peer = holder(address);
+  const uid = process.getuid!();
+  if (peer && peer.uid !== uid) {
+    return (
+      `control socket ${address.display} is held by pid ${peer.pid}, running as uid ${peer.uid}, not baton's uid ${uid}: ` +
+      (address.abstract
+        ? 'the abstract namespace has no permissions, so any local user can take a name there; give a filesystem --socket-path (the default is a directory only this uid can write)'
+        : `remove it, or give a --socket-path in a directory only uid ${uid} can write`)
+    );
+  }
+  return (
+    `control socket ${address.display} is in use by another baton instance${peer ? ` (pid ${peer.pid})` : ''}; ` +
+    'give this one another --base-id, or --use-dynamic-base-id'
+  );
 }

@@ -7,11 +7,13 @@ import { invalidArgument } from '../errors';
 import { integerIn } from '../validate';
 import { DrainController } from './controller';
 
+/** What a drain adapter (drainHttp, drainHttp2, drainDgram) returns. */
 export interface DrainAdapter {
   /** Stops following the drain and the server (listeners removed, timers cleared). */
   detach(): void;
 }
 
+/** drainHttp()'s and drainHttp2()'s options. */
 export interface DrainAdapterOptions {
   /** How often open connections are checked while draining, in ms. Default 1000. */
   checkMs?: number;

@@ -21,17 +21,23 @@ export interface DrainControllerOptions {
   now?: () => number;
 }
 
+/** A drain's figures ('progress' events, progress()). */
 export interface DrainProgress {
+  /** Whether a drain is under way (its time may be over). */
   draining: boolean;
   /** Connections still open (tracked by the adapters). */
   connections: number;
+  /** The drain time asked for, in ms. */
   drainMs: number;
+  /** Since the drain started, in ms; 0 when not draining. */
   elapsedMs: number;
   /** Until the drain time is over; 0 after it, and when not draining. */
   remainingMs: number;
 }
 
+/** What a DrainController emits. */
 export interface DrainControllerEvents {
+  /** A drain started, to last `drainMs`. */
   start: [drainMs: number];
   /** The drain time is over: every answer is yes from now on. */
   deadline: [];
@@ -48,7 +54,13 @@ export interface Closeable {
 
 const STRATEGIES: readonly DrainStrategy[] = ['gradual', 'immediate'];
 
+/**
+ * When open connections should close during a drain (Envoy's strategies):
+ * ask shouldClose() per connection or response. The drain adapters ask it
+ * for their servers, and it counts the connections they track.
+ */
 export class DrainController extends EventEmitter<DrainControllerEvents> {
+  /** 'gradual' (spread over the drain time) or 'immediate'. */
   readonly strategy: DrainStrategy;
   private readonly random: () => number;
   private readonly now: () => number;
@@ -70,6 +82,7 @@ export class DrainController extends EventEmitter<DrainControllerEvents> {
     this.now = now;
   }
 
+  /** Whether a drain is under way (until stop()). */
   get draining(): boolean {
     return this.state !== 'idle';
   }
@@ -79,6 +92,7 @@ export class DrainController extends EventEmitter<DrainControllerEvents> {
     return this.state === 'overdue';
   }
 
+  /** Connections open, as tracked by the adapters (track()). */
   get connections(): number {
     return this.tracked.size;
   }
@@ -154,6 +168,7 @@ export class DrainController extends EventEmitter<DrainControllerEvents> {
     this.progressed();
   }
 
+  /** The drain's figures now. */
   progress(): DrainProgress {
     const elapsedMs = this.draining ? this.now() - this.startedAt : 0;
     return {

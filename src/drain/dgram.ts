@@ -10,6 +10,11 @@ import { invalidArgument } from '../errors';
 import { checkController, type DrainAdapter } from './adapter';
 import type { DrainController } from './controller';
 
+/**
+ * Drains a dgram socket: UDP has no connections, so it serves on until the
+ * deadline, then closes (stops reading), and every datagram goes to the
+ * next generation, which holds the same kernel socket.
+ */
 export function drainDgram(socket: dgram.Socket, controller: DrainController): DrainAdapter {
   if (!(socket instanceof dgram.Socket)) throw invalidArgument('socket must be a dgram.Socket');
   checkController(controller);

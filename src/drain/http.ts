@@ -104,7 +104,12 @@ export function followHttp1(server: net.Server, controller: DrainController, che
   };
 }
 
-/** Attach before the server accepts: a connection accepted earlier is followed from its next request. */
+/**
+ * Drains an http or https server as HTTP/1.1 expects: responses the
+ * controller picks carry `Connection: close`, requests in flight finish,
+ * idle keep-alive connections are closed. Attach before the server accepts:
+ * a connection accepted earlier is followed from its next request.
+ */
 export function drainHttp(server: http.Server | https.Server, controller: DrainController, options: DrainAdapterOptions = {}): DrainAdapter {
   if (!((server as unknown) instanceof http.Server || (server as unknown) instanceof https.Server)) throw invalidArgument('server must be an http.Server or https.Server');
   checkController(controller);

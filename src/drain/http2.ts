@@ -14,7 +14,12 @@ import { checkController, checkMsOf, checkWhileDraining, type DrainAdapter, type
 import type { DrainController } from './controller';
 import { followHttp1 } from './http';
 
-/** Attach before the server accepts: sessions opened earlier are not tracked. */
+/**
+ * Drains an http2 server as HTTP/2 expects: sessions the controller picks
+ * get GOAWAY and their streams finish (with allowHTTP1, HTTP/1.1
+ * connections are drained as drainHttp does). Attach before the server
+ * accepts: sessions opened earlier are not tracked.
+ */
 export function drainHttp2(server: http2.Http2Server | http2.Http2SecureServer, controller: DrainController, options: DrainAdapterOptions = {}): DrainAdapter {
   if (!(server instanceof net.Server)) throw invalidArgument('server must be an http2 server');
   checkController(controller);

@@ -9,12 +9,18 @@ import { invalidArgument } from '../errors';
 import { checkController, connectionEvent, type DrainAdapter } from './adapter';
 import type { DrainController } from './controller';
 
+/** What drainNet() returns: the application says where each exchange ends. */
 export interface NetDrainAdapter extends DrainAdapter {
   /** Call after answering one exchange on `socket`; ends it and answers true if it should close now. */
   exchangeDone(socket: net.Socket): boolean;
 }
 
-/** Attach before the server accepts: connections accepted earlier are not tracked. */
+/**
+ * Drains a net or tls server: call exchangeDone(socket) after each answer,
+ * which ends the connection when the controller picks it; at the deadline
+ * every connection still open is ended. Attach before the server accepts:
+ * connections accepted earlier are not tracked.
+ */
 export function drainNet(server: net.Server, controller: DrainController): NetDrainAdapter {
   if (!(server instanceof net.Server)) throw invalidArgument('server must be a net.Server');
   checkController(controller);

@@ -17,13 +17,17 @@ export type InheritedSockets = Map<number, Map<number, number>>;
 
 export type Origin = 'inherited' | 'created';
 
+/** One socket of a generation: listener x index, and the worker that serves it (Follower.retire's argument). */
 export interface SocketEntry {
+  /** The listener it belongs to. */
   listener: Listener;
   /** Its position in the listener's SO_REUSEPORT group. */
   index: number;
   /** The worker that accepts on it: `index`, or for a surplus socket `index % workers`. */
   worker: number;
+  /** The main thread's fd; workers serve dups of it. Closed by the generation, never by a follower. */
   fd: number;
+  /** 'inherited' from the parent, or 'created' by this generation. */
   origin: Origin;
   /** Past our worker count: served, steered away from, and retired once its queue stays empty. */
   surplus: boolean;

@@ -7,10 +7,13 @@ import type { Family } from '../binding';
 import { invalidArgument } from '../errors';
 import { MAX_LISTENERS, type ListenerAddress, type Protocol } from '../protocol/messages';
 
+/** A listener as the application gives it (serve() also takes 'host:port', '[v6]:port', 'udp://host:port'). */
 export interface ListenerSpec {
+  /** 'tcp' (default) or 'udp'. */
   protocol?: Protocol;
   /** An IP literal: '127.0.0.1', '::', '::1'... */
   host: string;
+  /** 1..65535: a fixed port, since the next generation finds its sockets by it. */
   port: number;
   /** IPv6 listeners only: do not also accept IPv4. Default false. */
   ipv6Only?: boolean;
@@ -18,15 +21,21 @@ export interface ListenerSpec {
   backlog?: number;
 }
 
+/** A listener as a generation uses it: validated, canonical, indexed and named. */
 export interface Listener {
+  /** Its position in the generation's listeners (the admin listener last). */
   index: number;
   /** 'workers': one socket per worker; 'admin': one socket, served by the generation itself (GET /metrics). */
   role: 'workers' | 'admin';
   /** 'tcp://127.0.0.1:8080', 'udp://[::1]:5353'. */
   name: string;
+  /** Protocol, canonical host and port. */
   address: ListenerAddress;
+  /** 4 or 6. */
   family: Family;
+  /** IPv6 only: does not also accept IPv4. */
   ipv6Only: boolean;
+  /** TCP accept queue length. */
   backlog: number;
 }
 

@@ -1,9 +1,11 @@
-// The admin listener of a generation: GET /metrics, served from the main
-// thread on the socket handed over like any other (one socket, index 0), so
-// no scrape is lost at a restart. A main-thread server like any other, except
-// once its generation stopped accepting: a connection opened during the
-// hand-over has its first request answered by whoever now accepts on the
-// socket, a kept-alive one from before is told to ask again (503).
+// The admin listener of a generation: GET /metrics, and /ready and /live for
+// an orchestrator's probes, served from the main thread on the socket handed
+// over like any other (one socket, index 0), so no scrape or probe is lost at
+// a restart. A main-thread server like any other, except once its generation
+// stopped accepting: a connection opened during the hand-over has its first
+// request answered by whoever now accepts on the socket, a kept-alive one
+// from before is told to ask again (503), except /live: this process still
+// runs.
 
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
@@ -62,13 +64,31 @@ export class AdminListener implements Follower {
    * The first request of a connection we accepted as we stopped is passed
    * on to the socket, where only the next generation accepts now: a
    * scraper that opened it during the hand-over sees no failure.
+   *
+   * /ready is 200 while we accept, and a generation that is starting is
+   * never reached: epoch 0's socket listens from its take-over (a probe is
+   * refused before), a later epoch accepts here once it took over and has
+   * its parent's numbers (a probe waits in the socket's queue for that one
+   * stats pull, or reaches the parent as it stops and is passed on). So a
+   * probe reads 200 throughout a hot restart, and 503 from a generation
+   * that drains or shuts down, on a kept-alive connection or when no other
+   * answers in its place. /live is answered here always: the process runs,
+   * draining or not.
    */
   private answer(req: http.IncomingMessage, res: http.ServerResponse): void {
     const first = !this.used.has(req.socket);
     this.used.add(req.socket);
-    if (!this.stopped) return void this.handler(req, res);
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path === '/live') return this.probe(req, res, 200, `generation ${this.epoch} live\n`);
+    if (!this.stopped) return path === '/ready' ? this.probe(req, res, 200, `generation ${this.epoch} ready\n`) : void this.handler(req, res);
     if (first) return this.passOn(req, res);
-    this.askAgain(res);
+    this.askAgain(res, path === '/ready' ? 'is draining: not ready; the next one serves, ask again' : 'is draining: the next one serves the metrics, ask again');
+  }
+
+  /** A probe's answer; once stopped, it closes the connection so the prober's next one reaches whoever accepts. */
+  private probe(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return this.reply(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
+    this.reply(res, status, body);
   }
 
   private passOn(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -80,13 +100,18 @@ export class AdminListener implements Follower {
       },
     );
     upstream.on('timeout', () => upstream.destroy());
-    upstream.on('error', () => (res.headersSent ? res.destroy() : this.askAgain(res)));
+    upstream.on('error', () => (res.headersSent ? res.destroy() : this.askAgain(res, 'is draining and the next one did not answer, ask again')));
     req.pipe(upstream);
   }
 
-  private askAgain(res: http.ServerResponse): void {
-    const body = `generation ${this.epoch} is draining: the next one serves the metrics, ask again\n`;
-    res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close', 'retry-after': '0' });
+  private askAgain(res: http.ServerResponse, why: string): void {
+    this.reply(res, 503, `generation ${this.epoch} ${why}\n`, { 'retry-after': '0' });
+  }
+
+  /** Plain text (a HEAD request's body is dropped by node:http); once stopped, with Connection: close. */
+  private reply(res: http.ServerResponse, status: number, body: string, headers: http.OutgoingHttpHeaders = {}): void {
+    const close = this.stopped ? { connection: 'close' } : {};
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...close, ...headers });
     res.end(body);
   }
 }

@@ -4,6 +4,11 @@
 
 import type { SocketEntry } from '../listeners/listener-set';
 
+/**
+ * Whatever serves a generation's sockets, registered with
+ * generation.follow(): told to stop, resume, drain, retire a socket and
+ * terminate. Every method is optional.
+ */
 export interface Follower {
   /**
    * Stop accepting new connections: a child took over (and we drain), or we

@@ -7,12 +7,14 @@
 // drain, retire and terminate.
 
 import { EventEmitter } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { BatonError, ErrorCodes } from '../errors';
+import { writeFileReplacing } from '../files';
 import { integerIn } from '../validate';
 import { controlAddress, freeBaseId, liveEpochs } from '../channel/address';
 import { ControlServer } from '../channel/server';
 import { adoptSockets, HandoffPolicy } from '../listeners/handoff';
+import { fdLimit, fdUsage } from '../listeners/servers';
 import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
 import { parseListen, resolveListeners, type ListenerSpec } from '../listeners/spec';
 import { MAX_WORKERS } from '../protocol/messages';
@@ -29,15 +31,21 @@ import type { PromClientRegistry } from '../stats/prom-client';
 import type { StatsRegistry } from '../stats/registry';
 
 const LOAD_REPORT_MS = 1000;
+/** Free fds a generation must have as it takes over, to accept connections at all. */
+const MIN_FREE_FDS = 16;
+const FREE_FDS_PER_WORKER = 2;
 
+/** What a Generation emits. */
 export interface GenerationEvents {
   /** Every state change of either machine, with its timing. */
   transition: [Transition<string>];
+  /** Something went wrong that did not stop the generation (a peer refused, a follower failed...); also in the supervisor's log. */
   warning: [message: string];
   /** SIGUSR1 (which `baton run` forwards to every generation): reopen log files, as Envoy does. */
   reopenLogs: [];
 }
 
+/** Generation.start()'s options: any hot-restart option, over what `baton run` hands over in BATON_* variables. */
 export interface StartOptions extends Partial<HotRestartOptions> {
   /** Read BATON_* variables (as `baton run` sets them) under the given options. Default true. */
   env?: boolean;
@@ -45,6 +53,7 @@ export interface StartOptions extends Partial<HotRestartOptions> {
   exitOnTerminate?: boolean;
 }
 
+/** generation.listen()'s options. */
 export interface ListenOptions {
   /** An admin listener ('host:port' or a spec): GET /metrics in Prometheus text, handed over like the others. */
   admin?: ListenerSpec | string;
@@ -52,9 +61,17 @@ export interface ListenOptions {
   promClient?: PromClientRegistry[];
 }
 
+/**
+ * One process's part in a hot restart, step by step: Generation.start()
+ * (connect to the parent, shake hands), listen() (take every socket),
+ * takeOver() (accept; the parent drains). Until it takes over it is the
+ * child of the previous generation; from then on, the parent of the next.
+ * Whatever serves its sockets follows it (follow()).
+ */
 export class Generation extends EventEmitter<GenerationEvents> {
   /** The options in force; the base id is the one chosen, with useDynamicBaseId. */
   private settings: Readonly<HotRestartOptions>;
+  /** The compatibility string a parent and child must share (`baton --hot-restart-version`). */
   readonly hotRestartVersion: string;
   private readonly metrics: GenerationStats;
   private readonly child: ChildMachine;
@@ -180,22 +197,27 @@ export class Generation extends EventEmitter<GenerationEvents> {
     return this.metrics.drainController;
   }
 
+  /** The hot-restart options in force: given, from BATON_* variables, or defaults. */
   get options(): Readonly<HotRestartOptions> {
     return this.settings;
   }
 
+  /** This generation's restart epoch: 0 for the first, one more at each hot restart. */
   get epoch(): number {
     return this.options.restartEpoch;
   }
 
+  /** The base id in use (the one chosen, with useDynamicBaseId). */
   get baseId(): number {
     return this.options.baseId;
   }
 
+  /** Where this generation is on its way to serving ('initializing', 'drainingParent', 'serving'...). */
   get childState() {
     return this.child.state;
   }
 
+  /** Where this generation is as the parent of the next ('notReady', 'serving', 'draining'...). */
   get parentState() {
     return this.parent.state;
   }
@@ -205,6 +227,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     return this.acceptingNow;
   }
 
+  /** The sockets this generation owns, for the worker pool and main-thread servers; throws before listen(). */
   get listenerSet(): ListenerSet {
     return this.policy.sockets;
   }
@@ -267,6 +290,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
     const handoff = this.policy;
     const entries = handoff.sockets.entries();
     this.child.checkTakeOver(); // a parent that gave up on us keeps its groups as they are
+    checkFdHeadroom(handoff.sockets.workers);
     handoff.joinGroups();
     const parentStopped = this.child.takeOver(); // the parent stops accepting; its queues wait for our workers, a moment later
     this.setAccepting(true);
@@ -344,7 +368,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
         `base id ${o.baseId} at ${o.socketPath} is in use by a running instance; give this one another --base-id, or --use-dynamic-base-id`,
       );
     }
-    if (o.baseIdPath) writeFileSync(o.baseIdPath, `${o.baseId}\n`);
+    if (o.baseIdPath) writeFileReplacing(o.baseIdPath, `${o.baseId}\n`);
     this.control = ControlServer.listen(controlAddress(o.socketPath, o.baseId, o.restartEpoch), o.socketMode);
     this.control.on('connection', (channel, peer) => this.parent.accept(channel, peer));
     this.control.on('error', (error) => this.warn(`control socket: ${error.message}`));
@@ -403,4 +427,18 @@ function tcpMigrateReq(): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Taking over with no fds to spare would accept connections only to have
+ * the kernel refuse them (EMFILE): better fail now, while the parent serves.
+ */
+function checkFdHeadroom(workers: number): void {
+  const usage = fdUsage();
+  const needed = Math.max(MIN_FREE_FDS, FREE_FDS_PER_WORKER * workers);
+  if (!usage || usage.limit - usage.open >= needed) return;
+  throw new BatonError(
+    ErrorCodes.CAPACITY,
+    `too few fds left to accept connections: ${usage.limit - usage.open} free, ${needed} needed (${FREE_FDS_PER_WORKER} per worker, at least ${MIN_FREE_FDS}); ${fdLimit()}`,
+  );
 }

@@ -5,14 +5,19 @@
 import { EventEmitter } from 'node:events';
 import { BatonError, ErrorCodes } from '../errors';
 
+/** One state change of a state machine ('transition' events). */
 export interface Transition<S extends string> {
+  /** Which machine: 'child' (this generation on its way to serving) or 'parent' (towards its own child). */
   machine: string;
+  /** The state left. */
   from: S;
+  /** The state entered. */
   to: S;
   /** Milliseconds since the machine was created. */
   atMs: number;
   /** Milliseconds spent in `from`. */
   inStateMs: number;
+  /** What caused it or came with it, where there is something to say: a peer's pid, a failure, the sockets handed over. */
   reason?: string;
 }
 

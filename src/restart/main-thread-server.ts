@@ -12,6 +12,7 @@ import { ListenerServers, type Servable } from '../listeners/servers';
 import { invalidArgument } from '../errors';
 import type { Follower } from './follower';
 
+/** serveOnMainThread()'s options: which sockets to serve. */
 export interface MainThreadServeOptions {
   /** The listener's name ('tcp://127.0.0.1:8080'); default: the only listener. */
   listener?: string;
@@ -36,6 +37,7 @@ export class MainThreadServer implements Follower {
     const served = sockets.entries().filter((e) => e.listener === this.listener && (this.listener.role === 'admin' || e.worker === worker));
     const info = { name: this.listener.name, protocol: this.listener.address.protocol, family: this.listener.family, backlog: this.listener.backlog };
     this.servers = new ListenerServers(info, target, served, own, warn);
+    this.servers.prepare();
   }
 
   get target(): Servable {

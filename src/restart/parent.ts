@@ -18,6 +18,7 @@ import {
   type SocketRef,
 } from '../protocol/messages';
 import { StateMachine, type TransitionTable } from './machine';
+import { PeerWarnings } from './peer-warnings';
 
 export type ParentState =
   | 'notReady' // this generation has not taken over yet: it cannot have a child
@@ -76,12 +77,14 @@ export class ParentMachine extends StateMachine<ParentState> {
   /** `accepting`: false once the child has handed over to a child of its own. */
   private child?: { connection: Connection; pid: number; accepting: boolean };
   private childDeadline = 0;
+  private readonly peerWarnings: PeerWarnings;
 
   constructor(
     private readonly options: ParentOptions,
     private readonly hooks: ParentHooks,
   ) {
     super('parent', 'notReady', transitions);
+    this.peerWarnings = new PeerWarnings((message) => hooks.warn(message));
   }
 
   /** This generation has taken over: from now on it may have a child. */
@@ -93,7 +96,7 @@ export class ParentMachine extends StateMachine<ParentState> {
   accept(channel: Channel, peer: Credentials): void {
     const connection = new Connection(channel);
     const refusal = this.refusal(peer);
-    if (refusal) return refuse(connection, refusal.code, refusal.message, this.hooks);
+    if (refusal) return this.refuse(connection, peer.pid, refusal.code, refusal.message);
 
     this.child = { connection, pid: peer.pid, accepting: true };
     this.to('handshaking', `pid ${peer.pid}`);
@@ -101,7 +104,7 @@ export class ParentMachine extends StateMachine<ParentState> {
       this.dropChild(`child pid ${peer.pid} sent no hello within ${this.options.handshakeTimeoutMs} ms`),
     );
     connection.on('message', (message, fds) => this.onMessage(connection, message, fds));
-    connection.on('protocolError', (error) => this.hooks.warn(`child pid ${peer.pid}: ${error.message}`));
+    connection.on('protocolError', (error) => this.peerWarnings.report(peer.pid, `child pid ${peer.pid}: ${error.message}`));
     connection.on('close', () => this.onChildGone(connection));
   }
 
@@ -115,6 +118,7 @@ export class ParentMachine extends StateMachine<ParentState> {
     if (this.is('terminating', 'terminated')) return;
     const connection = this.is('draining', 'drained') ? this.child?.connection : undefined;
     this.to('terminating', reason);
+    this.peerWarnings.flush();
     this.pushFinalStats(connection);
     try {
       await this.hooks.terminate();
@@ -209,8 +213,9 @@ export class ParentMachine extends StateMachine<ParentState> {
             : undefined;
     if (mismatch) {
       const code = protocol !== PROTOCOL_VERSION || version !== this.options.hotRestartVersion ? ErrorCodes.VERSION_MISMATCH : ErrorCodes.PROTOCOL;
+      const { pid } = this.child!;
       this.child = undefined;
-      refuse(connection, code, `incompatible child: ${mismatch}; stop all generations for a cold restart, or run compatible builds`, this.hooks);
+      this.refuse(connection, pid, code, `incompatible child: ${mismatch}; stop all generations for a cold restart, or run compatible builds`);
       this.to('serving', mismatch);
       return;
     }
@@ -268,13 +273,20 @@ export class ParentMachine extends StateMachine<ParentState> {
   /** Gives up on a child that is too slow: it is told why, so that it fails rather than serve beside us. */
   private dropChild(reason: string): void {
     if (!this.child) return;
-    if (!this.is('childTakingOver')) return refuse(this.child.connection, ErrorCodes.TIMEOUT, reason, this.hooks);
+    if (!this.is('childTakingOver')) return this.refuse(this.child.connection, this.child.pid, ErrorCodes.TIMEOUT, reason);
     // It holds our sockets and may have asked to drain as we gave up: a drain that crossed the
     // refusal is honoured (it serves already). Otherwise it fails and closes, or is cut off.
     const { connection } = this.child;
     this.hooks.warn(`gave up on a child: ${reason}`);
     connection.send({ type: 'refused', code: ErrorCodes.TIMEOUT, message: reason });
     this.expire(this.options.handshakeTimeoutMs, () => connection.close());
+  }
+
+  /** Tells a peer why it is turned away, and closes once that is sent. */
+  private refuse(connection: Connection, pid: number, code: ErrorCode, message: string): void {
+    this.peerWarnings.report(pid, `refused a child: ${message}`);
+    connection.send({ type: 'refused', code, message });
+    connection.end();
   }
 
   private onChildGone(connection: Connection): void {
@@ -296,8 +308,3 @@ function answerError(connection: Connection, re: number | undefined, error: Bato
   connection.send({ type: 'error', ...(re === undefined ? {} : { re }), code: error.code ?? ErrorCodes.PROTOCOL, message: error.message });
 }
 
-function refuse(connection: Connection, code: ErrorCode, message: string, hooks: ParentHooks): void {
-  hooks.warn(`refused a child: ${message}`);
-  connection.send({ type: 'refused', code, message });
-  connection.end();
-}

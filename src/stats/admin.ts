@@ -9,6 +9,7 @@ import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './exposition';
 import { checkPromClientRegistry, promClientText, type PromClientRegistry } from './prom-client';
 import { StatsRegistry } from './registry';
 
+/** metricsHandler()'s options. */
 export interface MetricsHandlerOptions {
   /** prom-client registries whose metrics are appended (a name baton exposes is left out of theirs). */
   promClient?: readonly PromClientRegistry[];
@@ -16,6 +17,12 @@ export interface MetricsHandlerOptions {
   path?: string;
 }
 
+/**
+ * A request handler for an http server or router of the application's own:
+ * GET `path` answers `registry`'s process-wide view (generation.stats) in
+ * Prometheus text, prom-client registries appended; other paths 404. The
+ * admin listener (serve({ admin })) answers /metrics with it.
+ */
 export function metricsHandler(registry: StatsRegistry, options: MetricsHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   if (!(registry instanceof StatsRegistry)) throw invalidArgument('registry must be the main thread\'s StatsRegistry');
   const { promClient = [], path = '/metrics' } = options;

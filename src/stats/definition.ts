@@ -14,18 +14,23 @@ export type MetricType = 'counter' | 'gauge' | 'histogram';
  */
 export type ImportMode = 'accumulate' | 'neverImport';
 
+/** A metric's definition: counter(options), and the base of gauge's and histogram's. */
 export interface MetricOptions {
   /** Prometheus metric name; a counter's gets `_total` appended unless it has it. */
   name: string;
+  /** Prometheus HELP text: what it counts. */
   help: string;
+  /** Its labels' names; with any, each series is labels({...}). Default none. */
   labelNames?: readonly string[];
 }
 
+/** gauge(options): a metric's definition, and how a child generation takes the parent's value. */
 export interface GaugeOptions extends MetricOptions {
   /** Default `accumulate`. */
   importMode?: ImportMode;
 }
 
+/** histogram(options): a metric's definition, and its buckets. */
 export interface HistogramOptions extends MetricOptions {
   /** Upper bounds, strictly increasing and finite; `+Inf` is implied. Default: prom-client's. */
   buckets?: readonly number[];

@@ -68,6 +68,7 @@ abstract class Metric<S> {
   private readonly only: S | undefined;
 
   constructor(
+    /** Its name, help, type, label names and buckets, as checked. */
     readonly definition: MetricDefinition,
     private readonly segment: Segment,
     private readonly id: number,
@@ -94,39 +95,47 @@ abstract class Metric<S> {
   }
 }
 
+/** A count that only goes up (`_total`), carried across hot restarts. */
 export class Counter extends Metric<CounterSeries> {
   constructor(definition: MetricDefinition, segment: Segment, id: number) {
     super(definition, segment, id, (values, slot) => new CounterSeries(values, slot));
   }
 
+  /** Adds `value` (finite, >= 0; default 1). A metric with labels counts on labels({...}). */
   inc(value = 1): void {
     this.unlabelled.inc(value);
   }
 }
 
+/** A value that goes up and down; a child generation adds the parent's while it lives, unless `neverImport`. */
 export class Gauge extends Metric<GaugeSeries> {
   constructor(definition: MetricDefinition, segment: Segment, id: number) {
     super(definition, segment, id, (values, slot) => new GaugeSeries(values, slot));
   }
 
+  /** Sets it to `value` (finite). */
   set(value: number): void {
     this.unlabelled.set(value);
   }
 
+  /** Adds `value` (finite; default 1). */
   inc(value = 1): void {
     this.unlabelled.inc(value);
   }
 
+  /** Subtracts `value` (finite; default 1). */
   dec(value = 1): void {
     this.unlabelled.dec(value);
   }
 }
 
+/** Observations counted in buckets, with their sum, carried across hot restarts. */
 export class Histogram extends Metric<HistogramSeries> {
   constructor(definition: MetricDefinition, segment: Segment, id: number) {
     super(definition, segment, id, (values, slot) => new HistogramSeries(values, slot, definition.buckets));
   }
 
+  /** Counts `value` (finite) in its bucket and adds it to the sum. */
   observe(value: number): void {
     this.unlabelled.observe(value);
   }

@@ -26,6 +26,11 @@ export interface StatsRegistryOptions {
 
 const MAX_WORKER_INDEX = 65_535;
 
+/**
+ * The main thread's stats (generation.stats): its own metrics, and the sum
+ * of every worker thread's and of the parent generation's share, collected
+ * whenever it is asked (a scrape).
+ */
 export class StatsRegistry extends ThreadStats {
   private readonly capacity: SegmentCapacity;
   private readonly workers = new Map<number, Segment>();

@@ -16,20 +16,28 @@ export interface StatsHandle {
   readonly buffer: SharedArrayBuffer;
 }
 
+/**
+ * One thread's metrics: workerContext().stats in a worker, and
+ * generation.stats (a StatsRegistry) in the main thread. Defining a name
+ * again with the same options returns the same metric.
+ */
 export class ThreadStats {
   private readonly metrics = new Map<string, AnyMetric>();
 
   /** @internal Made by StatsRegistry (main thread) and workerStats (workers). */
   constructor(protected readonly segment: Segment) {}
 
+  /** A counter, defined (or found) by name. */
   counter(options: MetricOptions): Counter {
     return this.metric(defineMetric('counter', options), Counter);
   }
 
+  /** A gauge, defined (or found) by name. */
   gauge(options: GaugeOptions): Gauge {
     return this.metric(defineMetric('gauge', options), Gauge);
   }
 
+  /** A histogram, defined (or found) by name. */
   histogram(options: HistogramOptions): Histogram {
     return this.metric(defineMetric('histogram', options), Histogram);
   }

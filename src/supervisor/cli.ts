@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 // `baton run [options] -- <command> [args...]`: the supervisor. SIGHUP hot
-// restarts, SIGTERM/SIGINT stop everything, SIGUSR1 is passed on.
+// restarts, SIGTERM/SIGINT stop everything, SIGUSR1 is passed on; under
+// systemd (NOTIFY_SOCKET) it tells systemd what happens.
 // `baton reload|status|rollback`: ask the running supervisor.
 
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BatonError } from '../errors';
+import { writeFileReplacing } from '../files';
 import { defaultsOf, flagHelp, flagsConfig, fromFlags, hotRestartVersion, optionTable, resolveOptions } from '../options';
 import { runCommand } from './commands';
 import { COMMANDS, type Command } from './messages';
+import { SystemdNotifier, takeSystemdEnvironment } from './notify';
 import { commandOptionTable, supervisorOptionTable } from './options';
 import { Supervisor, type LogEntry } from './supervisor';
 
@@ -59,10 +62,14 @@ function main(argv: string[]): void {
 
   const supervisor = new Supervisor({ command, args, engine, killTimeoutMs: own.killTimeoutS * 1000, rollback: own.rollback });
   const write = own.log === 'json' ? (e: LogEntry) => JSON.stringify({ time: new Date().toISOString(), ...e }) : formatText;
-  supervisor.on('log', (entry) => process.stderr.write(`${write(entry)}\n`));
+  const print = (entry: LogEntry) => process.stderr.write(`${write(entry)}\n`);
+  supervisor.on('log', print);
+  // Before the first generation starts: it must not inherit NOTIFY_SOCKET.
+  const systemd = takeSystemdEnvironment(process.env);
+  if (systemd) new SystemdNotifier(supervisor, systemd, print);
 
   const { pidFile } = own;
-  if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
+  if (pidFile) writeFileReplacing(pidFile, `${process.pid}\n`);
   supervisor.on('done', (code) => {
     if (pidFile) unlinkSync(pidFile);
     process.exit(code);

@@ -70,15 +70,15 @@ export interface SupervisorEvents {
   log: [entry: LogEntry];
   /** A generation reported something on its status pipe. */
   status: [epoch: number, report: StatusReport];
-  /** A reload starts this epoch. */
+  /** A reload (SIGHUP, `baton reload`) starts this epoch. */
   reloading: [epoch: number];
-  /** This epoch took over (the first one too). */
+  /** This epoch took over and serves (the first one too). */
   tookOver: [epoch: number];
-  /** The epoch a reload started failed before taking over. */
+  /** The epoch a reload started failed or exited before taking over; the serving one keeps serving. */
   reloadFailed: [epoch: number, reason: string];
-  /** The serving generation went away (or was asked to) and the one it took over from serves again. */
+  /** Epoch `from` no longer serves (it died after taking over, or an operator rolled it back) and the older `to`, still draining, serves again. */
   rolledBack: [from: number, to: number];
-  /** Every generation is told to stop. */
+  /** SIGTERM/SIGINT, or nothing left serving: every generation is told to stop. */
   stopping: [];
   /** Every generation is gone; the supervisor should exit with this code. */
   done: [code: number];
@@ -427,7 +427,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     } else {
       this.log('error', `epoch ${g.epoch} exited (${how}) before taking over; ${serving ? `epoch ${serving.epoch} keeps serving` : 'nothing is serving'}`, g.epoch);
     }
-    if (g.reload) this.emit('reloadFailed', g.epoch, reason);
+    if (g.reload && !this.stopping) this.emit('reloadFailed', g.epoch, reason);
     const outcome = this.failure(`epoch ${g.epoch} failed: ${reason}; ${serving ? `epoch ${serving.epoch} still serving` : 'nothing is serving'}`, {
       epoch: g.epoch,
       reason,

@@ -44,6 +44,10 @@ export type ToWorker =
   /** Let go of one socket for good; answered with 'retired'. */
   | { baton: 'retire'; listener: string; index: number }
   | { baton: 'drain'; ms: number }
+  /** A sibling died: serve its sockets too (forwarded to our own servers) until it is back. */
+  | { baton: 'adopt'; dead: number; listeners: Array<{ name: string; sockets: WorkerSocketInfo[] }> }
+  /** The sibling is back (or gone for good with its generation): stop serving its sockets. */
+  | { baton: 'release'; dead: number }
   | { baton: 'terminate' };
 
 export type FromWorker =

@@ -9,11 +9,12 @@ import { Worker } from 'node:worker_threads';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { integerIn } from '../validate';
 import type { SocketEntry } from '../listeners/listener-set';
-import { socketKey } from '../listeners/servers';
+import { fdLimit, socketKey } from '../listeners/servers';
 import type { Follower } from '../restart/follower';
 import type { Generation } from '../restart/generation';
 import { BOOT_KEY, isFromWorker, type ToWorker, type WorkerBootData } from './messages';
 
+/** How the worker threads run: serve() takes these too. */
 export interface WorkerPoolOptions {
   /** The worker's module (a path or file: URL); it calls workerContext().serve(...). */
   script: string | URL;
@@ -29,6 +30,7 @@ export interface WorkerPoolOptions {
    * up to MAX_RESTART_DELAY_MS, so a worker that cannot start does not spin.
    */
   restartDelayMs?: number;
+  /** Node options for the worker threads (new Worker's execArgv); default: the main thread's. */
   execArgv?: string[];
 }
 
@@ -36,14 +38,24 @@ export interface WorkerPoolOptions {
 const RESTART_WINDOW_MS = 10_000;
 const MAX_RESTART_DELAY_MS = 10_000;
 
+/** What a WorkerPool emits; serve() turns both into generation warnings. */
 export interface WorkerPoolEvents {
   /** A worker died and is being started again. */
   workerExit: [index: number, code: number, error?: Error];
+  /** A worker's trouble: a restart in a crash loop, a failed start, a socket not let go of in time. */
   warning: [message: string];
 }
 
+/**
+ * The worker threads of a generation, one per worker index, each serving
+ * its own sockets: a follower that relays the generation's stop, resume,
+ * drain, retire and terminate to every thread, and starts a thread that
+ * died again on the same sockets (a sibling serves them meanwhile).
+ */
 export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follower {
   private readonly workers: Worker[] = [];
+  /** Per dead worker index, the sibling that serves its sockets until it is back. */
+  private readonly adopters = new Map<number, number>();
   /** Worker indexes that died while the generation was not accepting. */
   private readonly dead = new Set<number>();
   /** While not accepting: listeners still served until retired. */
@@ -80,6 +92,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
     return pool;
   }
 
+  /** How many worker threads (the generation's worker count). */
   get size(): number {
     return this.workers.length;
   }
@@ -111,7 +124,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
 
   /** Resolves once the worker serving the socket has let go of it (or is gone, its dups with it). */
   retire(entry: SocketEntry): Promise<void> {
-    const worker = this.workers[entry.worker];
+    const adopter = this.adopters.get(entry.worker);
+    const serving = [entry.worker, ...(adopter === undefined ? [] : [adopter])];
+    return Promise.all(serving.map((index) => this.retireOn(index, entry))).then(() => undefined);
+  }
+
+  private retireOn(index: number, entry: SocketEntry): Promise<void> {
+    const worker = this.workers[index];
     if (!worker || worker.threadId === -1) return Promise.resolve();
     const listener = entry.listener.name;
     return new Promise<void>((resolve) => {
@@ -124,12 +143,39 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
         if (isFromWorker(m) && m.baton === 'retired' && m.listener === listener && m.index === entry.index) done();
       };
       const timer = setTimeout(() => {
-        this.emit('warning', `worker ${entry.worker} did not let go of socket ${entry.index} of ${listener} within ${this.stopTimeoutMs} ms: stopping it`);
+        this.emit('warning', `worker ${index} did not let go of socket ${entry.index} of ${listener} within ${this.stopTimeoutMs} ms: stopping it`);
         void worker.terminate();
       }, this.stopTimeoutMs);
       worker.on('message', onMessage).on('exit', done);
       worker.postMessage({ baton: 'retire', listener, index: entry.index } satisfies ToWorker);
     });
+  }
+
+  /**
+   * A sibling serves the sockets of dead worker `dead` (its own and its
+   * surplus ones): the kernel keeps queueing connections there, which no
+   * one would accept until it is back. Nothing to do with no sibling alive.
+   */
+  private cover(dead: number): void {
+    this.adopters.delete(dead);
+    const alive = this.workers.map((w, i) => ({ w, i })).filter(({ w, i }) => i !== dead && w !== undefined && w.threadId !== -1 && !this.adopters.has(i));
+    const adopter = alive.find(({ i }) => i > dead) ?? alive[0];
+    if (!adopter) return;
+    const set = this.generation.listenerSet;
+    const listeners = set.listeners
+      .filter((l) => l.role === 'workers')
+      .map((l) => ({ name: l.name, sockets: set.servedBy(dead).filter((e) => e.listener === l).map((e) => ({ index: e.index, fd: e.fd })) }))
+      .filter((l) => l.sockets.length > 0);
+    this.adopters.set(dead, adopter.i);
+    adopter.w.postMessage({ baton: 'adopt', dead, listeners } satisfies ToWorker);
+  }
+
+  /** Worker `index` serves its own sockets again: its adopter lets go of them. */
+  private uncover(index: number): void {
+    const adopter = this.adopters.get(index);
+    if (adopter === undefined) return;
+    this.adopters.delete(index);
+    this.workers[adopter]?.postMessage({ baton: 'release', dead: index } satisfies ToWorker);
   }
 
   private broadcast(message: ToWorker): void {
@@ -168,7 +214,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       const timer = setTimeout(() => {
-        reject(new BatonError(ErrorCodes.WORKER, `worker ${index} did not serve its listeners within ${this.startTimeoutMs} ms`));
+        const missing = this.generation.listenerSet.listeners.some((l) => l.role === 'workers') ? 'serve every listener (worker.serve)' : 'call workerContext()';
+        reject(new BatonError(ErrorCodes.WORKER, `worker ${index} did not ${missing} within ${this.startTimeoutMs} ms`));
         void worker.terminate();
       }, this.startTimeoutMs);
       worker.on('message', (message) => {
@@ -176,6 +223,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
         if (!isFromWorker(message) || message.baton !== 'ready' || ready) return;
         ready = true;
         clearTimeout(timer);
+        this.uncover(index);
         resolve();
       });
       let failure: Error | undefined;
@@ -185,11 +233,17 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
         if (this.workers[index] === worker) this.generation.stats.workerExited(index);
         if (!ready) {
           ready = true;
-          reject(new BatonError(ErrorCodes.WORKER, `worker ${index} exited (code ${code}) before serving: ${failure?.message ?? 'no error given'}`, { cause: failure }));
+          const why = failure?.message ?? 'no error given';
+          // A thread that could not even start for want of fds says EMFILE only: say what the limit is.
+          const limit = /\bE[MN]FILE\b/.test(why) && !/RLIMIT_NOFILE/.test(why) ? `; ${fdLimit()}` : '';
+          reject(new BatonError(ErrorCodes.WORKER, `worker ${index} exited (code ${code}) before serving: ${why}${limit}`, { cause: failure }));
           return;
         }
         if (this.terminating || this.workers[index] !== worker) return;
         this.emit('workerExit', index, code, failure);
+        // Its sockets stay in their groups: a sibling accepts on them until it is back. So do those it covered for.
+        for (const [dead, adopter] of this.adopters) if (adopter === index) this.cover(dead);
+        this.cover(index);
         // Not accepting, it is still needed for the listeners a child dropped (their queues are served until retired).
         if (this.generation.accepting || this.keep.length > 0) this.respawn(index);
         else this.dead.add(index);

@@ -13,6 +13,7 @@ import { workerStats, type ThreadStats } from '../stats/thread-stats';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { BOOT_KEY, isToWorker, type FromWorker, type ToWorker, type WorkerBootData, type WorkerListenerInfo } from './messages';
 
+/** What a WorkerContext emits, besides what the servers it serves do by themselves. */
 export interface WorkerContextEvents {
   /** Open connections should close within `ms` (the generation drains). */
   drain: [ms: number];
@@ -20,8 +21,15 @@ export interface WorkerContextEvents {
   terminate: [];
 }
 
+/**
+ * A worker thread's part of its generation (from workerContext()): which
+ * sockets it serves, its stats and drain, and serve() to put an ordinary
+ * server or dgram socket on them.
+ */
 export class WorkerContext extends EventEmitter<WorkerContextEvents> {
+  /** This worker's index: it accepts on socket `index` of each listener. */
   readonly index: number;
+  /** Its generation's restart epoch (0, 1, 2...). */
   readonly epoch: number;
   /** This thread's stats: what it counts reaches the process-wide view (and the next generations). */
   readonly stats: ThreadStats;
@@ -31,10 +39,13 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
    * (drainHttp, drainHttp2), others can with drainNet or their own checks.
    */
   readonly drainController: DrainController;
+  /** The listeners this worker serves: name ('tcp://127.0.0.1:8080'), protocol, family, host, port, backlog. */
   readonly sockets: ReadonlyArray<Omit<WorkerListenerInfo, 'sockets'>>;
   /** The application's workerData, as given to the pool. */
   readonly data: unknown;
   private readonly served = new Map<string, ListenerServers>();
+  /** Per dead sibling, the servers on its sockets we serve until it is back. */
+  private readonly adopted = new Map<number, ListenerServers[]>();
   private accepting: boolean;
   /** While not accepting: the listeners still served (a child dropped them; they are served until retired). */
   private keep: string[];
@@ -59,8 +70,11 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     parentPort!.on('message', (message) => {
       if (isToWorker(message)) this.onCommand(message);
     });
+    // A generation with no listeners (workers that consume a queue, say): nothing to wait for.
+    if (this.byName.size === 0) this.post({ baton: 'ready' });
   }
 
+  /** Whether the generation drains: open connections are being asked to close. */
   get isDraining(): boolean {
     return this.drainController.draining;
   }
@@ -88,6 +102,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
       this.engine.countConnections(target, this.index);
       drainByProtocol(target, this.drainController);
     }
+    served.prepare(); // out of fds, this worker fails now: before its generation takes over
     served.attach((index) => this.accepting || this.keep.includes(socketKey(listener.name, index)));
     if (this.served.size === this.byName.size) this.post({ baton: 'ready' });
   }
@@ -95,6 +110,34 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
   private onlyListener(): WorkerListenerInfo | undefined {
     if (this.byName.size !== 1) throw invalidArgument('this worker has several listeners: name the one to serve');
     return this.byName.values().next().value;
+  }
+
+  /** Ours, and those of dead siblings we serve meanwhile. */
+  private everyServers(): ListenerServers[] {
+    return [...this.served.values(), ...[...this.adopted.values()].flat()];
+  }
+
+  private adopt(dead: number, listeners: Array<{ name: string; sockets: Array<{ index: number; fd: number }> }>): void {
+    this.release(dead);
+    const servers = listeners.flatMap(({ name, sockets }) => {
+      const own = this.served.get(name);
+      if (!own) return []; // not served here (yet): nothing to forward to
+      const adopted = new ListenerServers(own.listener, own.target, sockets, -1, (message) =>
+        this.post({ baton: 'warning', message: `worker ${this.index}, for worker ${dead}, ${message}` }),
+      );
+      for (const { index } of sockets) if (this.retired.has(socketKey(name, index))) adopted.retire(index);
+      return [adopted];
+    });
+    this.adopted.set(dead, servers);
+    for (const adopted of servers) {
+      adopted.prepare();
+      adopted.attach((index) => this.accepting || this.keep.includes(socketKey(adopted.listener.name, index)));
+    }
+  }
+
+  private release(dead: number): void {
+    for (const adopted of this.adopted.get(dead) ?? []) adopted.close();
+    this.adopted.delete(dead);
   }
 
   private post(message: FromWorker): void {
@@ -106,26 +149,31 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
       case 'stop':
         this.accepting = false;
         this.keep = command.keep;
-        for (const served of this.served.values()) served.stop((index) => command.keep.includes(socketKey(served.listener.name, index)));
+        for (const served of this.everyServers()) served.stop((index) => command.keep.includes(socketKey(served.listener.name, index)));
         return;
       case 'resume':
         this.accepting = true;
         this.keep = [];
         this.drainController.stop();
-        for (const served of this.served.values()) served.attach();
+        for (const served of this.everyServers()) served.attach();
         return;
       case 'retire':
         // Remembered for a listener not served yet: its fd number may be reused.
         this.retired.add(socketKey(command.listener, command.index));
-        this.served.get(command.listener)?.retire(command.index); // closes our dup at once: the socket can go
+        for (const served of this.everyServers()) if (served.listener.name === command.listener) served.retire(command.index); // our dup closes at once
         this.post({ baton: 'retired', listener: command.listener, index: command.index });
         return;
+      case 'adopt':
+        return this.adopt(command.dead, command.listeners);
+      case 'release':
+        return this.release(command.dead);
       case 'drain':
         this.drainController.restart(command.ms);
         this.emit('drain', command.ms);
         return;
       case 'terminate':
         this.emit('terminate');
+        for (const dead of [...this.adopted.keys()]) this.release(dead);
         for (const served of this.served.values()) {
           served.close();
           if (served.target instanceof net.Server && isHttp1Server(served.target)) served.target.closeAllConnections();

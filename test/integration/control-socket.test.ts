@@ -35,6 +35,16 @@ class RawPeer {
     assert.ok(native.sendMessage(this.channel.fd, Buffer.isBuffer(data) ? data : Buffer.from(JSON.stringify(data)), fds));
   }
 
+  /** Sends every record as fast as the socket takes them (a full queue is waited out, not an error). */
+  async flood(records: Buffer[]): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (let sent = 0; sent < records.length; ) {
+      if (native.sendMessage(this.channel.fd, records[sent], [])) sent++;
+      else await sleep(1);
+      assert.ok(Date.now() < deadline, `only ${sent} of ${records.length} records sent`);
+    }
+  }
+
   async next(): Promise<Message> {
     for (let i = 0; i < 100 && this.records.length === 0; i++) await sleep(20);
     const record = this.records.shift();
@@ -119,6 +129,53 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   assert.ok(result.attempted > 100);
   assert.equal(result.lost, 0, JSON.stringify(result.errors));
   assert.equal(fdCount(generation.pid), fdsBefore, 'fds of the generation after all of it');
+});
+
+test('a flood of malformed records is logged in a few lines that count it right, and costs the generation nothing', async (t) => {
+  const port = await freePort();
+  const socketPath = uniqueSocketPath('flood');
+  // A handshake timeout longer than the flood: the peer stays the child being handshaken, sending junk.
+  const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: socketPath, BATON_RESTART_EPOCH: 0, BATON_HANDSHAKE_TIMEOUT_MS: 60_000 });
+  await generation.waitFor((l) => l.event === 'serving', 15_000, 'serving');
+  await sleep(200);
+  const fdsBefore = fdCount(generation.pid);
+  const traffic = load(t, port, { concurrency: 8, durationMs: 30_000 });
+
+  const RECORDS = 5000;
+  const peer = new RawPeer(socketPath);
+  await peer.flood(Array.from({ length: RECORDS }, (_, i) => (i % 5 === 0 ? Buffer.from(`junk ${i}`) : Buffer.from(JSON.stringify({ type: `bogus${i}` })))));
+  for (let i = 0; i < 500 && peer.records.length < RECORDS; i++) await sleep(20);
+  assert.equal(peer.records.length, RECORDS, 'every record answered');
+  assert.ok(peer.records.every((r) => r.type === 'error'));
+  peer.close();
+
+  await sleep(300);
+  traffic.stop();
+  const result = await traffic.done;
+  assert.ok(result.attempted > 100);
+  assert.equal(result.lost, 0, JSON.stringify(result.errors));
+  assert.equal(fdCount(generation.pid), fdsBefore, 'fds of the generation after the flood');
+
+  // What is held back is counted in a summary every 10 s, and at termination.
+  generation.kill('SIGTERM');
+  await generation.exited;
+  const warnings = generation.lines.filter((l) => l.event === 'warning').map((l) => String(l.message));
+  const full = warnings.filter((m) => m.startsWith(`child pid ${process.pid}: `));
+  const summaries = warnings.filter((m) => m.startsWith('control socket: '));
+  assert.deepEqual(full, [
+    `child pid ${process.pid}: record is not JSON (6 bytes)`,
+    `child pid ${process.pid}: unrecognized message type "bogus1"`,
+    `child pid ${process.pid}: unrecognized message type "bogus2"`,
+    `child pid ${process.pid}: unrecognized message type "bogus3"`,
+    `child pid ${process.pid}: unrecognized message type "bogus4"`,
+  ]);
+  assert.equal(warnings.length, full.length + summaries.length, warnings.join('\n'));
+  assert.ok(summaries.length >= 1 && summaries.length <= 4, summaries.join('\n'));
+  const counted = (reason: string) =>
+    summaries.reduce((sum, line) => sum + Number(line.match(new RegExp(`(\\d+) from pid ${process.pid}: child pid N: ${reason}`))?.[1] ?? 0), 0);
+  assert.equal(counted('record is not JSON \\(N bytes\\)'), RECORDS / 5 - 1);
+  assert.equal(counted('unrecognized message type "…"'), (RECORDS * 4) / 5 - 4);
+  assert.equal(summaries.reduce((sum, line) => sum + Number(line.match(/^control socket: (\d+) more warnings/)?.[1]), 0), RECORDS - 5);
 });
 
 test('a peer running as another uid is refused (run as nobody when the suite runs as root)', async (t) => {

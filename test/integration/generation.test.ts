@@ -3,7 +3,7 @@
 // cleaned up, and a stale one left by a killed process does not block the next.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import * as native from '../../src/binding';
 import { fdCount, freePort, load, ROOT, sleep, start, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
 import { assertCounterSeesLoss } from '../support/control';
+import { assertNoneLost } from '../support/supervised';
 
 const serving = (l: Line) => l.event === 'serving';
 
@@ -25,6 +26,23 @@ test('a worker that cannot start again is retried less and less often, and every
   // 100, 200, 400, 800, 1600 ms apart: at most 5 tries in 3 s (a fixed 100 ms gave about 20).
   assert.ok(failed.length >= 2 && failed.length <= 5, `${failed.length} tries in 3 s`);
   assert.ok(generation.lines.some((l) => l.event === 'warning' && /worker \d: restart \d in a row, in \d+ ms/.test(String(l.message))));
+});
+
+test('a worker that is down strands nothing: a sibling accepts on its socket until it is back; zero lost beyond what it had', async (t) => {
+  await assertCounterSeesLoss(); // control: the same counter does see a loss
+  const port = await freePort();
+  const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('stranded'), BATON_RESTART_EPOCH: 0, TEST_WORKERS: 2, TEST_BROKEN_RESTARTS: 1 });
+  await generation.waitFor(serving, 15_000, 'serving');
+  await new Promise((done) => get({ host: '127.0.0.1', port, path: '/crash' }, (res) => res.resume().on('end', done)).on('error', done));
+  const exit = await generation.waitFor((l) => l.event === 'workerExit', 5_000, 'a worker exit');
+  await sleep(300); // what it had accepted has failed by now
+  // It cannot start again for seconds (100, 200, 400, 800... ms apart): its socket's share of the load goes to its sibling.
+  const result = await load(t, port, { concurrency: 8, durationMs: 2500, timeoutMs: 2000 }).done;
+  t.diagnostic(`worker ${exit.index} down: attempted ${result.attempted}, lost ${result.lost}, max ${result.latencyMs.max.toFixed(0)} ms ${JSON.stringify(result.errors)}`);
+  assertNoneLost(t, result);
+  assert.deepEqual(Object.keys(result.byResponder), [`epoch=0 worker=${1 - Number(exit.index)}`], 'the sibling answered everything');
+  assert.ok(result.latencyMs.max < 1000, `no connection waited in the dead worker's queue (max ${result.latencyMs.max} ms)`);
+  assert.ok(generation.lines.some((l) => l.event === 'warning' && /failed to start again/.test(String(l.message))), 'it was down all along');
 });
 
 test('a worker thread that dies is started again on the same socket', async (t) => {
@@ -109,4 +127,26 @@ test('an application serving without the worker pool hands over with zero lost',
   await child.waitFor((l) => /nothing to reopen/.test(String(l.text)), 5000, 'SIGUSR1 handled');
   child.child.kill('SIGTERM');
   assert.deepEqual(await child.exited, { code: 0, signal: null }, 'SIGTERM stops it gracefully');
+});
+
+test('a generation with no listeners (workers that consume a queue) takes over at once and hands over like any other', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-nolisten-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const script = join(dir, 'consumer.mjs');
+  writeFileSync(
+    script,
+    `import { isMainThread } from 'node:worker_threads';
+     import { serve, workerContext } from ${JSON.stringify(join(ROOT, 'dist/src/index.js'))};
+     if (isMainThread) {
+       const { generation } = await serve({ listen: [], workers: 2, script: new URL(import.meta.url), startTimeoutMs: 3000 });
+       console.log(JSON.stringify({ event: 'serving', epoch: generation.epoch }));
+     } else workerContext();`,
+  );
+  const env = { ...process.env, BATON_SOCKET_PATH: uniqueSocketPath('nolisten'), BATON_DRAIN_TIME_S: '1', BATON_PARENT_SHUTDOWN_TIME_S: '1' };
+  const generation = (epoch: number) => start(t, process.execPath, [script], { env: { ...env, BATON_RESTART_EPOCH: String(epoch) } });
+  const parent = generation(0);
+  await parent.waitFor(serving, 5000, 'epoch 0 serving, without waiting for the 3 s start timeout');
+  const child = generation(1);
+  await child.waitFor(serving, 5000, 'epoch 1 serving');
+  assert.deepEqual(await parent.exited, { code: 0, signal: null }, 'the parent drained and ended');
 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { hotRestartVersion } from '../../src/options';
 import { test, type TestContext } from 'node:test';
-import { fdCount, load, freePort, sleep, startGeneration, uniqueSocketPath, type Line, type Proc } from '../support/processes';
+import { fdCount, load, freePort, sleep, startGeneration, startGenerationLimited, uniqueSocketPath, type Line, type Proc } from '../support/processes';
 import { assertCounterSeesLoss } from '../support/control';
 import { assertNoneLost, epochsAnswering } from '../support/supervised';
 
@@ -176,3 +176,29 @@ test('a SIGTERM while a child initializes abandons it at its next step (BATON_ST
   assertNoneLost(t, after, 50);
   assert.deepEqual(epochsAnswering(after), ['epoch=0']);
 });
+
+for (const nofile of [100, 120]) {
+  test(`8 -> 16 workers under RLIMIT_NOFILE ${nofile}: the child takes over with every worker holding its sockets, or fails before, naming the limit; zero lost`, async (t) => {
+    await assertCounterSeesLoss(); // control: the same counter does see a loss
+    const port = await freePort();
+    const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('nofile'), BATON_DRAIN_TIME_S: 5, BATON_PARENT_SHUTDOWN_TIME_S: 10 };
+    const parent = startGenerationLimited(t, nofile, { ...base, BATON_RESTART_EPOCH: 0, TEST_WORKERS: 8 });
+    await parent.waitFor(serving, 15_000, 'epoch 0 serving');
+    const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
+    await sleep(300);
+    const child = startGenerationLimited(t, nofile, { ...base, BATON_RESTART_EPOCH: 1, TEST_WORKERS: 16 });
+    const outcome = await Promise.race([child.exited.then(() => 'failed'), child.waitFor(serving, 15_000, 'epoch 1 serving').then(() => 'took over')]);
+    t.diagnostic(`epoch 1 ${outcome}`);
+    if (outcome === 'failed') {
+      assert.ok(!child.lines.some(serving), 'epoch 1 never took over');
+      const failure = child.lines.find((l) => l.event === 'failed');
+      assert.match(String(failure?.message), /(EMFILE|too few fds left).*fds open, limit \d+ \(RLIMIT_NOFILE\): raise it \(ulimit -n/, 'the error names the limit and what to do');
+    } else {
+      await sleep(1500);
+    }
+    traffic.stop();
+    const result = await traffic.done;
+    assert.deepEqual(child.lines.filter((l) => l.event === 'workerExit'), [], 'no worker of epoch 1 died once it had taken over');
+    assertNoneLost(t, result);
+  });
+}

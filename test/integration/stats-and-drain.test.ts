@@ -5,33 +5,11 @@
 // the server with `Connection: close` before the drain time is over.
 
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { freePort, load, sleep, startSupervisor } from '../support/processes';
-import { logged, tookOver } from '../support/supervised';
-
-/** The example server under `baton run`, with an admin listener, its config rewritten before each restart. */
-async function example(t: TestContext, name: string, flags: string[]) {
-  const [port, adminPort] = [await freePort(), await freePort()];
-  const config = join(tmpdir(), `baton-${name}-${process.pid}.json`);
-  t.after(() => rmSync(config, { force: true }));
-  const configure = (concurrency: number) =>
-    writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`], admin: `127.0.0.1:${adminPort}` }));
-  configure(2);
-  const supervisor = startSupervisor(t, config, ['--socket-path', `@baton-test-${name}-${process.pid}`, ...flags]);
-  await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
-  const restart = async (epoch: number, concurrency: number) => {
-    configure(concurrency);
-    supervisor.child.kill('SIGHUP');
-    await supervisor.waitFor(tookOver(epoch), 15_000, `epoch ${epoch} taking over`);
-  };
-  const parentGone = (epoch: number) => supervisor.waitFor(logged(new RegExp(`^draining epoch ${epoch} exited`)), 15_000, `epoch ${epoch} gone`);
-  return { port, adminPort, restart, parentGone };
-}
+import { test } from 'node:test';
+import { load, sleep } from '../support/processes';
+import { get, supervisedExample } from '../support/supervised';
 
 /**
  * One scrape on a connection of its own (a kept-alive one that reaches a
@@ -49,17 +27,8 @@ async function scrape(adminPort: number): Promise<Map<string, number>> {
   return samples;
 }
 
-function get(port: number, path: string, agent: Agent | false) {
-  return new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((done, fail) =>
-    request({ host: '127.0.0.1', port, path, agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => done({ status: res.statusCode!, headers: res.headers, body }));
-    }).on('error', fail).end(),
-  );
-}
-
 test('5 restarts under load: counters never go back and add up to every request served; gauges carry the parent while it drains', async (t) => {
-  const server = await example(t, 'stats', ['--drain-time-s', '1', '--parent-shutdown-time-s', '2']);
+  const server = await supervisedExample(t, 'stats', ['--drain-time-s', '1', '--parent-shutdown-time-s', '2']);
   const traffic = load(t, server.port, { concurrency: 8 });
   const seen: Array<Map<string, number>> = [];
   let scraping = true;
@@ -125,7 +94,7 @@ test('5 restarts under load: counters never go back and add up to every request 
 });
 
 test('keep-alive clients in the drain: every request answered, their connections closed by the server with Connection: close before the drain time is over', async (t) => {
-  const server = await example(t, 'keepalive', ['--drain-time-s', '2', '--parent-shutdown-time-s', '4']);
+  const server = await supervisedExample(t, 'keepalive', ['--drain-time-s', '2', '--parent-shutdown-time-s', '4']);
   const agent = new Agent({ keepAlive: true, maxSockets: 8 });
   t.after(() => agent.destroy());
   interface Seen { epochs: Set<string>; closedAt?: number; lastOldCloses?: boolean }

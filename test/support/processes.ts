@@ -121,6 +121,11 @@ export function superviseFixture(t: TestContext, flags: string[], env: Record<st
   return start(t, process.execPath, [CLI, 'run', '--log', 'json', ...flags, '--', process.execPath, FIXTURE], { env: testEnv(env) });
 }
 
+/** A generation of the fixture under an fd limit (RLIMIT_NOFILE, soft and hard), as `prlimit --nofile` sets it. */
+export function startGenerationLimited(t: TestContext, nofile: number, env: Record<string, string | number>): Proc {
+  return start(t, 'prlimit', [`--nofile=${nofile}:${nofile}`, process.execPath, FIXTURE], { env: testEnv(env) });
+}
+
 const testEnv = (env: Record<string, string | number>) => ({ ...process.env, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) });
 
 export function fdCount(pid: number): number {

@@ -1,12 +1,14 @@
-// The fixture under `baton run`, and how tests read what the supervisor logs.
+// The fixture and the example server under `baton run`, and how tests read
+// what the supervisor logs.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request, type Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { CLI, freePort, superviseFixture, uniqueSocketPath, type Line, type Proc } from './processes';
+import { CLI, freePort, startSupervisor, superviseFixture, uniqueSocketPath, type Line, type Proc } from './processes';
 
 export const tookOver = (epoch: number) => (l: Line) => l.epoch === epoch && typeof l.tookOverMs === 'number';
 export const logged = (pattern: RegExp) => (l: Line) => typeof l.level === 'string' && pattern.test(String(l.message));
@@ -35,6 +37,35 @@ export async function supervised(t: TestContext, name: string, flags: string[] =
   const supervisor = superviseFixture(t, ['--socket-path', socketPath, ...flags], { TEST_PORT: port, TEST_ENV_FILE: next.path, ...env });
   await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
   return { port, next, supervisor, socketPath };
+}
+
+/** The example server under `baton run`, with an admin listener, its config rewritten before each restart. */
+export async function supervisedExample(t: TestContext, name: string, flags: string[]) {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const config = join(tmpdir(), `baton-${name}-${process.pid}.json`);
+  t.after(() => rmSync(config, { force: true }));
+  const configure = (concurrency: number) =>
+    writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`], admin: `127.0.0.1:${adminPort}` }));
+  configure(2);
+  const supervisor = startSupervisor(t, config, ['--socket-path', `@baton-test-${name}-${process.pid}`, ...flags]);
+  await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
+  const restart = async (epoch: number, concurrency: number) => {
+    configure(concurrency);
+    supervisor.child.kill('SIGHUP');
+    await supervisor.waitFor(tookOver(epoch), 15_000, `epoch ${epoch} taking over`);
+  };
+  const parentGone = (epoch: number) => supervisor.waitFor(logged(new RegExp(`^draining epoch ${epoch} exited`)), 15_000, `epoch ${epoch} gone`);
+  return { port, adminPort, restart, parentGone };
+}
+
+/** One GET on loopback, on a connection of its own (`agent` false) or the agent's. */
+export function get(port: number, path: string, agent: Agent | false) {
+  return new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((done, fail) =>
+    request({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => done({ status: res.statusCode!, headers: res.headers, body }));
+    }).on('error', fail).end(),
+  );
 }
 
 /** The epochs that answered a load ('epoch=N'), each once, in the order first seen. */

@@ -1,5 +1,5 @@
 // The addon through its validated wrappers: sockets, the control channel's
-// records and fds, readiness, error shapes, and teardown in worker threads.
+// records and fds, datagrams, readiness, error shapes, and teardown in worker threads.
 
 import assert from 'node:assert/strict';
 import * as dgram from 'node:dgram';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import * as native from '../../src/binding';
+import { has, notifyReceiver } from '../support/notify-receiver';
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 const fdsAtStart = fdCount();
@@ -134,6 +135,11 @@ describe('listeners', () => {
       () => native.sendMessage(0, Buffer.alloc(1), new Array(254).fill(0)),
       () => native.sendMessage(0, Buffer.alloc(1), new Array<number>(2)), // holes are checked too
       () => native.receiveMessage(0, 0, 0),
+      () => native.sendDatagram('', true, Buffer.alloc(1)),
+      () => native.sendDatagram('x'.repeat(108), false, Buffer.alloc(1)),
+      () => native.sendDatagram('/tmp/a\0b', false, Buffer.alloc(1)),
+      () => native.sendDatagram('/tmp/x', 'yes' as unknown as boolean, Buffer.alloc(1)),
+      () => native.sendDatagram('/tmp/x', false, 'READY=1' as unknown as Buffer),
       () => new native.Poll(0, undefined as unknown as () => void),
     ]) {
       assert.throws(bad, { code: 'BATON_INVALID_ARGUMENT' });
@@ -236,6 +242,31 @@ describe('control channel', () => {
     assert.deepEqual([eof.data.length, eof.fds.length, eof.eof], [0, 0, true]);
     native.close(b);
     done();
+  });
+});
+
+describe('unix datagrams (sd_notify)', () => {
+  test('one datagram each to a path and an abstract name, from this process; no socket to reach is an error', async (t) => {
+    for (const kind of ['path', 'abstract'] as const) {
+      const receiver = await notifyReceiver(t, kind);
+      const [path, abstract] = kind === 'path' ? [receiver.address, false] : [receiver.address.slice(1), true];
+      assert.equal(native.sendDatagram(path, abstract, Buffer.from('READY=1\nSTATUS=first')), true);
+      assert.equal(native.sendDatagram(path, abstract, Buffer.from('WATCHDOG=1')), true);
+      await receiver.waitFor(has('WATCHDOG'), 'the second datagram');
+      assert.deepEqual(receiver.notifications.map((n) => [n.text, n.pid]), [['READY=1\nSTATUS=first', process.pid], ['WATCHDOG=1', process.pid]], kind);
+    }
+    assert.throws(() => native.sendDatagram(join(tmpdir(), unique()), false, Buffer.from('READY=1')), { code: 'ENOENT', syscall: 'sendto' });
+    assert.throws(() => native.sendDatagram(unique(), true, Buffer.from('READY=1')), { code: 'ECONNREFUSED', syscall: 'sendto' });
+  });
+
+  test('a receiver that stopped reading makes send return false at once instead of blocking', async (t) => {
+    const receiver = await notifyReceiver(t, 'abstract', { paused: true });
+    const started = performance.now();
+    let sent = 0;
+    while (sent < 100_000 && native.sendDatagram(receiver.address.slice(1), true, Buffer.from('WATCHDOG=1'))) sent++;
+    assert.ok(sent < 100_000, 'the queue filled');
+    assert.ok(performance.now() - started < 2000, `returned at once (${performance.now() - started} ms)`);
+    t.diagnostic(`${sent} datagrams queued before the receiver's queue was full`);
   });
 });
 

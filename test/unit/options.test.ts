@@ -145,3 +145,15 @@ test('listen addresses parse and validate', () => {
   assert.throws(() => resolveListeners([{ host: '::1', port: 80 }, { host: '0::1', port: 80 }]), /repeat/);
   assert.throws(() => resolveListeners([{ host: '127.0.0.1', port: 80, backlog: 0 }]), /backlog/);
 });
+
+test('a socket path leaves room in sun_path (107 bytes) for its longest name, _<base id>_<epoch> appended', () => {
+  const suffix = '_0_2147483647'.length;
+  assert.equal(resolveOptions({ socketPath: `/${'x'.repeat(107 - suffix - 1)}` }).socketPath.length, 107 - suffix);
+  assert.throws(() => resolveOptions({ socketPath: `/${'x'.repeat(107 - suffix)}` }), {
+    code: 'BATON_INVALID_ARGUMENT',
+    message: new RegExp(`^socketPath is too long: /x+_0_2147483647 would be 108 bytes, over the 107 of a Unix socket name; give a shorter --socket-path$`),
+  });
+  assert.throws(() => resolveOptions({ socketPath: `/${'é'.repeat(48)}` }), /would be 110 bytes/, 'bytes, not characters');
+  assert.throws(() => resolveOptions({ socketPath: `@${'x'.repeat(94)}`, baseId: 12 }), /would be 108 bytes/, 'with this base id');
+  assert.throws(() => resolveOptions({ socketPath: `@${'x'.repeat(86)}`, useDynamicBaseId: true }), /_2147483647_2147483647 would be 108 bytes/, 'any base id');
+});
