@@ -4,7 +4,8 @@
 //   baton run -- node examples/http-server.mjs --config server.json
 //
 // and send the supervisor SIGHUP to restart: the new process reads the config
-// again ({ "concurrency": 2, "listen": ["127.0.0.1:8080"], "admin": "127.0.0.1:9901" }),
+// again ({ "concurrency": 2, "listen": ["127.0.0.1:8080"], "admin": "127.0.0.1:9901" },
+// and, for the demo's bad deploy, "crashAfterMs": 1000),
 // takes over every socket from the old one and the old one drains. This one
 // file is both the main thread (config, sockets, workers) and each worker
 // thread (HTTP). GET /metrics on the admin address answers in Prometheus
@@ -33,6 +34,8 @@ if (isMainThread) {
   });
   generation.on('warning', (message) => console.error(`epoch ${generation.epoch}: ${message}`));
   console.log(`epoch ${generation.epoch}: pid ${process.pid} serving ${config.listen.join(', ')} with ${config.concurrency} workers`);
+  // The demo's bad deploy: code that dies soon after taking over. baton run rolls back to the epoch before.
+  if (config.crashAfterMs) setTimeout(() => process.exit(70), config.crashAfterMs);
 } else {
   const worker = workerContext();
   const requests = worker.stats.counter({ name: 'example_requests', help: 'Requests answered by the example server.' });
