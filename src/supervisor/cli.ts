@@ -39,16 +39,13 @@ ${flagHelp(commandOptionTable)}`;
 
 function main(argv: string[]): void {
   if (COMMANDS.includes(argv[0] as Command)) return ask(argv[0] as Command, argv.slice(1));
-  const parsed = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      ...flagsConfig(optionTable, supervisorOptionTable),
-      'hot-restart-version': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-    },
-  });
+  const options = {
+    ...flagsConfig(optionTable, supervisorOptionTable),
+    'hot-restart-version': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'v' },
+  } as const;
+  const parsed = parseArgs({ args: withNegativeValues(argv, options), allowPositionals: true, options });
   const values = parsed.values as Record<string, unknown>;
   if (values.help) return void console.log(usage);
   if (values.version) return void console.log(JSON.parse(readFileSync(join(__dirname, '../../../package.json'), 'utf8')).version);
@@ -82,9 +79,29 @@ function main(argv: string[]): void {
 }
 
 function ask(verb: Command, argv: string[]): void {
-  const { values } = parseArgs({ args: argv, options: flagsConfig(commandOptionTable) });
+  const options = flagsConfig(commandOptionTable);
+  const { values } = parseArgs({ args: withNegativeValues(argv, options), options });
   const flags = { ...defaultsOf(commandOptionTable), ...fromFlags(commandOptionTable, values) };
   void runCommand(verb, flags).then((code) => (process.exitCode = code));
+}
+
+/**
+ * `--base-id -1` as `--base-id=-1`, so that the flag's own check says what
+ * is wrong with the value: parseArgs takes a value that starts with '-'
+ * for a forgotten one ("argument is ambiguous"). Only before `--`.
+ */
+function withNegativeValues(argv: string[], options: Record<string, { type: string }>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const [arg, next] = [argv[i], argv[i + 1]];
+    if (arg === '--') return [...out, ...argv.slice(i)];
+    const takesValue = arg.startsWith('--') && options[arg.slice(2)]?.type === 'string';
+    if (takesValue && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
 }
 
 function formatText(entry: LogEntry): string {

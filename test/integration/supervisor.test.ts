@@ -37,6 +37,8 @@ test('a bad flag value exits 2 with a line naming the flag, before any generatio
     ['--retire-grace-ms', '9999999', '--retire-grace-ms must be an integer in 0..600000, got 9999999'],
     ['--log', 'xml', "--log must be 'text' or 'json', got 'xml'"],
     ['--kill-timeout-s', 'soon', "--kill-timeout-s must be a whole number, got 'soon'"],
+    // A negative number is a value, not a forgotten one ("argument is ambiguous").
+    ['--base-id', '-1', "--base-id must be a whole number, got '-1'"],
   ];
   for (const [flag, value, message] of refused) {
     const result = run('run', flag, value, '--', process.execPath, '-e', 'console.log("started")');
