@@ -3,7 +3,7 @@
 // start the worker threads, take over. Any failure before taking over
 // abandons this generation and leaves the parent serving untouched.
 
-import { BatonError, ErrorCodes } from './errors';
+import { BatonError, ErrorCodes, invalidArgument } from './errors';
 import { parseListen, type ListenerSpec } from './listeners/spec';
 import { Generation, type ListenOptions, type StartOptions } from './restart/generation';
 import { WorkerPool, type WorkerPoolOptions } from './workers/pool';
@@ -49,7 +49,6 @@ export interface Served {
 export async function serve(options: ServeOptions): Promise<Served> {
   const { listen, workers, initialize, shutdownGraceMs = 5000, script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv, admin, promClient, ...start } =
     options;
-  const specs = listen.map((l) => (typeof l === 'string' ? parseListen(l) : l));
   // Signals are ours from the first moment: a SIGUSR1 (log rotation) while this generation starts
   // must not open Node's inspector, and a SIGTERM then abandons it at its next step.
   let generation: Generation | undefined;
@@ -74,6 +73,9 @@ export async function serve(options: ServeOptions): Promise<Served> {
   let pool: WorkerPool | undefined;
   try {
     generation = await Generation.start(start);
+    // Checked once the generation can report it: a bad listen address is a 'failed' line in the supervisor's log.
+    if (!Array.isArray(listen)) throw invalidArgument('listen must be an array of listener specs or host:port strings');
+    const specs = listen.map((l) => (typeof l === 'string' ? parseListen(l) : l));
     checkStopped();
     await initialize?.(generation);
     checkStopped();

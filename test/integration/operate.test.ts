@@ -58,6 +58,12 @@ test('baton reload waits for its epoch: took over (exit 0), or failed with the r
   const down = await reload();
   assert.equal(down.code, 0, down.stdout + down.stderr);
   assert.match(down.stdout, /^epoch 4 took over in \d+ ms: 4 -> 2 workers, 4 sockets inherited, 0 created\n$/); // 2 surplus, served until retired
+
+  next.set({ TEST_WORKERS: 2, TEST_BAD_LISTEN: 'udp://' });
+  const badListen = await reload();
+  assert.equal(badListen.code, 1);
+  assert.match(badListen.stdout, /^epoch 5 failed: listen address 'udp:\/\/' is not host:port, \[v6\]:port or udp:\/\/host:port \(BATON_INVALID_ARGUMENT\); epoch 4 still serving\n$/);
+  next.set({ TEST_WORKERS: 2 });
   await sleep(300);
   traffic.stop();
   const result = await traffic.done;
