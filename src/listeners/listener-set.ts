@@ -168,7 +168,8 @@ export class ListenerSet {
 
   /** Steer `listener`'s group to our own sockets only (a child's are in it too); applied by applySteering. */
   steerToOwn(listener: number): void {
-    const ours = this.sockets.get(listener)?.size ?? 0;
+    // Our surplus (after a decrease of our own) is on its way out: not to be steered to either.
+    const ours = [...(this.sockets.get(listener)?.values() ?? [])].filter((e) => !e.surplus).length;
     if (ours > 0) this.steering.set(listener, ours);
   }
 

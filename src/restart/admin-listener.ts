@@ -15,6 +15,8 @@ import { MainThreadServer } from './main-thread-server';
 
 /** How long a request passed on to the next generation may wait for it (it opens once it has our numbers). */
 const PASS_ON_TIMEOUT_MS = 3000;
+/** Marks a request a draining generation passed on (its epoch). */
+const PASSED_ON = 'x-baton-passed-on';
 
 export class AdminListener implements Follower {
   private readonly server: MainThreadServer;
@@ -22,6 +24,8 @@ export class AdminListener implements Follower {
   /** Connections that have had a request: a later one on them, once stopped, gets 503. */
   private readonly used = new WeakSet<Socket>();
   private stopped = false;
+  /** Stopped, but still accepting on our admin socket (it is ours alone). */
+  private kept = false;
 
   constructor(
     sockets: ListenerSet,
@@ -43,9 +47,11 @@ export class AdminListener implements Follower {
     this.server.resumeAccepting();
   }
 
-  /** Stops accepting (requests in flight finish), except on a listener kept by a child that dropped it. */
+  /** Stops accepting (requests in flight finish), except on a socket kept (one only we hold, as we hand back). */
   stopAccepting(keep: readonly SocketEntry[]): void {
     this.stopped = true;
+    // Kept, the socket is still ours alone: passing a request on to it would reach us again.
+    this.kept = keep.some((e) => e.listener.role === 'admin');
     this.server.stopAccepting(keep);
   }
 
@@ -81,7 +87,8 @@ export class AdminListener implements Follower {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path === '/live') return this.probe(req, res, 200, `generation ${this.epoch} live\n`);
     if (!this.stopped) return path === '/ready' ? this.probe(req, res, 200, `generation ${this.epoch} ready\n`) : void this.handler(req, res);
-    if (first) return this.passOn(req, res);
+    // A request we passed on comes back to us only if nobody else accepts: it is not passed on again.
+    if (first && !this.kept && req.headers[PASSED_ON] === undefined) return this.passOn(req, res);
     this.askAgain(res, path === '/ready' ? 'is draining: not ready; the next one serves, ask again' : 'is draining: the next one serves the metrics, ask again');
   }
 
@@ -93,7 +100,7 @@ export class AdminListener implements Follower {
 
   private passOn(req: http.IncomingMessage, res: http.ServerResponse): void {
     const upstream = http.request(
-      { ...this.address, method: req.method, path: req.url, headers: { ...req.headers, connection: 'close' }, agent: false, timeout: PASS_ON_TIMEOUT_MS },
+      { ...this.address, method: req.method, path: req.url, headers: { ...req.headers, connection: 'close', [PASSED_ON]: String(this.epoch) }, agent: false, timeout: PASS_ON_TIMEOUT_MS },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, { ...answer.headers, connection: 'close' });
         answer.pipe(res);

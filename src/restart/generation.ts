@@ -343,7 +343,8 @@ export class Generation extends EventEmitter<GenerationEvents> {
     if (this.stopping || this.parent.is('terminating', 'terminated')) return;
     this.stopping = true;
     // A parent still draining takes the traffic back at once (a rollback): what only we hold is served until empty.
-    const handingBack = this.child.is('drainingParent');
+    // Only as the serving generation: one that drains itself hands nothing back, and its created sockets are its child's now.
+    const handingBack = this.child.is('drainingParent') && this.acceptingNow;
     this.child.detach();
     void this.handoff?.stop();
     this.setAccepting(false, handingBack ? this.handoff?.handBack() : []);
@@ -400,7 +401,13 @@ export class Generation extends EventEmitter<GenerationEvents> {
 
   /** Every follower lets go of a socket about to close for good, one after the other. */
   private async retire(entry: SocketEntry): Promise<void> {
-    for (const follower of this.followers) await follower.retire?.(entry);
+    for (const follower of this.followers) {
+      try {
+        await follower.retire?.(entry);
+      } catch (error) {
+        this.warn(`a follower failed to let go of socket ${entry.index} of ${entry.listener.name}: ${(error as Error).message}`);
+      }
+    }
   }
 
   /** Followers terminate, then every fd this generation owns closes. */

@@ -54,6 +54,8 @@ export interface WorkerPoolEvents {
  */
 export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follower {
   private readonly workers: Worker[] = [];
+  /** Sockets on their way out: never handed to an adopter. */
+  private readonly retiring = new Set<SocketEntry>();
   /** Per dead worker index, the sibling that serves its sockets until it is back. */
   private readonly adopters = new Map<number, number>();
   /** Worker indexes that died while the generation was not accepting. */
@@ -126,7 +128,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
   retire(entry: SocketEntry): Promise<void> {
     const adopter = this.adopters.get(entry.worker);
     const serving = [entry.worker, ...(adopter === undefined ? [] : [adopter])];
-    return Promise.all(serving.map((index) => this.retireOn(index, entry))).then(() => undefined);
+    this.retiring.add(entry); // its master fd closes once this resolves: no adopter may take it up meanwhile
+    return Promise.all(serving.map((index) => this.retireOn(index, entry))).then(() => void this.retiring.delete(entry));
   }
 
   private retireOn(index: number, entry: SocketEntry): Promise<void> {
@@ -164,7 +167,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
     const set = this.generation.listenerSet;
     const listeners = set.listeners
       .filter((l) => l.role === 'workers')
-      .map((l) => ({ name: l.name, sockets: set.servedBy(dead).filter((e) => e.listener === l).map((e) => ({ index: e.index, fd: e.fd })) }))
+      .map((l) => ({ name: l.name, sockets: set.servedBy(dead).filter((e) => e.listener === l && !this.retiring.has(e)).map((e) => ({ index: e.index, fd: e.fd })) }))
       .filter((l) => l.sockets.length > 0);
     this.adopters.set(dead, adopter.i);
     adopter.w.postMessage({ baton: 'adopt', dead, listeners } satisfies ToWorker);

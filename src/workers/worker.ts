@@ -130,8 +130,14 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     });
     this.adopted.set(dead, servers);
     for (const adopted of servers) {
-      adopted.prepare();
-      adopted.attach((index) => this.accepting || this.keep.includes(socketKey(adopted.listener.name, index)));
+      // Covering for a sibling must never cost this worker its life (out of fds, say): its sockets stay uncovered.
+      try {
+        adopted.prepare();
+        adopted.attach((index) => this.accepting || this.keep.includes(socketKey(adopted.listener.name, index)));
+      } catch (error) {
+        adopted.close();
+        this.post({ baton: 'warning', message: `worker ${this.index} could not serve the sockets of worker ${dead} of ${adopted.listener.name}: ${(error as Error).message}` });
+      }
     }
   }
 

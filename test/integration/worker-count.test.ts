@@ -4,23 +4,13 @@
 // Envoy's way (close the surplus at once) losing what waits in them.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { test, type TestContext } from 'node:test';
-import { fdCount, freePort, load, sleep } from '../support/processes';
+import { fdCount, freePort, kernelSockets, load, sleep } from '../support/processes';
 import { assertNoneLost, epochsAnswering, logged, pidOf, supervised, tookOver } from '../support/supervised';
 
 const RETIRE = ['--retire-grace-ms', '300', '--drain-time-s', '1', '--parent-shutdown-time-s', '2'];
 
-/** Sockets on the port in the kernel's tables (as `ss -ltn` / `ss -lun` show them): TCP listening, or UDP bound. */
-function kernelSockets(protocol: 'tcp' | 'udp', port: number): number {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  return readFileSync(`/proc/net/${protocol}`, 'utf8')
-    .split('\n')
-    .slice(1)
-    .map((line) => line.trim().split(/\s+/))
-    .filter((f) => f.length > 3 && f[1].endsWith(`:${hexPort}`) && f[3] === (protocol === 'tcp' ? '0A' : '07')).length;
-}
 
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;

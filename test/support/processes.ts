@@ -3,7 +3,7 @@
 // process started here is killed when the test ends.
 
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -156,4 +156,14 @@ export function load(t: TestContext, port: number, options: Partial<Omit<LoadOpt
   const run = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: 16, durationMs: 60_000, ...options });
   t.after(() => run.stop());
   return run;
+}
+
+/** Sockets on the port in the kernel's tables (as `ss -ltn` / `ss -lun` show them): TCP listening, or UDP bound. */
+export function kernelSockets(protocol: 'tcp' | 'udp', port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync(`/proc/net/${protocol}`, 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f.length > 3 && f[1].endsWith(`:${hexPort}`) && f[3] === (protocol === 'tcp' ? '0A' : '07')).length;
 }

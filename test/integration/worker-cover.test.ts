@@ -1,8 +1,7 @@
-// Review finding: a worker that dies while fds are short must cost one
-// worker, not all of them. Its sibling adopts its sockets (issue 13.2) by
-// dup'ing them in its own thread; a dup that fails (EMFILE) is thrown out
-// of the 'adopt' message handler, an uncaught exception that ends the
-// adopter, whose covers pass to the next sibling, which fails the same way.
+// A worker that dies while fds are short costs one worker, not all of them:
+// its sibling covers its sockets by dup'ing them in its own thread, and a dup
+// that fails (EMFILE) is a warning there, never an exception that would end
+// the sibling too and pass the cover on to the next, which would fail alike.
 
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';

@@ -1,20 +1,12 @@
-// Review finding: Generation.shutdown() hands back whenever its own parent
-// still drains (child.is('drainingParent')), even when it is itself draining
-// because a child of its own took over. Epoch 1 of three (0 drains, 1 drains,
-// 2 serves) given SIGTERM then "hands back" the sockets it created, which
-// epoch 2 inherited and serves: its retirer shuts them down (shutdown(2) on a
-// listener acts on every fd of it), and they leave the group under epoch 2,
-// whose next child is then handed sockets that no longer listen.
+// Only the serving generation hands back. The middle one of three (0 and 1
+// drain, 2 serves) that stops has nothing to hand back: the sockets it
+// created are its child's now, and retiring them (shutdown(2) acts on every
+// fd of a listener) would take them out of the group under epoch 2, whose
+// next child would be handed sockets that no longer listen.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
-import { freePort, sleep, startGeneration, uniqueSocketPath } from '../support/processes';
-
-/** Listening TCP sockets on 127.0.0.1:port (one per socket of the SO_REUSEPORT group). */
-function listening(port: number): number {
-  return execFileSync('ss', ['-Htln', `sport = :${port}`], { encoding: 'utf8' }).split('\n').filter((l) => l.trim()).length;
-}
+import { freePort, kernelSockets, sleep, startGeneration, uniqueSocketPath } from '../support/processes';
 
 test('SIGTERM to the middle of three generations leaves the newest one\'s sockets listening, and the next restart works', async (t) => {
   const port = await freePort();
@@ -27,11 +19,11 @@ test('SIGTERM to the middle of three generations leaves the newest one\'s socket
   const g2 = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 2, TEST_WORKERS: 4 });
   await g2.waitFor(serving, 15_000, 'epoch 2 serving');
   await sleep(300);
-  assert.equal(listening(port), 4, 'epoch 2 serves 4 sockets (2 made by epoch 0, 2 by epoch 1)');
+  assert.equal(kernelSockets('tcp', port), 4, 'epoch 2 serves 4 sockets (2 made by epoch 0, 2 by epoch 1)');
 
   g1.kill('SIGTERM'); // epoch 1 drains already (epoch 2 serves): nothing to hand back
   await sleep(1500);
-  const after = listening(port);
+  const after = kernelSockets('tcp', port);
   t.diagnostic(`listening after epoch 1's SIGTERM: ${after}; epoch 1 retired: ${JSON.stringify(g1.lines.filter((l) => l.event === 'retired'))}`);
   const g3 = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 3, TEST_WORKERS: 4 });
   const outcome = await g3.waitFor((l) => l.event === 'serving' || l.event === 'failed', 15_000, 'epoch 3 serving or failed');

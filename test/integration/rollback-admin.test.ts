@@ -1,10 +1,8 @@
-// Review finding: a generation that added an admin listener (its parent had
-// none) and hands back to that parent keeps its admin socket, as one only it
-// created (handBack: served until its queue is empty). The admin listener is
-// stopped, so a fresh connection's first request is passed on to the
-// listener's own address, where the only socket in the group is that same
-// kept one: it accepts the passed-on connection, whose first request is
-// passed on again, and so on: a loop of connections to itself.
+// A generation that added an admin listener (its parent had none) and hands
+// back keeps its admin socket, as one only it created, until its queue is
+// empty. Its stopped admin listener must answer a scrape itself then: passing
+// it on to the listener's address would reach that same kept socket, and
+// again, a loop of connections to itself.
 
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
