@@ -69,7 +69,7 @@ function assertBalanced(result: LoadResult): void {
 
 function assertAllAnswered(result: LoadResult): void {
   assertBalanced(result);
-  assert.ok(result.attempted > 100, `only ${result.attempted} connections attempted`);
+  assert.ok(result.attempted >= 50, `only ${result.attempted} connections attempted`); // a busy 2-core machine makes ~100 in 500 ms
   assert.equal(result.lost, 0, `lost: ${JSON.stringify(result.errors)}`);
   assert.deepEqual(result.byResponder, { [RESPONDER]: result.answered });
   assert.deepEqual(Object.keys(result.lastAnswerAt), [RESPONDER]);
@@ -266,7 +266,8 @@ test('cli: prints the result as one JSON line, exits 2 on bad arguments', LIMIT,
   try {
     const { stdout } = await run(process.execPath, [
       CLI, '--target', `127.0.0.1:${server.port}`, '--target', `[::1]:${server.port}`,
-      '--concurrency', '2', '--duration-ms', '100', '--max-connections', '10',
+      // The count, not the time, ends it: exactly 10 connections, alternating between the targets.
+      '--concurrency', '2', '--duration-ms', '30000', '--max-connections', '10',
     ]);
     const result = JSON.parse(stdout) as LoadResult;
     // Half of the targets ([::1]) has no server: the counter says so.
