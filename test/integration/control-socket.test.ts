@@ -11,7 +11,8 @@ import * as native from '../../src/binding';
 import { Channel } from '../../src/channel/channel';
 import { controlAddress } from '../../src/channel/address';
 import { PROTOCOL_VERSION, type Message } from '../../src/protocol/messages';
-import { fdCount, load, freePort, ROOT, sleep, startGeneration, uniqueSocketPath } from '../support/processes';
+import { fdCount, load, ROOT, startGeneration, uniqueSocketPath } from '../support/processes';
+import { freePort, sleep } from '../support/wait';
 import { assertCounterSeesLoss } from '../support/control';
 
 /** A raw client of the control socket: send any bytes, read the answers. */
@@ -59,7 +60,7 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   const port = await freePort();
   const socketPath = uniqueSocketPath('input');
   const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: socketPath, BATON_RESTART_EPOCH: 0 });
-  await generation.waitFor((l) => l.event === 'serving', 15_000, 'serving');
+  await generation.waitFor((l) => l.event === 'serving', { timeoutMs: 15_000, what: 'serving' });
   await sleep(200);
   const fdsBefore = fdCount(generation.pid);
   const traffic = load(t, port, { concurrency: 8, durationMs: 30_000 });
@@ -111,7 +112,7 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   assert.equal((await greedy.next()).type, 'ack');
   await sleep(200);
   greedy.close();
-  await generation.waitFor((l) => l.machine === 'parent' && l.from === 'draining' && l.to === 'serving', 5000, 'serving again');
+  await generation.waitFor((l) => l.machine === 'parent' && l.from === 'draining' && l.to === 'serving', { timeoutMs: 5000, what: 'serving again' });
 
   await sleep(300);
   traffic.stop();
@@ -126,7 +127,7 @@ test('a peer running as another uid is refused (run as nobody when the suite run
   const port = await freePort();
   const socketPath = uniqueSocketPath('uid');
   const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: socketPath, BATON_RESTART_EPOCH: 0 });
-  await generation.waitFor((l) => l.event === 'serving', 15_000, 'serving');
+  await generation.waitFor((l) => l.event === 'serving', { timeoutMs: 15_000, what: 'serving' });
 
   const address = controlAddress(socketPath, 0, 0);
   const script = `

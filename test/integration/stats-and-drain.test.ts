@@ -11,7 +11,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { freePort, load, sleep, startSupervisor } from '../support/processes';
+import { load, startSupervisor } from '../support/processes';
+import { freePort, sleep } from '../support/wait';
 import { logged, tookOver } from '../support/supervised';
 
 /** The example server under `baton run`, with an admin listener, its config rewritten before each restart. */
@@ -23,13 +24,13 @@ async function example(t: TestContext, name: string, flags: string[]) {
     writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`], admin: `127.0.0.1:${adminPort}` }));
   configure(2);
   const supervisor = startSupervisor(t, config, ['--socket-path', `@baton-test-${name}-${process.pid}`, ...flags]);
-  await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
+  await supervisor.waitFor(tookOver(0), { timeoutMs: 15_000, what: 'epoch 0 taking over' });
   const restart = async (epoch: number, concurrency: number) => {
     configure(concurrency);
     supervisor.child.kill('SIGHUP');
-    await supervisor.waitFor(tookOver(epoch), 15_000, `epoch ${epoch} taking over`);
+    await supervisor.waitFor(tookOver(epoch), { timeoutMs: 15_000, what: `epoch ${epoch} taking over` });
   };
-  const parentGone = (epoch: number) => supervisor.waitFor(logged(new RegExp(`^draining epoch ${epoch} exited`)), 15_000, `epoch ${epoch} gone`);
+  const parentGone = (epoch: number) => supervisor.waitFor(logged(new RegExp(`^draining epoch ${epoch} exited`)), { timeoutMs: 15_000, what: `epoch ${epoch} gone` });
   return { port, adminPort, restart, parentGone };
 }
 

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hotRestartVersion } from '../../src/options';
 import { test } from 'node:test';
-import { CLI, freePort, load, sleep, start, superviseFixture, uniqueSocketPath } from '../support/processes';
+import { answered, CLI, load, start, superviseFixture, uniqueSocketPath } from '../support/processes';
+import { freePort, sleep, waitFor } from '../support/wait';
 import { alive, assertNoneLost, from, indexOf, logged, pidOf, supervised, tookOver } from '../support/supervised';
 import { assertCounterSeesLoss } from '../support/control';
 
@@ -30,15 +31,17 @@ test('SIGHUPs while an epoch starts are coalesced; older generations drain on th
   await assertCounterSeesLoss(); // control: the same counter does see a loss
   const { port, next, supervisor } = await supervised(t, 'coalesce', ['--drain-time-s', '2', '--parent-shutdown-time-s', '3']);
   const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
-  await sleep(200);
+  await answered(traffic);
 
-  next.set({ TEST_INIT_MS: 600 }); // slow starts, so that the SIGHUPs below land while epoch 1 starts
-  for (let i = 0; i < 3; i++) {
-    supervisor.child.kill('SIGHUP');
-    await sleep(50);
-  }
-  await supervisor.waitFor(tookOver(2), 15_000, 'epoch 2 taking over');
-  await sleep(300);
+  // Slow starts, so that the SIGHUPs below land while epoch 1 starts: each once the one before it was handled.
+  next.set({ TEST_INIT_MS: 600 });
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(logged(/^epoch 1 starting/), { timeoutMs: 5000, what: 'epoch 1 starting' });
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(logged(/restart queued/), { timeoutMs: 5000, what: 'the second SIGHUP queued' });
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(tookOver(2), { timeoutMs: 15_000, what: 'epoch 2 taking over' });
+  await sleep(300); // time for an epoch 3 that should not start
   assert.equal(supervisor.lines.filter(logged(/restart queued/)).length, 1, 'three SIGHUPs: one start, one queued restart');
   assert.ok(indexOf(supervisor, logged(/^epoch 2 starting/)) > indexOf(supervisor, tookOver(1)), 'epoch 2 started only after epoch 1 took over');
   assert.equal(indexOf(supervisor, logged(/^epoch 3 starting/)), -1, 'the queued SIGHUPs became one restart');
@@ -48,8 +51,8 @@ test('SIGHUPs while an epoch starts are coalesced; older generations drain on th
   const [pid0, pid1] = [pidOf(supervisor, 0), pidOf(supervisor, 1)];
   assert.ok(alive(pid0) && alive(pid1), 'epochs 0 and 1 both still draining');
   assert.ok(supervisor.lines.some((l) => l.event === 'transition' && l.machine === 'parent' && l.to === 'draining' && l.pid === pid1), 'epoch 1 drains as a parent');
-  await supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), 10_000, 'epoch 0 exiting');
-  await supervisor.waitFor(logged(/^draining epoch 1 exited \(code 0\)/), 10_000, 'epoch 1 exiting');
+  await supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), { timeoutMs: 10_000, what: 'epoch 0 exiting' });
+  await supervisor.waitFor(logged(/^draining epoch 1 exited \(code 0\)/), { timeoutMs: 10_000, what: 'epoch 1 exiting' });
   assert.ok(indexOf(supervisor, logged(/^draining epoch 0 exited/)) < indexOf(supervisor, logged(/^draining epoch 1 exited/)), 'the older one first');
 
   traffic.stop();
@@ -65,23 +68,23 @@ test('a new epoch that fails before taking over leaves the old one serving; the 
   await assertCounterSeesLoss(); // control: the same counter does see a loss
   const { port, next, supervisor } = await supervised(t, 'failing', ['--drain-time-s', '1', '--parent-shutdown-time-s', '1']);
   const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
-  await sleep(200);
+  await answered(traffic);
 
   // A failed epoch leaves the serving one's epoch the newest: the next attempt is epoch 1 again.
   next.set({ TEST_CRASH_AT: 'takingSockets' });
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/)), 15_000, 'epoch 1 crashing');
+  await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/)), { timeoutMs: 15_000, what: 'epoch 1 crashing' });
   next.set({ TEST_COMPAT: 'incompatible-build' });
   supervisor.child.kill('SIGHUP');
-  const refused = await supervisor.waitFor(from(supervisor, logged(/^epoch 1 failed: /)), 15_000, 'epoch 1 refused');
+  const refused = await supervisor.waitFor(from(supervisor, logged(/^epoch 1 failed: /)), { timeoutMs: 15_000, what: 'epoch 1 refused' });
   assert.match(String(refused.message), /hot restart version .*\(BATON_VERSION_MISMATCH\)$/);
-  await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(code 3\) before taking over; epoch 0 keeps serving/)), 15_000, 'epoch 1 exiting');
+  await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(code 3\) before taking over; epoch 0 keeps serving/)), { timeoutMs: 15_000, what: 'epoch 1 exiting' });
   await sleep(300);
 
   next.set();
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over at the third attempt');
-  await sleep(300);
+  await supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 taking over at the third attempt' });
+  await answered(traffic, { from: ['epoch=1 worker=0'] });
   traffic.stop();
   const result = await traffic.done;
   assertNoneLost(t, result);
@@ -93,14 +96,14 @@ test('an epoch that hangs while starting is killed 5 s after --child-init-timeou
   const { next, supervisor } = await supervised(t, 'hang', ['--child-init-timeout-s', '1']);
   next.set({ TEST_INIT_MS: 60_000 });
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(logged(/^epoch 1 starting/), 5000, 'epoch 1 starting');
+  await supervisor.waitFor(logged(/^epoch 1 starting/), { timeoutMs: 5000, what: 'epoch 1 starting' });
   const pid1 = pidOf(supervisor, 1);
-  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing' && l.pid === pid1, 5000, 'epoch 1 initializing (its behaviour read)');
+  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing' && l.pid === pid1, { timeoutMs: 5000, what: 'epoch 1 initializing (its behaviour read)' });
   next.set();
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(logged(/^epoch 1 did not take over within 6 s: SIGKILL/), 10_000, 'the start deadline');
-  await supervisor.waitFor(logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/), 5000, 'epoch 1 killed');
-  await supervisor.waitFor(tookOver(1), 15_000, 'the queued restart taking over');
+  await supervisor.waitFor(logged(/^epoch 1 did not take over within 6 s: SIGKILL/), { timeoutMs: 10_000, what: 'the start deadline' });
+  await supervisor.waitFor(logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/), { timeoutMs: 5000, what: 'epoch 1 killed' });
+  await supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'the queued restart taking over' });
 });
 
 test('a command that cannot be started: the supervisor says so and exits 1', async (t) => {
@@ -113,7 +116,7 @@ test('a command that cannot be started: the supervisor says so and exits 1', asy
 test('when the serving generation dies, the supervisor stops the draining ones and exits 1', async (t) => {
   const { supervisor } = await supervised(t, 'death', ['--drain-time-s', '30', '--parent-shutdown-time-s', '60']);
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  await supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 taking over' });
   const [pid0, pid1] = [pidOf(supervisor, 0), pidOf(supervisor, 1)];
   process.kill(pid1, 'SIGKILL');
   assert.deepEqual(await supervisor.exited, { code: 1, signal: null });
@@ -139,16 +142,16 @@ test('SIGUSR1 reaches every generation as reopenLogs (not Node inspector), one s
   const { supervisor, next } = await supervised(t, 'usr1', ['--pid-file', pidFile, '--drain-time-s', '30', '--parent-shutdown-time-s', '60']);
   assert.equal(readFileSync(pidFile, 'utf8'), `${supervisor.pid}\n`);
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  await supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 taking over' });
   // Epoch 2 starts slowly: the SIGUSR1 below reaches it while it initializes.
   next.set({ TEST_INIT_MS: 1500 });
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(logged(/^epoch 2 starting/), 5000, 'epoch 2 starting');
+  await supervisor.waitFor(logged(/^epoch 2 starting/), { timeoutMs: 5000, what: 'epoch 2 starting' });
   const pid2 = pidOf(supervisor, 2);
-  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing' && l.pid === pid2, 5000, 'epoch 2 initializing');
+  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing' && l.pid === pid2, { timeoutMs: 5000, what: 'epoch 2 initializing' });
   supervisor.child.kill('SIGUSR1');
-  for (const epoch of [0, 1]) await supervisor.waitFor((l) => l.event === 'reopenLogs' && l.epoch === epoch, 5000, `epoch ${epoch} reopening logs`);
-  await supervisor.waitFor(tookOver(2), 15_000, 'epoch 2 taking over');
+  for (const epoch of [0, 1]) await supervisor.waitFor((l) => l.event === 'reopenLogs' && l.epoch === epoch, { timeoutMs: 5000, what: `epoch ${epoch} reopening logs` });
+  await supervisor.waitFor(tookOver(2), { timeoutMs: 15_000, what: 'epoch 2 taking over' });
   assert.ok(!supervisor.lines.some((l) => /Debugger listening/.test(String(l.text))));
   const inspector = await new Promise<string>((resolve) => connect(9229, '127.0.0.1', () => resolve('open')).on('error', (e: NodeJS.ErrnoException) => resolve(e.code!)));
   assert.equal(inspector, 'ECONNREFUSED', 'no inspector was opened');
@@ -166,7 +169,7 @@ test('--use-dynamic-base-id gives a second instance the next free base id; the s
   t.after(() => files.forEach((f) => rmSync(f, { force: true })));
   const instance = async (i: number) => {
     const proc = superviseFixture(t, ['--socket-path', socketPath, '--use-dynamic-base-id', '--base-id-path', files[i]], { TEST_PORT: await freePort() });
-    await proc.waitFor(tookOver(0), 15_000, `instance ${i} taking over`);
+    await proc.waitFor(tookOver(0), { timeoutMs: 15_000, what: `instance ${i} taking over` });
     return proc;
   };
   const first = await instance(0);
@@ -176,7 +179,7 @@ test('--use-dynamic-base-id gives a second instance the next free base id; the s
 
   // The second instance restarts within its own base id.
   second.child.kill('SIGHUP');
-  await second.waitFor(tookOver(1), 15_000, 'instance 1 epoch 1 taking over');
+  await second.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'instance 1 epoch 1 taking over' });
 
   const clash = superviseFixture(t, ['--socket-path', socketPath, '--base-id', '0'], { TEST_PORT: await freePort() });
   assert.deepEqual(await clash.exited, { code: 1, signal: null });
@@ -190,16 +193,15 @@ test('--disable-hot-restart: each epoch starts cold on new sockets, and the supe
   const { supervisor, port } = await supervised(t, 'cold', ['--disable-hot-restart'], { TEST_SHUTDOWN_GRACE_MS: 3000 });
   const pid0 = pidOf(supervisor, 0);
   supervisor.child.kill('SIGHUP');
-  const took = await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  const took = await supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 taking over' });
   assert.equal(took.inherited, 0);
   assert.equal(took.created, 2);
   // Stopped at epoch 1's take-over, epoch 0 lets go of its listeners at once, not after its drain: epoch 1's two are left.
   const listening = () => readFileSync('/proc/net/tcp', 'utf8').split('\n').filter((l) => l.includes(`:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`)).length;
-  const deadline = Date.now() + 1000;
-  while (listening() !== 2 && Date.now() < deadline) await sleep(20);
+  await waitFor(() => listening() === 2, { timeoutMs: 1000, what: () => `epoch 1's 2 listeners alone (${listening()} listening)` });
   assert.equal(listening(), 2);
   assert.ok(alive(pid0), 'epoch 0 still drains meanwhile');
-  await supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), 10_000, 'epoch 0 stopped');
+  await supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), { timeoutMs: 10_000, what: 'epoch 0 stopped' });
   assert.ok(!alive(pid0));
   assert.ok(!supervisor.lines.some((l) => l.event === 'transition' && l.machine === 'child' && l.to === 'handshaking'), 'no handshake at all');
 });

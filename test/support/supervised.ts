@@ -5,7 +5,8 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { freePort, superviseFixture, uniqueSocketPath, type Line, type Proc } from './processes';
+import { superviseFixture, uniqueSocketPath, type Line, type Proc } from './processes';
+import { freePort } from './wait';
 
 export const tookOver = (epoch: number) => (l: Line) => l.epoch === epoch && typeof l.tookOverMs === 'number';
 export const logged = (pattern: RegExp) => (l: Line) => typeof l.level === 'string' && pattern.test(String(l.message));
@@ -31,7 +32,7 @@ export async function supervised(t: TestContext, name: string, flags: string[] =
   const next = behaviour(t, name);
   next.set();
   const supervisor = superviseFixture(t, ['--socket-path', uniqueSocketPath(name), ...flags], { TEST_PORT: port, TEST_ENV_FILE: next.path, ...env });
-  await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
+  await supervisor.waitFor(tookOver(0), { timeoutMs: 15_000, what: 'epoch 0 taking over' });
   return { port, next, supervisor };
 }
 
