@@ -11,8 +11,8 @@ import * as native from '../../src/binding';
 import { Channel } from '../../src/channel/channel';
 import { controlAddress } from '../../src/channel/address';
 import { PROTOCOL_VERSION, type Message } from '../../src/protocol/messages';
-import { fdCount, load, ROOT, startGeneration, uniqueSocketPath } from '../support/processes';
-import { freePort, sleep } from '../support/wait';
+import { fdCountReaching, load, ROOT, settledFdCount, startGeneration, uniqueSocketPath } from '../support/processes';
+import { freePort, sleep, waitFor } from '../support/wait';
 import { assertCounterSeesLoss } from '../support/control';
 
 /** A raw client of the control socket: send any bytes, read the answers. */
@@ -37,15 +37,12 @@ class RawPeer {
   }
 
   async next(): Promise<Message> {
-    for (let i = 0; i < 100 && this.records.length === 0; i++) await sleep(20);
-    const record = this.records.shift();
-    assert.ok(record, 'no answer from the generation');
-    return record;
+    await waitFor(() => this.records.length > 0, { timeoutMs: 2000, what: 'an answer from the generation' });
+    return this.records.shift()!;
   }
 
   async waitClosed(): Promise<void> {
-    for (let i = 0; i < 100 && !this.closed; i++) await sleep(20);
-    assert.ok(this.closed, 'the generation did not close the connection');
+    await waitFor(() => this.closed, { timeoutMs: 2000, what: 'the generation closing the connection' });
   }
 
   close(): void {
@@ -61,8 +58,7 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   const socketPath = uniqueSocketPath('input');
   const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: socketPath, BATON_RESTART_EPOCH: 0 });
   await generation.waitFor((l) => l.event === 'serving', { timeoutMs: 15_000, what: 'serving' });
-  await sleep(200);
-  const fdsBefore = fdCount(generation.pid);
+  const fdsBefore = await settledFdCount(generation.pid);
   const traffic = load(t, port, { concurrency: 8, durationMs: 30_000 });
 
   const peer = new RawPeer(socketPath);
@@ -119,7 +115,7 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   const result = await traffic.done;
   assert.ok(result.attempted > 100);
   assert.equal(result.lost, 0, JSON.stringify(result.errors));
-  assert.equal(fdCount(generation.pid), fdsBefore, 'fds of the generation after all of it');
+  assert.equal(await fdCountReaching(generation.pid, fdsBefore), fdsBefore, 'fds of the generation after all of it');
 });
 
 test('a peer running as another uid is refused (run as nobody when the suite runs as root)', async (t) => {
