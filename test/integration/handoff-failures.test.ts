@@ -70,10 +70,11 @@ test('a child killed at each step of the handoff, or refused, leaves the parent 
   await wrongEpoch.exited; // it looked for a parent of epoch 1: ours never heard of it
 
   // After the parent has stopped accepting: the child stops, the parent accepts again.
+  const servingAgain = from(parent, (l) => parentIs('serving')(l) && /went away/.test(String(l.reason))); // not after the children above
   const quitter = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_STOP_AT: 'drainingParent', TEST_CRASH_DELAY_MS: 300 });
   await parent.waitFor(parentIs('draining'), { timeoutMs: 15_000, what: 'parent draining' });
   await quitter.exited;
-  await parent.waitFor((l) => parentIs('serving')(l) && /went away/.test(String(l.reason)), { timeoutMs: 5_000, what: 'parent serving again' });
+  await parent.waitFor(servingAgain, { timeoutMs: 5_000, what: 'parent serving again' });
   await sleep(500);
 
   traffic.stop();
