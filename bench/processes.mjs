@@ -9,7 +9,7 @@ import { waitFor } from '../dist/test/support/wait.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { spawnLoad } from '../dist/src/load/index.js';
+import { spawnLoad } from '../dist/tools/load/index.js';
 
 /** Process groups (servers) and single pids (load processes) still running. */
 const groups = new Set();

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { spawnLoad } from 'baton/load';
+import { spawnLoad } from '../dist/tools/load/index.js';
 
 const { values } = parseArgs({
   options: {

@@ -34,6 +34,8 @@ export const ErrorCodes = {
   CAPACITY: 'BATON_CAPACITY',
   /** A signal (SIGTERM, SIGINT) stopped a generation before it took over; its parent serves on. */
   STOPPED: 'BATON_STOPPED',
+  /** The application's own code failed (an error that carries no code of its own). */
+  APPLICATION: 'BATON_APPLICATION',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -12,18 +12,15 @@ if (process.platform !== 'linux') {
 export { BatonError, ErrorCodes, type ErrorCode, type SystemError } from './errors';
 export { serve, type ServeOptions, type Served } from './serve';
 export { Generation, type GenerationEvents, type ListenOptions, type StartOptions } from './restart/generation';
+export type { Follower } from './restart/follower';
+export { MainThreadServer, serveOnMainThread, type MainThreadServeOptions } from './restart/main-thread-server';
 export type { Transition } from './restart/machine';
 export type { ChildState } from './restart/child';
 export type { ParentState } from './restart/parent';
 export { WorkerPool, type WorkerPoolOptions } from './workers/pool';
 export { workerContext, WorkerContext } from './workers/worker';
-export {
-  ListenerSet,
-  parseListen,
-  type Listener,
-  type ListenerSpec,
-  type SocketEntry,
-} from './listeners/listener-set';
+export { ListenerSet, type SocketEntry } from './listeners/listener-set';
+export { parseListen, type Listener, type ListenerSpec } from './listeners/spec';
 export {
   defaultOptions,
   hotRestartVersion,

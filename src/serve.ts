@@ -4,7 +4,7 @@
 // abandons this generation and leaves the parent serving untouched.
 
 import { BatonError, ErrorCodes } from './errors';
-import { parseListen, type ListenerSpec } from './listeners/listener-set';
+import { parseListen, type ListenerSpec } from './listeners/spec';
 import { Generation, type ListenOptions, type StartOptions } from './restart/generation';
 import { WorkerPool, type WorkerPoolOptions } from './workers/pool';
 

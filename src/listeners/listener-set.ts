@@ -3,40 +3,16 @@
 // copy is what goes to the child; it is closed exactly once, by retire() or
 // close(). It also holds each group's steering program.
 
-import { isIP, SocketAddress } from 'node:net';
 import * as native from '../binding';
-import type { Family } from '../binding';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
-import type { HeldListener, ListenerAddress, Protocol } from '../protocol/messages';
-import { MAX_LISTENERS, MAX_WORKERS } from '../protocol/messages';
+import type { HeldListener } from '../protocol/messages';
+import { MAX_WORKERS } from '../protocol/messages';
 import type { HandoffPlan } from './plan';
+import type { Listener } from './spec';
 import { refuseNewHandshakes, steerToFirst } from './steering';
 
 /** Per listener (the child's index), per socket index: an fd handed over by the parent. */
 export type InheritedSockets = Map<number, Map<number, number>>;
-
-export interface ListenerSpec {
-  protocol?: Protocol;
-  /** An IP literal: '127.0.0.1', '::', '::1'... */
-  host: string;
-  port: number;
-  /** IPv6 listeners only: do not also accept IPv4. Default false. */
-  ipv6Only?: boolean;
-  /** TCP accept queue length. Default 511, as Node's. */
-  backlog?: number;
-}
-
-export interface Listener {
-  index: number;
-  /** 'workers': one socket per worker; 'admin': one socket, served by the generation itself (GET /metrics). */
-  role: 'workers' | 'admin';
-  /** 'tcp://127.0.0.1:8080', 'udp://[::1]:5353'. */
-  name: string;
-  address: ListenerAddress;
-  family: Family;
-  ipv6Only: boolean;
-  backlog: number;
-}
 
 export type Origin = 'inherited' | 'created';
 
@@ -50,47 +26,6 @@ export interface SocketEntry {
   origin: Origin;
   /** Past our worker count: served, steered away from, and retired once its queue stays empty. */
   surplus: boolean;
-}
-
-export const DEFAULT_BACKLOG = 511;
-
-/** 'host:port', '[v6]:port', optionally prefixed 'tcp://' or 'udp://'. */
-export function parseListen(text: string): ListenerSpec {
-  const match = /^(?:(tcp|udp):\/\/)?(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
-  if (!match) throw invalidArgument(`listen address '${text}' is not host:port, [v6]:port or udp://host:port`);
-  return { protocol: (match[1] as Protocol | undefined) ?? 'tcp', host: match[2] ?? match[3], port: Number(match[4]) };
-}
-
-export function listenerName(address: ListenerAddress): string {
-  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
-  return `${address.protocol}://${host}:${address.port}`;
-}
-
-/** The listeners, and the admin listener after them if there is one. */
-export function resolveListeners(specs: ListenerSpec[], admin?: ListenerSpec): Listener[] {
-  if (!Array.isArray(specs) || specs.length + (admin ? 1 : 0) > MAX_LISTENERS) {
-    throw invalidArgument(`listeners must be an array of at most ${MAX_LISTENERS}`);
-  }
-  if (admin && (admin.protocol ?? 'tcp') !== 'tcp') throw invalidArgument('the admin listener must be TCP');
-  const listeners = [...specs, ...(admin ? [admin] : [])].map((spec, index): Listener => {
-    const protocol = spec.protocol ?? 'tcp';
-    const family = isIP(spec.host);
-    if (protocol !== 'tcp' && protocol !== 'udp') throw invalidArgument(`listeners[${index}].protocol must be 'tcp' or 'udp'`);
-    if (family === 0) throw invalidArgument(`listeners[${index}].host must be an IP address, got '${spec.host}'`);
-    if (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535) {
-      throw invalidArgument(`listeners[${index}].port must be 1..65535 (a fixed port: the next generation finds its sockets by it)`);
-    }
-    const backlog = spec.backlog ?? DEFAULT_BACKLOG;
-    if (!Number.isInteger(backlog) || backlog < 1 || backlog > 65535) throw invalidArgument(`listeners[${index}].backlog must be 1..65535`);
-    // Canonical ('0::1' is '::1'), since generations match their sockets by address.
-    const host = new SocketAddress({ address: spec.host, family: family === 6 ? 'ipv6' : 'ipv4' }).address;
-    const address = { protocol, host, port: spec.port };
-    const role = admin && index === specs.length ? 'admin' : 'workers';
-    return { index, role, name: listenerName(address), address, family: family as Family, ipv6Only: spec.ipv6Only ?? false, backlog };
-  });
-  const names = new Set(listeners.map((l) => l.name));
-  if (names.size !== listeners.length) throw invalidArgument('listeners must not repeat an address');
-  return listeners;
 }
 
 export class ListenerSet {

@@ -6,7 +6,7 @@
 
 import { invalidArgument } from '../errors';
 import { MAX_WORKERS, type HeldListener, type SurplusPolicy, type WantedListener } from '../protocol/messages';
-import { listenerName } from './listener-set';
+import { listenerName } from './spec';
 
 export type SocketAction =
   | 'adopt' // the parent's socket, accepted on by the worker of the same index

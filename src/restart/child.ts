@@ -11,7 +11,8 @@ import * as native from '../binding';
 import { Connection, closeAll } from '../protocol/connection';
 import { PROTOCOL_VERSION, type Accepting, type GetSockets, type HeldListener, type ListenerAddress, type Message, type Retired, type Sockets, type Stats } from '../protocol/messages';
 import { joinSnapshots, type StatsSnapshot } from '../stats/snapshot';
-import { listenerName, type InheritedSockets } from '../listeners/listener-set';
+import type { InheritedSockets } from '../listeners/listener-set';
+import { listenerName } from '../listeners/spec';
 import { StateMachine, type TransitionTable } from './machine';
 
 export type ChildState =

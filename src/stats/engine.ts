@@ -6,9 +6,15 @@
 
 import type * as net from 'node:net';
 import { invalidArgument } from '../errors';
-import type { DrainController } from '../drain/controller';
 import { StatsRegistry } from './registry';
 import type { ThreadStats } from './thread-stats';
+
+/** What the drain metrics read of a drain (a DrainController is one): stats know nothing of the engine. */
+export interface DrainProgressSource {
+  progress(): { draining: boolean; connections: number; remainingMs: number };
+  on(event: 'progress', listener: () => void): unknown;
+  off(event: 'progress', listener: () => void): unknown;
+}
 
 export const ENGINE_METRICS = {
   generation: {
@@ -140,7 +146,7 @@ export class EngineMetrics {
    * the main thread's registry also the seconds left (only there, so that
    * they are not summed over the workers). Returns what stops it.
    */
-  trackDrain(controller: DrainController): () => void {
+  trackDrain(controller: DrainProgressSource): () => void {
     if (typeof controller?.progress !== 'function') throw invalidArgument('controller must be a DrainController');
     const onProgress = (): void => {
       const { draining, connections } = controller.progress();

@@ -1,6 +1,6 @@
 // N worker threads, one per worker index, each serving its own sockets with
-// plain net/http/dgram on its own event loop. The pool follows the
-// generation: stop, resume, drain, terminate. A worker that dies is started
+// plain net/http/dgram on its own event loop. The pool is a follower of the
+// generation: stop, resume, drain, retire, terminate reach every thread. A worker that dies is started
 // again on the same sockets: at once while the generation accepts, else when
 // it accepts again (a child that took over went away).
 
@@ -8,6 +8,8 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import type { SocketEntry } from '../listeners/listener-set';
+import type { Listener } from '../listeners/spec';
+import type { Follower } from '../restart/follower';
 import type { Generation } from '../restart/generation';
 import { BOOT_KEY, isFromWorker, type ToWorker, type WorkerBootData } from './messages';
 
@@ -39,7 +41,7 @@ export interface WorkerPoolEvents {
   warning: [message: string];
 }
 
-export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
+export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follower {
   private readonly workers: Worker[] = [];
   /** Worker indexes that died while the generation was not accepting. */
   private readonly dead = new Set<number>();
@@ -73,7 +75,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       await pool.stop();
       throw error;
     }
-    pool.follow();
+    generation.follow(pool);
     return pool;
   }
 
@@ -86,25 +88,28 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     return this.workers.map((w) => w.threadId);
   }
 
-  private follow(): void {
-    const g = this.generation;
-    g.on('stopAccepting', (keep) => {
-      this.keep = keep.map((l) => l.name);
-      this.broadcast({ baton: 'stop', keep: this.keep });
-    });
-    g.on('resumeAccepting', () => {
-      this.keep = [];
-      for (const index of this.dead) this.respawn(index);
-      this.dead.clear();
-      this.broadcast({ baton: 'resume' });
-    });
-    g.on('drain', (ms) => this.broadcast({ baton: 'drain', ms }));
-    g.onRetire((entry) => this.retire(entry));
-    g.onTerminate(() => this.stop());
+  stopAccepting(keep: readonly Listener[]): void {
+    this.keep = keep.map((l) => l.name);
+    this.broadcast({ baton: 'stop', keep: this.keep });
+  }
+
+  resumeAccepting(): void {
+    this.keep = [];
+    for (const index of this.dead) this.respawn(index);
+    this.dead.clear();
+    this.broadcast({ baton: 'resume' });
+  }
+
+  drain(ms: number): void {
+    this.broadcast({ baton: 'drain', ms });
+  }
+
+  terminate(): Promise<void> {
+    return this.stop();
   }
 
   /** Resolves once the worker serving the socket has let go of it (or is gone, its dups with it). */
-  private retire(entry: SocketEntry): Promise<void> {
+  retire(entry: SocketEntry): Promise<void> {
     const worker = this.workers[entry.worker];
     if (!worker || worker.threadId === -1) return Promise.resolve();
     const listener = entry.listener.name;

@@ -1,34 +1,17 @@
 // Inside a worker thread: serve ordinary `net`/`http` servers and `dgram`
 // sockets on this worker's sockets, and follow the generation's stop,
-// resume, drain and terminate. Each server listens on its own dup of the
-// main thread's master fd, made right before listen() so the dup is owned
-// by the server from its first instant (Node closes it with the server).
+// resume, drain, retire and terminate as the pool relays them.
 
-import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import * as http from 'node:http';
-import * as http2 from 'node:http2';
-import * as https from 'node:https';
 import * as net from 'node:net';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import * as native from '../binding';
 import { DrainController } from '../drain/controller';
-import { stopListening } from '../drain/adapter';
-import { drainHttp } from '../drain/http';
-import { drainHttp2 } from '../drain/http2';
+import { drainByProtocol, isHttp1Server } from '../drain/server';
+import { ListenerServers, type Servable } from '../listeners/servers';
 import { EngineMetrics } from '../stats/engine';
 import { workerStats, type ThreadStats } from '../stats/thread-stats';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { BOOT_KEY, isToWorker, type FromWorker, type ToWorker, type WorkerBootData, type WorkerListenerInfo } from './messages';
-
-type Servable = net.Server | dgram.Socket;
-
-interface Served {
-  listener: WorkerListenerInfo;
-  target: Servable;
-  /** Per socket index, what accepts on it: the target on our own socket, a forwarder on a surplus one. */
-  servers: Map<number, Servable>;
-}
 
 export interface WorkerContextEvents {
   /** Open connections should close within `ms` (the generation drains). */
@@ -51,8 +34,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
   readonly sockets: ReadonlyArray<Omit<WorkerListenerInfo, 'sockets'>>;
   /** The application's workerData, as given to the pool. */
   readonly data: unknown;
-  private readonly served = new Map<string, Served>();
-  private readonly bound = new WeakSet<dgram.Socket>();
+  private readonly served = new Map<string, ListenerServers>();
   private accepting: boolean;
   /** While not accepting: the listeners still served (a child dropped them; they are served until retired). */
   private keep: string[];
@@ -97,50 +79,22 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     const listener = name === undefined ? this.onlyListener() : this.byName.get(name);
     if (!listener) throw invalidArgument(`no listener named '${name}'; this worker has ${[...this.byName.keys()].join(', ')}`);
     if (this.served.has(listener.name)) throw invalidArgument(`listener ${listener.name} is already served`);
-    const served: Served = { listener, target, servers: new Map() };
+    const served = new ListenerServers(listener, target, listener.sockets, this.index, (message) =>
+      this.post({ baton: 'warning', message: `worker ${this.index}, ${message}` }),
+    );
+    for (const index of listener.sockets.map((s) => s.index)) if (this.retired.has(`${listener.name}#${index}`)) served.retire(index);
     this.served.set(listener.name, served);
     if (target instanceof net.Server) {
       this.engine.countConnections(target, this.index);
-      if (target instanceof http.Server || target instanceof https.Server) drainHttp(target, this.drainController);
-      else if (isHttp2Server(target)) drainHttp2(target, this.drainController);
+      drainByProtocol(target, this.drainController);
     }
-    if (this.accepting || this.keep.includes(listener.name)) this.attach(served);
+    if (this.accepting || this.keep.includes(listener.name)) served.attach();
     if (this.served.size === this.byName.size) this.post({ baton: 'ready' });
   }
 
   private onlyListener(): WorkerListenerInfo | undefined {
     if (this.byName.size !== 1) throw invalidArgument('this worker has several listeners: name the one to serve');
     return this.byName.values().next().value;
-  }
-
-  /** Starts serving every socket of the listener not yet served (a dgram socket, once bound, stays bound). */
-  private attach(served: Served): void {
-    for (const { index, fd } of served.listener.sockets) {
-      if (this.retired.has(`${served.listener.name}#${index}`)) continue;
-      let server = served.servers.get(index);
-      if (!server) {
-        server = index === this.index ? served.target : this.forwarder(served);
-        served.servers.set(index, server);
-      }
-      if ('listen' in server ? server.listening : this.bound.has(server)) continue;
-      const dup = native.dup(fd);
-      if ('listen' in server) {
-        server.listen({ fd: dup }, served.listener.backlog);
-      } else {
-        this.bound.add(server);
-        server.bind({ fd: dup });
-      }
-    }
-  }
-
-  /** A server of ours on a surplus socket that hands what it gets to the application's target. */
-  private forwarder({ listener, target }: Served): Servable {
-    const forwarder: Servable =
-      listener.protocol === 'tcp'
-        ? net.createServer((socket) => target.emit('connection', socket))
-        : dgram.createSocket(listener.family === 6 ? 'udp6' : 'udp4').on('message', (message, rinfo) => target.emit('message', message, rinfo));
-    forwarder.on('error', (error: Error) => this.post({ baton: 'warning', message: `worker ${this.index}, ${listener.name}: ${error.message}` }));
-    return forwarder;
   }
 
   private post(message: FromWorker): void {
@@ -150,27 +104,22 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
   private onCommand(command: ToWorker): void {
     switch (command.baton) {
       case 'stop':
-        // A dgram socket cannot bind again once closed: UDP is read until terminate.
         this.accepting = false;
         this.keep = command.keep;
-        for (const served of this.served.values()) {
-          if (command.keep.includes(served.listener.name)) continue;
-          for (const server of served.servers.values()) if ('listen' in server) stopListening(server);
-        }
+        for (const served of this.served.values()) if (!command.keep.includes(served.listener.name)) served.stop();
         return;
       case 'resume':
         this.accepting = true;
         this.keep = [];
         this.drainController.stop();
-        for (const served of this.served.values()) this.attach(served);
+        for (const served of this.served.values()) served.attach();
         return;
-      case 'retire': {
+      case 'retire':
+        // Remembered for a listener not served yet: its fd number may be reused.
         this.retired.add(`${command.listener}#${command.index}`);
-        const server = this.served.get(command.listener)?.servers.get(command.index);
-        if (server) stopServing(server); // closes our dup at once: the socket can go
+        this.served.get(command.listener)?.retire(command.index); // closes our dup at once: the socket can go
         this.post({ baton: 'retired', listener: command.listener, index: command.index });
         return;
-      }
       case 'drain':
         this.drainController.stop();
         this.drainController.start(command.ms);
@@ -178,32 +127,14 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
         return;
       case 'terminate':
         this.emit('terminate');
-        for (const { target, servers } of this.served.values()) {
-          for (const server of servers.values()) stopServing(server);
-          if (target instanceof http.Server || target instanceof https.Server) target.closeAllConnections();
+        for (const served of this.served.values()) {
+          served.close();
+          if (served.target instanceof net.Server && isHttp1Server(served.target)) served.target.closeAllConnections();
         }
         // Leave the thread once the application's own handles are closed; the pool forces it after a timeout.
         parentPort!.close();
         return;
     }
-  }
-}
-
-/** http2.createServer and createSecureServer make these; Node exports no class to test against. */
-function isHttp2Server(server: net.Server): server is http2.Http2Server {
-  return server.constructor.name === 'Http2Server' || server.constructor.name === 'Http2SecureServer';
-}
-
-/**
- * Stops serving (its dup closes; the socket lives on in the master fd).
- * Connections a server accepted stay: closing them is the drain's.
- */
-function stopServing(target: Servable): void {
-  if ('listen' in target) return stopListening(target);
-  try {
-    target.close();
-  } catch {
-    // Already closed.
   }
 }
 

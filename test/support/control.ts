@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { waitFor } from './wait';
 import { close, socketInfo, tcpListen } from '../../src/binding';
-import { spawnLoad, startLoad, type LoadResult } from '../../src/load';
+import { spawnLoad, startLoad, type LoadResult } from '../../tools/load';
 
 export async function closeWithFullQueue(run: typeof startLoad | typeof spawnLoad = spawnLoad, queued = 20): Promise<LoadResult> {
   const fd = tcpListen(4, '127.0.0.1', 0, false, 64);

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { sleep, steady, waitFor } from './wait';
 import type { TestContext } from 'node:test';
-import { spawnLoad, type LoadOptions } from '../../src/load';
+import { spawnLoad, type LoadOptions } from '../../tools/load';
 
 export const ROOT = resolve(__dirname, '../../..');
 export const FIXTURE = resolve(ROOT, 'test/fixtures/generation.mjs');

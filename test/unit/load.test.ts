@@ -14,9 +14,9 @@ import { promisify } from 'node:util';
 import { ErrorCodes } from '../../src/errors';
 import { waitFor } from '../support/wait';
 import { assertCounterSeesLoss } from '../support/control';
-import { assertLoopback, LatencyHistogram, spawnLoad, startLoad, type LoadOptions, type LoadResult } from '../../src/load';
+import { assertLoopback, LatencyHistogram, spawnLoad, startLoad, type LoadOptions, type LoadResult } from '../../tools/load';
 
-const CLI = join(__dirname, '../../src/load/cli.js');
+const CLI = join(__dirname, '../../tools/load/cli.js');
 const LIMIT = { timeout: 5000 };
 const RESPONDER = 'epoch=0 worker=0';
 

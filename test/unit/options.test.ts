@@ -11,7 +11,7 @@ import {
   parseArgsConfig,
   resolveOptions,
 } from '../../src/options';
-import { parseListen, resolveListeners } from '../../src/listeners/listener-set';
+import { parseListen, resolveListeners } from '../../src/listeners/spec';
 
 test('defaults are Envoy\'s', () => {
   const o = resolveOptions();

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { get } from 'node:http';
 import { test } from 'node:test';
 import { waitFor } from '../support/wait';
 import * as native from '../../src/binding';
-import { ListenerSet, resolveListeners } from '../../src/listeners/listener-set';
+import { ListenerSet } from '../../src/listeners/listener-set';
+import { resolveListeners } from '../../src/listeners/spec';
 import { planHandoff } from '../../src/listeners/plan';
-import type { Generation } from '../../src/restart/generation';
-import { GenerationStats } from '../../src/stats/generation-stats';
+import { GenerationStats } from '../../src/restart/generation-stats';
 import { EngineMetrics } from '../../src/stats/engine';
 import type { MetricFamily } from '../../src/stats/families';
 import { StatsRegistry } from '../../src/stats/registry';
@@ -190,13 +189,10 @@ test('the admin listener answers once the parent\'s numbers are in: a pull that 
   let parentAnswers: StatsSnapshot | undefined;
   const parent = { draining: () => true, pullStats: async () => parentAnswers };
   const stats = new GenerationStats(1, 'gradual', parent, () => undefined);
-  const terminate: Array<() => void> = [];
-  const fake = Object.assign(new EventEmitter(), { onRetire: () => undefined, onTerminate: (hook: () => void) => terminate.push(hook) });
-  stats.follow(fake as unknown as Generation);
   stats.serveAdmin(set, 1);
   t.after(() => {
     stats.parentGone(true);
-    terminate.forEach((hook) => hook());
+    stats.terminate();
     set.close();
   });
   const scrape = () =>

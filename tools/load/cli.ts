@@ -2,12 +2,13 @@
 // channel (spawnLoad), it reports to its parent; run by hand, it prints the
 // final result as one JSON line.
 //
-//   node dist/src/load/cli.js --target 127.0.0.1:8080 [--target [::1]:8080 ...]
+//   node dist/tools/load/cli.js --target 127.0.0.1:8080 [--target [::1]:8080 ...]
 //     --concurrency 32 --duration-ms 10000 [--max-connections N]
 //     [--timeout-ms 5000] [--expect-body-prefix epoch=] [--path /] [--protocol tcp|udp]
 
 import { parseArgs } from 'node:util';
-import { invalidArgument } from '../errors';
+import { invalidArgument } from '../../src/errors';
+import { parseHostPort } from '../../src/listeners/spec';
 import { startLoad, type LoadOptions, type LoadProcessMessage, type LoadRun, type LoadTarget } from './index';
 
 const USAGE =
@@ -15,10 +16,11 @@ const USAGE =
   '              [--max-connections N] [--timeout-ms MS] [--expect-body-prefix TEXT] [--path /PATH] [--protocol tcp|udp]';
 const SNAPSHOT_INTERVAL_MS = 200;
 
+/** The listeners' own pattern, so a server's listen address is a target as it is written. */
 function parseTarget(text: string): LoadTarget {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
-  if (match === null) throw invalidArgument(`--target must be HOST:PORT or [IPV6]:PORT, got "${text}"`);
-  return { host: match[1] ?? match[2], port: Number(match[3]) };
+  const target = parseHostPort(text);
+  if (target === undefined) throw invalidArgument(`--target must be HOST:PORT or [IPV6]:PORT, got "${text}"`);
+  return target;
 }
 
 function parseInteger(flag: string, text: string): number {

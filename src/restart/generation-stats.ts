@@ -6,15 +6,16 @@
 // numbers are in, so that no scrape sees a counter go back.
 
 import { DrainController, type DrainStrategy } from '../drain/controller';
-import type { ListenerSet } from '../listeners/listener-set';
+import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
+import type { Listener } from '../listeners/spec';
 import { MAX_MESSAGE_BYTES } from '../protocol/messages';
-import type { Generation } from '../restart/generation';
-import { metricsHandler } from './admin';
+import { metricsHandler } from '../stats/admin';
+import { EngineMetrics } from '../stats/engine';
+import type { PromClientRegistry } from '../stats/prom-client';
+import { StatsRegistry } from '../stats/registry';
+import { splitSnapshot, type StatsSnapshot } from '../stats/snapshot';
 import { AdminListener } from './admin-listener';
-import { EngineMetrics } from './engine';
-import type { PromClientRegistry } from './prom-client';
-import { StatsRegistry } from './registry';
-import { splitSnapshot, type StatsSnapshot } from './snapshot';
+import type { Follower } from './follower';
 
 /** How often a child pulls its draining parent's stats. */
 const PULL_MS = 1000;
@@ -28,7 +29,7 @@ export interface ParentStats {
   pullStats(): Promise<StatsSnapshot | undefined>;
 }
 
-export class GenerationStats {
+export class GenerationStats implements Follower {
   readonly registry = new StatsRegistry();
   readonly engine: EngineMetrics;
   readonly drainController: DrainController;
@@ -51,19 +52,27 @@ export class GenerationStats {
     this.engine.trackDrain(this.drainController);
   }
 
-  /** Follows the generation: its drain, and the admin listener's serving, stopping and retiring. */
-  follow(generation: Generation): void {
-    generation.on('drain', (ms) => {
-      this.drainController.stop();
-      this.drainController.start(ms);
-    });
-    generation.on('resumeAccepting', () => {
-      this.drainController.stop();
-      if (this.settled) this.admin?.serve();
-    });
-    generation.on('stopAccepting', (keep) => this.admin?.stop(keep));
-    generation.onRetire((entry) => this.admin?.retire(entry));
-    generation.onTerminate(() => this.admin?.close());
+  // A follower of the generation: its drain, and the admin listener's serving, stopping and retiring.
+  drain(ms: number): void {
+    this.drainController.stop();
+    this.drainController.start(ms);
+  }
+
+  resumeAccepting(): void {
+    this.drainController.stop();
+    if (this.settled) this.admin?.resumeAccepting();
+  }
+
+  stopAccepting(keep: readonly Listener[]): void {
+    this.admin?.stopAccepting(keep);
+  }
+
+  retire(entry: SocketEntry): void {
+    this.admin?.retire(entry);
+  }
+
+  terminate(): void {
+    this.admin?.terminate();
   }
 
   /** Serves GET /metrics on the set's admin listener (once the parent's numbers are in). */
@@ -118,6 +127,6 @@ export class GenerationStats {
   private settle(): void {
     if (this.settled || !this.accepting) return;
     this.settled = true;
-    if (this.accepting()) this.admin?.serve();
+    if (this.accepting()) this.admin?.resumeAccepting();
   }
 }

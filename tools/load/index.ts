@@ -12,7 +12,7 @@ import { createSocket } from 'node:dgram';
 import { BlockList, connect, isIP } from 'node:net';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { invalidArgument } from '../errors';
+import { invalidArgument } from '../../src/errors';
 
 export interface LoadTarget {
   host: string;
@@ -273,21 +273,30 @@ function responderOf(body: Buffer): string {
   return firstLine.trim().split(/\s+/, 2).join(' ');
 }
 
+/**
+ * An exchange's one outcome: the first that settle() is given, or 'timeout'
+ * after timeoutMs; its socket is released then, and later events are ignored.
+ */
+function settleOnce(resolve: (outcome: Outcome) => void, timeoutMs: number, release: () => void): (outcome: Outcome) => void {
+  let settled = false;
+  const timer = setTimeout(() => settle(lost('timeout')), timeoutMs);
+  function settle(outcome: Outcome): void {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    release();
+    resolve(outcome);
+  }
+  return settle;
+}
+
 /** One HTTP/1.0 exchange; settles exactly once, whichever of end, error, close or timeout comes first. */
 function exchange(target: LoadTarget, request: Buffer, expectBody: Buffer, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     const startedAt = performance.now();
     const response = new Response();
     const socket = connect({ host: target.host, port: target.port });
-    let settled = false;
-    const settle = (outcome: Outcome): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(outcome);
-    };
-    const timer = setTimeout(() => settle(lost('timeout')), timeoutMs);
+    const settle = settleOnce(resolve, timeoutMs, () => socket.destroy());
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => response.add(chunk));
     // HTTP/1.0: the server closing its side is what marks the response complete.
@@ -303,15 +312,7 @@ function datagramExchange(target: LoadTarget, request: Buffer, expectBody: Buffe
   return new Promise((resolve) => {
     const startedAt = performance.now();
     const socket = createSocket(isIP(target.host) === 6 ? 'udp6' : 'udp4');
-    let settled = false;
-    const settle = (outcome: Outcome): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.close();
-      resolve(outcome);
-    };
-    const timer = setTimeout(() => settle(lost('timeout')), timeoutMs);
+    const settle = settleOnce(resolve, timeoutMs, () => socket.close());
     socket.on('message', (reply) => {
       if (!reply.subarray(0, expectBody.length).equals(expectBody)) return settle(lost('bad-body'));
       settle({ answered: true, responder: responderOf(reply), latencyMs: performance.now() - startedAt });
