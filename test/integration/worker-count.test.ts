@@ -155,6 +155,8 @@ for (const policy of ['close', 'drain'] as const) {
     assert.ok(setup.supervisor.lines.some(logged(new RegExp(`^epoch 0 releases tcp://127.0.0.1:${dropped}: no longer configured`))));
     // Once its queue stayed empty the parent closed it, ahead of its own exit: the port refuses now.
     await waitFor(() => kernelSockets('tcp', dropped) === 0, { timeoutMs: 5000, what: 'the dropped listener closed' });
+    // Its report of the retirement reaches the supervisor's log a moment after the kernel saw the sockets go.
+    await waitFor(() => retiredBy(setup, 0).length >= 2, { timeoutMs: 2000, what: "the parent's two retirements in the log" });
     assert.ok(retiredBy(setup, 0).length === 2, 'both of its sockets retired by the parent');
     const after = await load(t, dropped, { concurrency: 1, maxConnections: 1, durationMs: 1000 }).done;
     assert.deepEqual(after.errors, { ECONNREFUSED: 1 });
