@@ -46,7 +46,7 @@ test('repeated hot restarts under load lose no connection, leak no fd, pick up t
   writeConfig(4);
   await answered(second, { from: [`epoch=${restarts}`] });
   await restart(supervisor, restarts + 1);
-  await sleep(1000);
+  await sleep(1000); // the load goes on through the new generation's first second
   second.stop();
   const after = await second.done;
 

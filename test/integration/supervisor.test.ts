@@ -70,16 +70,23 @@ test('a new epoch that fails before taking over leaves the old one serving; the 
   const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
   await answered(traffic);
 
-  // A failed epoch leaves the serving one's epoch the newest: the next attempt is epoch 1 again.
+  // A failed epoch leaves the serving one's epoch the newest: the next attempt is epoch 1 again,
+  // once epoch 0 has seen the failed one go (until then it would refuse the next as busy).
+  const pid0 = pidOf(supervisor, 0);
+  const epoch0Alone = () => from(supervisor, (l) => l.event === 'transition' && l.machine === 'parent' && l.to === 'serving' && l.pid === pid0);
+  let alone = epoch0Alone();
   next.set({ TEST_CRASH_AT: 'takingSockets' });
   supervisor.child.kill('SIGHUP');
   await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/)), { timeoutMs: 15_000, what: 'epoch 1 crashing' });
+  await supervisor.waitFor(alone, { timeoutMs: 5000, what: 'epoch 0 serving alone again' });
+  alone = epoch0Alone();
   next.set({ TEST_COMPAT: 'incompatible-build' });
   supervisor.child.kill('SIGHUP');
   const refused = await supervisor.waitFor(from(supervisor, logged(/^epoch 1 failed: /)), { timeoutMs: 15_000, what: 'epoch 1 refused' });
   assert.match(String(refused.message), /hot restart version .*\(BATON_VERSION_MISMATCH\)$/);
   await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(code 3\) before taking over; epoch 0 keeps serving/)), { timeoutMs: 15_000, what: 'epoch 1 exiting' });
-  await sleep(300);
+  await supervisor.waitFor(alone, { timeoutMs: 5000, what: 'epoch 0 serving alone again' });
+  await sleep(300); // the load on epoch 0 alone again
 
   next.set();
   supervisor.child.kill('SIGHUP');

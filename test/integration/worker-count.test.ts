@@ -171,7 +171,7 @@ test('an increase that fails while its workers start loses no datagram: new UDP 
   setup.next.set({ TEST_WORKERS: 4, TEST_UDP: 1, TEST_CRASH_AT: 'startingWorkers', TEST_CRASH_DELAY_MS: 60 });
   setup.supervisor.child.kill('SIGHUP');
   await setup.supervisor.waitFor(logged(/^epoch 1 exited .* before taking over; epoch 0 keeps serving/), { timeoutMs: 15_000, what: 'epoch 1 failing' });
-  await sleep(300);
+  await sleep(300); // datagrams after the failure too
   udp.stop();
   const result = await udp.done;
   assertNoneLost(t, result, 100);
