@@ -115,7 +115,7 @@ for (const policy of ['close', 'drain'] as const) {
     // Every worker of epoch 0 stops accepting for a while: the connections wait in all four queues.
     await get(setup.port, '/stall?ms=2500');
     const stalled = load(t, setup.port, { concurrency: 24, maxConnections: 24, timeoutMs: 8000 });
-    await waitFor(() => kernelQueued(setup.port) === 24, { what: () => `the 24 connections queued (${kernelQueued(setup.port)} so far)` });
+    await waitFor(() => kernelQueued(setup.port) === 24, { what: () => `the 24 connections queued (${kernelQueued(setup.port)} so far; load ${JSON.stringify(stalled.snapshot())})` });
     await restartWith(setup, 1, 2);
     const result = await stalled.done;
     t.diagnostic(`${policy}: attempted ${result.attempted}, answered ${result.answered}, lost ${result.lost} ${JSON.stringify(result.errors)}`);
@@ -136,9 +136,9 @@ for (const policy of ['close', 'drain'] as const) {
       TEST_WORKERS: 2,
       TEST_EXTRA_PORT: dropped,
     });
-    await get(setup.port, '/stall?ms=1500');
+    await get(setup.port, '/stall?ms=2500'); // long enough for a slow start of the load process
     const queued = load(t, dropped, { concurrency: 16, maxConnections: 16, timeoutMs: 8000 });
-    await waitFor(() => kernelQueued(dropped) === 16, { what: () => `the 16 connections queued (${kernelQueued(dropped)} so far)` });
+    await waitFor(() => kernelQueued(dropped) === 16, { what: () => `the 16 connections queued (${kernelQueued(dropped)} so far; load ${JSON.stringify(queued.snapshot())})` });
     setup.next.set({ TEST_EXTRA_PORT: '' });
     setup.supervisor.child.kill('SIGHUP');
     await setup.supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 taking over' });
