@@ -3,7 +3,8 @@
 // alternative, so "new epoch serving after N ms" means the same for all.
 
 import { connect } from 'node:net';
-import { killServer, sleep } from './processes.mjs';
+import { waitFor } from '../dist/test/support/wait.js';
+import { killServer } from './processes.mjs';
 
 /**
  * A connection can wait in the accept queue of a socket nobody accepts on
@@ -35,17 +36,18 @@ function get(port) {
  * after `ms`, or as soon as `exited` (the server's exit promise) settles.
  */
 export async function firstAnswer(port, epoch, { ms = 20_000, server } = {}) {
-  const deadline = performance.now() + ms;
   const pattern = new RegExp(`^epoch=${epoch}(\\s|$)`);
   let gone = false;
   server?.exited.then(() => (gone = true));
-  for (;;) {
-    const body = await get(port);
-    if (body !== undefined && pattern.test(body)) return performance.now();
-    if (gone) throw new Error(`the server exited before epoch ${epoch} answered: ${server.stderrTail() || 'no stderr'}`);
-    if (performance.now() > deadline) throw new Error(`epoch ${epoch} did not answer on port ${port} within ${ms} ms`);
-    await sleep(2);
-  }
+  return waitFor(
+    async () => {
+      const body = await get(port);
+      if (body !== undefined && pattern.test(body)) return performance.now();
+      if (gone) throw new Error(`the server exited before epoch ${epoch} answered: ${server.stderrTail() || 'no stderr'}`);
+      return undefined;
+    },
+    { timeoutMs: ms, what: `epoch ${epoch} answering on port ${port}`, intervalMs: 2 },
+  );
 }
 
 /** Resolves with a server just started (startServer) once epoch 0 answers; one that does not is killed. */

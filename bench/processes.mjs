@@ -5,7 +5,7 @@
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { waitFor } from '../dist/test/support/wait.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -120,28 +120,6 @@ function cleanUp() {
 process.on('exit', cleanUp);
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(130));
 
-/** A port nobody listens on right now (the OS picks it). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` every few ms until it holds; throws after `ms`. */
-export async function waitFor(check, ms, what) {
-  const deadline = performance.now() + ms;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(5);
-  }
-}
-
 function isAlive(pid) {
   try {
     process.kill(pid, 0);
@@ -153,5 +131,5 @@ function isAlive(pid) {
 
 /** Resolves once none of `pids` exists any more (their parent reaps them). */
 export function allGone(pids, what) {
-  return waitFor(() => !pids.some(isAlive), 60_000, what);
+  return waitFor(() => !pids.some(isAlive), { timeoutMs: 60_000, what, intervalMs: 5 });
 }

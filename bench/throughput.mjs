@@ -5,7 +5,8 @@
 
 import { availableParallelism } from 'node:os';
 import { clusterRolling } from './alternatives/cluster.mjs';
-import { freePort, runLoad } from './processes.mjs';
+import { freePort } from '../dist/test/support/wait.js';
+import { runLoad } from './processes.mjs';
 import { printFigures } from './report.mjs';
 import { baton } from './servers/baton.mjs';
 

@@ -8,7 +8,8 @@
 // counts every connection.
 
 import { firstAnswer } from '../probe.mjs';
-import { freePort, runLoad, sleep, startLoadProcess } from '../processes.mjs';
+import { freePort, sleep } from '../../dist/test/support/wait.js';
+import { runLoad, startLoadProcess } from '../processes.mjs';
 import { formatNumber, printTable, targetText } from '../report.mjs';
 import { PARENT_SHUTDOWN_S } from '../servers/baton.mjs';
 import { scenarios } from './scenarios.mjs';

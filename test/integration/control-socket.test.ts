@@ -11,7 +11,8 @@ import * as native from '../../src/binding';
 import { Channel } from '../../src/channel/channel';
 import { controlAddress } from '../../src/channel/address';
 import { PROTOCOL_VERSION, type Message } from '../../src/protocol/messages';
-import { fdCount, load, freePort, ROOT, sleep, startGeneration, uniqueSocketPath } from '../support/processes';
+import { fdCount, fdCountReaching, load, ROOT, settledFdCount, startGeneration, uniqueSocketPath } from '../support/processes';
+import { freePort, sleep, waitFor } from '../support/wait';
 import { assertCounterSeesLoss } from '../support/control';
 
 /** A raw client of the control socket: send any bytes, read the answers. */
@@ -46,15 +47,12 @@ class RawPeer {
   }
 
   async next(): Promise<Message> {
-    for (let i = 0; i < 100 && this.records.length === 0; i++) await sleep(20);
-    const record = this.records.shift();
-    assert.ok(record, 'no answer from the generation');
-    return record;
+    await waitFor(() => this.records.length > 0, { timeoutMs: 2000, what: 'an answer from the generation' });
+    return this.records.shift()!;
   }
 
   async waitClosed(): Promise<void> {
-    for (let i = 0; i < 100 && !this.closed; i++) await sleep(20);
-    assert.ok(this.closed, 'the generation did not close the connection');
+    await waitFor(() => this.closed, { timeoutMs: 2000, what: 'the generation closing the connection' });
   }
 
   close(): void {
@@ -69,9 +67,8 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   const port = await freePort();
   const socketPath = uniqueSocketPath('input');
   const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: socketPath, BATON_RESTART_EPOCH: 0 });
-  await generation.waitFor((l) => l.event === 'serving', 15_000, 'serving');
-  await sleep(200);
-  const fdsBefore = fdCount(generation.pid);
+  await generation.waitFor((l) => l.event === 'serving', { timeoutMs: 15_000, what: 'serving' });
+  const fdsBefore = await settledFdCount(generation.pid);
   const traffic = load(t, port, { concurrency: 8, durationMs: 30_000 });
 
   const peer = new RawPeer(socketPath);
@@ -121,14 +118,14 @@ test('bad input on the control socket gets clear errors and loses nothing', asyn
   assert.equal((await greedy.next()).type, 'ack');
   await sleep(200);
   greedy.close();
-  await generation.waitFor((l) => l.machine === 'parent' && l.from === 'draining' && l.to === 'serving', 5000, 'serving again');
+  await generation.waitFor((l) => l.machine === 'parent' && l.from === 'draining' && l.to === 'serving', { timeoutMs: 5000, what: 'serving again' });
 
   await sleep(300);
   traffic.stop();
   const result = await traffic.done;
   assert.ok(result.attempted > 100);
   assert.equal(result.lost, 0, JSON.stringify(result.errors));
-  assert.equal(fdCount(generation.pid), fdsBefore, 'fds of the generation after all of it');
+  assert.equal(await fdCountReaching(generation.pid, fdsBefore), fdsBefore, 'fds of the generation after all of it');
 });
 
 test('a flood of malformed records is logged in a few lines that count it right, and costs the generation nothing', async (t) => {
@@ -136,7 +133,7 @@ test('a flood of malformed records is logged in a few lines that count it right,
   const socketPath = uniqueSocketPath('flood');
   // A handshake timeout longer than the flood: the peer stays the child being handshaken, sending junk.
   const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: socketPath, BATON_RESTART_EPOCH: 0, BATON_HANDSHAKE_TIMEOUT_MS: 60_000 });
-  await generation.waitFor((l) => l.event === 'serving', 15_000, 'serving');
+  await generation.waitFor((l) => l.event === 'serving', { timeoutMs: 15_000, what: 'serving' });
   await sleep(200);
   const fdsBefore = fdCount(generation.pid);
   const traffic = load(t, port, { concurrency: 8, durationMs: 30_000 });
@@ -183,7 +180,7 @@ test('a peer running as another uid is refused (run as nobody when the suite run
   const port = await freePort();
   const socketPath = uniqueSocketPath('uid');
   const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: socketPath, BATON_RESTART_EPOCH: 0 });
-  await generation.waitFor((l) => l.event === 'serving', 15_000, 'serving');
+  await generation.waitFor((l) => l.event === 'serving', { timeoutMs: 15_000, what: 'serving' });
 
   const address = controlAddress(socketPath, 0, 0);
   const script = `

@@ -9,18 +9,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as native from '../../src/binding';
-import { fdCount, freePort, load, ROOT, sleep, start, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
+import { answered, fdCountReaching, load, ROOT, settledFdCount, start, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
+import { freePort, sleep, waitFor } from '../support/wait';
 import { assertCounterSeesLoss } from '../support/control';
 import { assertNoneLost } from '../support/supervised';
 
 const serving = (l: Line) => l.event === 'serving';
+/** Who answered one request, on a connection of its own. */
+const responder = (port: number) =>
+  new Promise<string>((done, fail) => {
+    get({ host: '127.0.0.1', port, agent: false, signal: AbortSignal.timeout(5000) }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => done(body.trim()));
+    }).on('error', fail);
+  });
 
 test('a worker that cannot start again is retried less and less often, and every failure is in the status log', async (t) => {
   const port = await freePort();
   const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('crashloop'), BATON_RESTART_EPOCH: 0, TEST_WORKERS: 2, TEST_BROKEN_RESTARTS: 1 });
-  await generation.waitFor(serving, 15_000, 'serving');
+  await generation.waitFor(serving, { timeoutMs: 15_000, what: 'serving' });
   await new Promise((done) => get({ host: '127.0.0.1', port, path: '/crash' }, (res) => res.resume().on('end', done)).on('error', done));
-  await generation.waitFor((l) => l.event === 'workerExit', 5_000, 'a worker exit');
+  await generation.waitFor((l) => l.event === 'workerExit', { timeoutMs: 5_000, what: 'a worker exit' });
   await sleep(3000);
   const failed = generation.lines.filter((l) => l.event === 'warning' && /failed to start again: .*this deploy is broken/.test(String(l.message)));
   // 100, 200, 400, 800, 1600 ms apart: at most 5 tries in 3 s (a fixed 100 ms gave about 20).
@@ -32,9 +41,9 @@ test('a worker that is down strands nothing: a sibling accepts on its socket unt
   await assertCounterSeesLoss(); // control: the same counter does see a loss
   const port = await freePort();
   const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('stranded'), BATON_RESTART_EPOCH: 0, TEST_WORKERS: 2, TEST_BROKEN_RESTARTS: 1 });
-  await generation.waitFor(serving, 15_000, 'serving');
+  await generation.waitFor(serving, { timeoutMs: 15_000, what: 'serving' });
   await new Promise((done) => get({ host: '127.0.0.1', port, path: '/crash' }, (res) => res.resume().on('end', done)).on('error', done));
-  const exit = await generation.waitFor((l) => l.event === 'workerExit', 5_000, 'a worker exit');
+  const exit = await generation.waitFor((l) => l.event === 'workerExit', { timeoutMs: 5_000, what: 'a worker exit' });
   await sleep(300); // what it had accepted has failed by now
   // It cannot start again for seconds (100, 200, 400, 800... ms apart): its socket's share of the load goes to its sibling.
   const result = await load(t, port, { concurrency: 8, durationMs: 2500, timeoutMs: 2000 }).done;
@@ -49,19 +58,24 @@ test('a worker thread that dies is started again on the same socket', async (t) 
   await assertCounterSeesLoss(); // control: the same counter does see a loss
   const port = await freePort();
   const generation = startGeneration(t, { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('worker'), BATON_RESTART_EPOCH: 0, TEST_WORKERS: 2 });
-  await generation.waitFor(serving, 15_000, 'serving');
-  await sleep(200);
-  const fds = fdCount(generation.pid);
+  await generation.waitFor(serving, { timeoutMs: 15_000, what: 'serving' });
+  const fds = await settledFdCount(generation.pid);
   for (let i = 0; i < 4; i++) {
     await new Promise((done) => get({ host: '127.0.0.1', port, path: '/crash' }, (res) => res.resume().on('end', done)).on('error', done));
   }
-  const exit = await generation.waitFor((l) => l.event === 'workerExit', 5_000, 'a worker exit');
+  const exit = await generation.waitFor((l) => l.event === 'workerExit', { timeoutMs: 5_000, what: 'a worker exit' });
   assert.match(String(exit.message), /crashes on purpose/);
-  await sleep(500);
+  // Both serve again (a request queued for a dead one waits for it to start again; one a crashing one took is reset).
+  const answering = new Set<string>();
+  const bothAnswer = async () => {
+    await responder(port).then((r) => answering.add(r), () => undefined);
+    return answering.size === 2;
+  };
+  await waitFor(bothAnswer, { what: () => `both workers answering again (so far ${[...answering].join(', ')})` });
   const result = await load(t, port, { concurrency: 8, durationMs: 800 }).done;
   assert.equal(result.lost, 0, JSON.stringify(result.errors));
   assert.ok(result.byResponder['epoch=0 worker=0'] > 0 && result.byResponder['epoch=0 worker=1'] > 0, JSON.stringify(result.byResponder));
-  assert.equal(fdCount(generation.pid), fds, 'same sockets, same fds: nothing leaked by the dead workers');
+  assert.equal(await fdCountReaching(generation.pid, fds), fds, 'same sockets, same fds: nothing leaked by the dead workers');
 });
 
 test('a filesystem control socket gets its mode, survives a stale socket, and is removed at exit', async (t) => {
@@ -73,13 +87,13 @@ test('a filesystem control socket gets its mode, survives a stale socket, and is
   const port = await freePort();
   const base = { TEST_PORT: port, BATON_SOCKET_PATH: prefix, BATON_SOCKET_MODE: '640', BATON_DRAIN_TIME_S: 1, BATON_PARENT_SHUTDOWN_TIME_S: 1 };
   const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
-  await parent.waitFor(serving, 15_000, 'epoch 0 serving');
+  await parent.waitFor(serving, { timeoutMs: 15_000, what: 'epoch 0 serving' });
   assert.equal(statSync(`${prefix}_0_0`).mode & 0o777, 0o640);
   assert.ok(statSync(`${prefix}_0_0`).isSocket());
 
   const traffic = load(t, port, { concurrency: 16 });
   const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1 });
-  await child.waitFor(serving, 15_000, 'epoch 1 serving');
+  await child.waitFor(serving, { timeoutMs: 15_000, what: 'epoch 1 serving' });
   assert.deepEqual(await parent.exited, { code: 0, signal: null });
   assert.equal(existsSync(`${prefix}_0_0`), false, "the parent's socket is gone with it");
   assert.ok(existsSync(`${prefix}_0_1`));
@@ -97,7 +111,7 @@ test('an application serving without the worker pool hands over with zero lost',
     start(t, process.execPath, [join(ROOT, 'examples/main-thread-server.mjs'), '--port', String(port)], { env: { ...env, BATON_RESTART_EPOCH: String(epoch) } });
   const isServing = (l: Line) => /serving 127.0.0.1/.test(String(l.text));
   const parent = example(0);
-  await parent.waitFor(isServing, 15_000, 'epoch 0 serving');
+  await parent.waitFor(isServing, { timeoutMs: 15_000, what: 'epoch 0 serving' });
   const traffic = load(t, port, { concurrency: 16 });
   // Keep-alive clients too: the old generation must close their connections the HTTP way, not reset them.
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
@@ -111,11 +125,11 @@ test('an application serving without the worker pool hands over with zero lost',
       );
     }
   });
-  await sleep(300);
+  await answered(traffic, { from: ['epoch=0'] });
   const child = example(1);
-  await child.waitFor(isServing, 15_000, 'epoch 1 serving');
+  await child.waitFor(isServing, { timeoutMs: 15_000, what: 'epoch 1 serving' });
   assert.deepEqual(await parent.exited, { code: 0, signal: null });
-  await sleep(300);
+  await answered(traffic, { from: ['epoch=1'] });
   traffic.stop();
   running = false;
   await Promise.all(keepAlive);
@@ -124,7 +138,7 @@ test('an application serving without the worker pool hands over with zero lost',
   assert.deepEqual(keepAliveFailures, [], 'every keep-alive request answered');
   assert.ok(result.byResponder['epoch=0 worker=0'] > 0 && result.byResponder['epoch=1 worker=0'] > 0, JSON.stringify(result.byResponder));
   child.child.kill('SIGUSR1');
-  await child.waitFor((l) => /nothing to reopen/.test(String(l.text)), 5000, 'SIGUSR1 handled');
+  await child.waitFor((l) => /nothing to reopen/.test(String(l.text)), { timeoutMs: 5000, what: 'SIGUSR1 handled' });
   child.child.kill('SIGTERM');
   assert.deepEqual(await child.exited, { code: 0, signal: null }, 'SIGTERM stops it gracefully');
 });
@@ -145,8 +159,8 @@ test('a generation with no listeners (workers that consume a queue) takes over a
   const env = { ...process.env, BATON_SOCKET_PATH: uniqueSocketPath('nolisten'), BATON_DRAIN_TIME_S: '1', BATON_PARENT_SHUTDOWN_TIME_S: '1' };
   const generation = (epoch: number) => start(t, process.execPath, [script], { env: { ...env, BATON_RESTART_EPOCH: String(epoch) } });
   const parent = generation(0);
-  await parent.waitFor(serving, 5000, 'epoch 0 serving, without waiting for the 3 s start timeout');
+  await parent.waitFor(serving, { timeoutMs: 5000, what: 'epoch 0 serving, without waiting for the 3 s start timeout' });
   const child = generation(1);
-  await child.waitFor(serving, 5000, 'epoch 1 serving');
+  await child.waitFor(serving, { timeoutMs: 5000, what: 'epoch 1 serving' });
   assert.deepEqual(await parent.exited, { code: 0, signal: null }, 'the parent drained and ended');
 });

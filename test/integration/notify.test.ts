@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { test, type TestContext } from 'node:test';
-import { freePort, sleep, superviseFixture, uniqueSocketPath, type Proc } from '../support/processes';
+import { superviseFixture, uniqueSocketPath, type Proc } from '../support/processes';
+import { freePort, sleep } from '../support/wait';
 import { has, notifyReceiver, type Notification, type NotifyReceiver } from '../support/notify-receiver';
 import { behaviour, logged, pidOf, tookOver } from '../support/supervised';
 
@@ -30,7 +31,7 @@ async function superviseNotifying(t: TestContext, receiver: NotifyReceiver, name
   next.set({ TEST_INIT_MS: 800 });
   const flags = ['--socket-path', uniqueSocketPath(name), '--drain-time-s', '1', '--parent-shutdown-time-s', '1'];
   const supervisor = superviseFixture(t, flags, { TEST_PORT: port, TEST_ENV_FILE: next.path, NOTIFY_SOCKET: receiver.address, ...env });
-  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing', 10_000, 'epoch 0 initializing');
+  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing', { timeoutMs: 10_000, what: 'epoch 0 initializing' });
   await sleep(300);
   assert.deepEqual(receiver.notifications, [], 'nothing is sent while epoch 0 starts');
   const ready = await receiver.waitFor(has('READY'), 'READY=1');
@@ -52,7 +53,7 @@ for (const kind of ['path', 'abstract'] as const) {
     const receiver = await notifyReceiver(t, kind);
     const { next, supervisor, ready } = await superviseNotifying(t, receiver, `notify-${kind}`);
     assert.deepEqual(ready.fields, { READY: '1', MAINPID: String(supervisor.pid), STATUS: 'epoch 0 serving' });
-    await supervisor.waitFor(tookOver(0), 5000, 'epoch 0 taking over');
+    await supervisor.waitFor(tookOver(0), { timeoutMs: 5000, what: 'epoch 0 taking over' });
     const pid0 = pidOf(supervisor, 0);
     for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) assert.equal(environ(pid0)[name], undefined, `a generation gets no ${name}`);
 
@@ -74,7 +75,7 @@ for (const kind of ['path', 'abstract'] as const) {
     assert.equal(reloaded.fields.READY, '1');
     const took = Number(/^epoch 1 serving \(took over in (\d+) ms\)$/.exec(reloaded.fields.STATUS)?.[1]);
     assert.ok(took >= 0 && took < 10_000, reloaded.fields.STATUS);
-    await supervisor.waitFor(tookOver(1), 5000, 'epoch 1 taking over');
+    await supervisor.waitFor(tookOver(1), { timeoutMs: 5000, what: 'epoch 1 taking over' });
 
     // A reload whose epoch crashes while it starts: READY=1 all the same (the reload is over), STATUS says so.
     next.set({ TEST_CRASH_AT: 'takingSockets' });
@@ -93,7 +94,7 @@ for (const kind of ['path', 'abstract'] as const) {
     assert.deepEqual(fieldsOf(got).map(Object.keys), [['RELOADING', 'MONOTONIC_USEC', 'STATUS'], ['READY', 'STATUS']]);
     assert.equal(got[0].fields.STATUS, 'reloading: epoch 3 starting; epoch 1 serving');
     assert.match(got[1].fields.STATUS, /^reload to epoch 3 failed: .*hot restart version .*\(BATON_VERSION_MISMATCH\); epoch 1 serving$/);
-    await supervisor.waitFor(logged(/^epoch 3 exited \(code 3\) before taking over/), 5000, 'epoch 3 exiting');
+    await supervisor.waitFor(logged(/^epoch 3 exited \(code 3\) before taking over/), { timeoutMs: 5000, what: 'epoch 3 exiting' });
 
     // Stop.
     mark = receiver.notifications.length;
@@ -172,7 +173,7 @@ test('WATCHDOG_PID naming another process: no pings; no NOTIFY_SOCKET reachable:
   // Nobody listens at NOTIFY_SOCKET: each failure is logged once, never fatal.
   const port = await freePort();
   const lone = superviseFixture(t, ['--socket-path', uniqueSocketPath('notify-gone')], { TEST_PORT: port, NOTIFY_SOCKET: '@baton-test-nobody-listens', WATCHDOG_USEC: 100_000 });
-  await lone.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
+  await lone.waitFor(tookOver(0), { timeoutMs: 15_000, what: 'epoch 0 taking over' });
   await sleep(500);
   const warnings = lone.lines.filter(logged(/^sd_notify to NOTIFY_SOCKET=@baton-test-nobody-listens failed/));
   assert.equal(warnings.length, 1, lone.dump());

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { assertCounterSeesLoss } from '../support/control';
-import { CLI, load, sleep, uniqueSocketPath } from '../support/processes';
+import { CLI, load, uniqueSocketPath } from '../support/processes';
+import { sleep } from '../support/wait';
 import { assertNoneLost, baton, epochsAnswering, from, logged, pidOf, supervised, tookOver } from '../support/supervised';
 
 interface Status {
@@ -96,7 +97,7 @@ test('baton reload: a hung start is killed at its deadline and says so; two relo
   // A reload under way when the supervisor stops is answered too.
   next.set({ TEST_INIT_MS: 60_000 });
   const cut = baton('reload', '--socket-path', socketPath);
-  await supervisor.waitFor(logged(/^epoch 4 starting/), 5000, 'epoch 4 starting');
+  await supervisor.waitFor(logged(/^epoch 4 starting/), { timeoutMs: 5000, what: 'epoch 4 starting' });
   supervisor.child.kill('SIGTERM');
   const stopped = await cut;
   assert.equal(stopped.code, 1);
@@ -123,12 +124,12 @@ test('baton status in each state, as text and --json; exit 3 when nothing runs; 
 
   next.set({ TEST_INIT_MS: 1500 });
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(logged(/^epoch 1 starting/), 5000, 'epoch 1 starting');
+  await supervisor.waitFor(logged(/^epoch 1 starting/), { timeoutMs: 5000, what: 'epoch 1 starting' });
   const starting = await statusOf(socketPath);
   assert.deepEqual(states(starting), ['0:serving', '1:starting']);
   assert.equal(starting.generations[1].sinceTakeOverMs, null);
 
-  await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  await supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 taking over' });
   const draining = await statusOf(socketPath);
   assert.deepEqual(states(draining), ['0:draining', '1:serving']);
   assert.equal(draining.restarts, 1);
@@ -154,7 +155,7 @@ test('a foreign uid is refused at the supervisor control socket; the supervisor 
   const code = await new Promise((done) => foreign.on('exit', done));
   assert.equal(code, 1, stderr);
   assert.match(stderr, /^baton: the supervisor refused reload: pid \d+ runs as uid 65534; this supervisor takes commands only from uid 0 \(--allowed-uids\)\n$/);
-  await supervisor.waitFor(logged(/^refused a command: pid \d+ runs as uid 65534/), 5000, 'the refusal logged');
+  await supervisor.waitFor(logged(/^refused a command: pid \d+ runs as uid 65534/), { timeoutMs: 5000, what: 'the refusal logged' });
   assert.ok(!supervisor.lines.some(logged(/^epoch 1 starting/)), 'no reload');
   assert.deepEqual(states(await statusOf(socketPath)), ['0:serving']);
 });
@@ -168,12 +169,12 @@ test('the new epoch exits 1 s after taking over: the one before serves again, no
   next.set({ TEST_STOP_AT: 'drainingParent', TEST_CRASH_DELAY_MS: 1000 });
   const deploy = await baton('reload', '--socket-path', socketPath);
   assert.equal(deploy.code, 0, deploy.stdout);
-  const rolledBack = await supervisor.waitFor(logged(/^epoch 1 exited \(code 1\) [\d.]+ s after take-over: rolled back to epoch 0$/), 10_000, 'the rollback');
+  const rolledBack = await supervisor.waitFor(logged(/^epoch 1 exited \(code 1\) [\d.]+ s after take-over: rolled back to epoch 0$/), { timeoutMs: 10_000, what: 'the rollback' });
   const after = Number(/ ([\d.]+) s after/.exec(String(rolledBack.message))![1]);
   assert.ok(after >= 1 && after < 3, `${after} s after take-over`);
   const lost = /^about \d+ connections it had open were lost with it, unless it served them as it shut down$/;
-  await supervisor.waitFor(logged(lost), 5000, 'what was lost with it');
-  await supervisor.waitFor(logged(/^epoch 0 accepts again: /), 5000, 'epoch 0 reported accepting again');
+  await supervisor.waitFor(logged(lost), { timeoutMs: 5000, what: 'what was lost with it' });
+  await supervisor.waitFor(logged(/^epoch 0 accepts again: /), { timeoutMs: 5000, what: 'epoch 0 reported accepting again' });
   const rolled = await statusOf(socketPath);
   assert.deepEqual(states(rolled), ['0:serving']);
   assert.equal(rolled.rollbacks, 1);
@@ -200,9 +201,9 @@ test('three generations, the newest (after an increase) SIGKILLed: the newest st
     assert.equal(reload.code, 0, `${workers} workers: ${reload.stdout}`);
   }
   process.kill(pidOf(supervisor, 2), 'SIGKILL');
-  await supervisor.waitFor(logged(/^epoch 2 exited \(signal SIGKILL\) [\d.]+ s after take-over: rolled back to epoch 1$/), 10_000, 'the rollback');
-  await supervisor.waitFor(logged(/^about \d+ connections it had open and 2 sockets only it held \(created at the increase\) were lost with it$/), 5000, 'what was lost with it');
-  await supervisor.waitFor(logged(/^epoch 1 accepts again: /), 5000, 'epoch 1 accepting again');
+  await supervisor.waitFor(logged(/^epoch 2 exited \(signal SIGKILL\) [\d.]+ s after take-over: rolled back to epoch 1$/), { timeoutMs: 10_000, what: 'the rollback' });
+  await supervisor.waitFor(logged(/^about \d+ connections it had open and 2 sockets only it held \(created at the increase\) were lost with it$/), { timeoutMs: 5000, what: 'what was lost with it' });
+  await supervisor.waitFor(logged(/^epoch 1 accepts again: /), { timeoutMs: 5000, what: 'epoch 1 accepting again' });
   assert.deepEqual(states(await statusOf(socketPath)), ['0:draining', '1:serving']);
   const late = await load(t, port, { concurrency: 16, durationMs: 800 }).done;
   assertNoneLost(t, late, 100);
@@ -210,7 +211,7 @@ test('three generations, the newest (after an increase) SIGKILLed: the newest st
 
   const pid0 = pidOf(supervisor, 0);
   process.kill(pid0, 'SIGKILL');
-  await supervisor.waitFor(logged(/^draining epoch 0 exited \(signal SIGKILL\)/), 5000, 'epoch 0 gone');
+  await supervisor.waitFor(logged(/^draining epoch 0 exited \(signal SIGKILL\)/), { timeoutMs: 5000, what: 'epoch 0 gone' });
   process.kill(pidOf(supervisor, 1), 'SIGKILL');
   assert.deepEqual(await supervisor.exited, { code: 1, signal: null });
   assert.ok(supervisor.lines.some(logged(/^epoch 1, the serving generation, exited \(signal SIGKILL\): stopping the rest/)), supervisor.dump());
@@ -229,7 +230,7 @@ test('baton rollback under load: the older epoch serves again and the newer drai
   assert.match(rollback.stdout, /^rolled back from epoch 1 to epoch 0: epoch 0 accepts again \(.+\), epoch 1 drains\n$/);
   assert.ok(supervisor.lines.some(logged(/^rolled back from epoch 1 to epoch 0 \(asked\)$/)));
   assert.deepEqual(states(await statusOf(socketPath)), ['0:serving', '1:stopping']);
-  await supervisor.waitFor(from(supervisor, logged(/^draining epoch 1 exited \(code 0\)/)), 10_000, 'epoch 1 drained and gone');
+  await supervisor.waitFor(from(supervisor, logged(/^draining epoch 1 exited \(code 0\)/)), { timeoutMs: 10_000, what: 'epoch 1 drained and gone' });
   const late = await load(t, port, { concurrency: 16, durationMs: 800 }).done;
   assertNoneLost(t, late, 100);
   assert.deepEqual(epochsAnswering(late), ['epoch=0'], 'the older code answers again, alone');

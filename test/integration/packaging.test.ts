@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { libc, PLATFORM_ARCH, prebuildFile } from '../../src/prebuild';
 import { assertCounterSeesLoss } from '../support/control';
-import { freePort, load, ROOT, sleep, start, uniqueSocketPath } from '../support/processes';
+import { load, ROOT, start, uniqueSocketPath } from '../support/processes';
+import { freePort, sleep } from '../support/wait';
 import { assertNoneLost, epochsAnswering, tookOver } from '../support/supervised';
 
 /** Our environment without the npm_* variables npm sets for a script (the project as local prefix, an
@@ -109,11 +110,11 @@ test('a one-file server hot restarts under load through the installed CLI, and l
   );
   const flags = ['--log', 'json', '--socket-path', uniqueSocketPath('installed'), '--drain-time-s', '1', '--parent-shutdown-time-s', '2'];
   const supervisor = start(t, join(app, 'node_modules/.bin/baton'), ['run', ...flags, '--', 'node', 'server.mjs'], { cwd: app, env: appEnv });
-  await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
+  await supervisor.waitFor(tookOver(0), { timeoutMs: 15_000, what: 'epoch 0 taking over' });
   const traffic = load(t, port);
   await sleep(300);
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  await supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 taking over' });
   await sleep(300);
   traffic.stop();
   const result = await traffic.done;

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import { test } from 'node:test';
-import { load, sleep } from '../support/processes';
+import { load } from '../support/processes';
+import { sleep } from '../support/wait';
 import { assertNoneLost, get, supervisedExample } from '../support/supervised';
 
 /** One probe as kubelet sends it: a connection of its own, failed after 1 s. */

@@ -7,7 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fdCount, load, freePort, sleep, startSupervisor, uniqueSocketPath, type Line, type Proc } from '../support/processes';
+import { answered, fdCountReaching, load, settledFdCount, startSupervisor, uniqueSocketPath, type Line, type Proc } from '../support/processes';
+import { freePort, sleep } from '../support/wait';
 import { assertCounterSeesLoss } from '../support/control';
 
 const tookOver = (epoch: number) => (l: Line) => l.epoch === epoch && typeof l.tookOverMs === 'number';
@@ -15,7 +16,7 @@ const pidOf = (supervisor: Proc, epoch: number) => Number(supervisor.lines.find(
 
 async function restart(supervisor: Proc, epoch: number): Promise<void> {
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(tookOver(epoch), 15_000, `epoch ${epoch} taking over`);
+  await supervisor.waitFor(tookOver(epoch), { timeoutMs: 15_000, what: `epoch ${epoch} taking over` });
 }
 
 test('repeated hot restarts under load lose no connection, leak no fd, pick up the new config', async (t) => {
@@ -25,29 +26,27 @@ test('repeated hot restarts under load lose no connection, leak no fd, pick up t
   const writeConfig = (concurrency: number) => writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`] }));
   writeConfig(2);
   const supervisor = startSupervisor(t, config, ['--socket-path', uniqueSocketPath('restart'), '--drain-time-s', '1', '--parent-shutdown-time-s', '1']);
-  await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
-  await sleep(200);
-  const fdsAtEpoch0 = fdCount(pidOf(supervisor, 0));
+  await supervisor.waitFor(tookOver(0), { timeoutMs: 15_000, what: 'epoch 0 taking over' });
+  const fdsAtEpoch0 = await settledFdCount(pidOf(supervisor, 0));
 
   const traffic = load(t, port, { concurrency: 32, durationMs: 60_000 });
-  await sleep(300);
+  await answered(traffic, { from: ['epoch=0'] });
   const restarts = 6;
   for (let epoch = 1; epoch <= restarts; epoch++) {
     await restart(supervisor, epoch);
-    await sleep(300);
+    await answered(traffic, { from: [`epoch=${epoch}`] });
   }
   traffic.stop();
   const result = await traffic.done;
   // The serving generation, alone and idle again once its parent is terminated, holds what epoch 0 held.
-  await supervisor.waitFor((l) => /draining epoch 5 exited \(code 0\)/.test(String(l.message)), 10_000, 'epoch 5 exiting');
-  await sleep(200);
-  assert.equal(fdCount(pidOf(supervisor, restarts)), fdsAtEpoch0, 'fds of the serving generation after 6 handoffs');
+  await supervisor.waitFor((l) => /draining epoch 5 exited \(code 0\)/.test(String(l.message)), { timeoutMs: 10_000, what: 'epoch 5 exiting' });
+  assert.equal(await fdCountReaching(pidOf(supervisor, restarts), fdsAtEpoch0), fdsAtEpoch0, 'fds of the serving generation after 6 handoffs');
 
   const second = load(t, port, { concurrency: 32, durationMs: 60_000 });
   writeConfig(4);
-  await sleep(300);
+  await answered(second, { from: [`epoch=${restarts}`] });
   await restart(supervisor, restarts + 1);
-  await sleep(1000);
+  await sleep(1000); // the load goes on through the new generation's first second
   second.stop();
   const after = await second.done;
 

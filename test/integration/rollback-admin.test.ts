@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { test } from 'node:test';
-import { fdCount, freePort, sleep, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
+import { fdCount, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
+import { freePort, sleep } from '../support/wait';
 
 function fetch(port: number, path: string, timeoutMs: number): Promise<string> {
   return new Promise((done) => {
@@ -25,14 +26,14 @@ test('hand back by a child that added an admin listener: a scrape is answered at
   const [port, adminPort] = [await freePort(), await freePort()];
   const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath('admin-handback'), BATON_DRAIN_TIME_S: 30, BATON_PARENT_SHUTDOWN_TIME_S: 60, BATON_RETIRE_GRACE_MS: 3000 };
   const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0 });
-  await parent.waitFor((l) => l.event === 'serving', 15_000, 'epoch 0 serving');
+  await parent.waitFor((l) => l.event === 'serving', { timeoutMs: 15_000, what: 'epoch 0 serving' });
   const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_ADMIN_PORT: adminPort, TEST_SHUTDOWN_GRACE_MS: 5000 });
-  await child.waitFor((l) => l.event === 'serving', 15_000, 'epoch 1 serving');
+  await child.waitFor((l) => l.event === 'serving', { timeoutMs: 15_000, what: 'epoch 1 serving' });
   await sleep(1500); // its parent's numbers are in: the admin listener answers
   assert.match(await fetch(adminPort, '/ready', 2000), /^200 generation 1 ready/);
 
   child.kill('SIGTERM'); // hands back: epoch 0 accepts again; the admin socket is only epoch 1's
-  await parent.waitFor((l: Line) => l.event === 'transition' && l.machine === 'parent' && l.to === 'serving' && /went away/.test(String(l.reason)), 5000, 'epoch 0 resumed');
+  await parent.waitFor((l: Line) => l.event === 'transition' && l.machine === 'parent' && l.to === 'serving' && /went away/.test(String(l.reason)), { timeoutMs: 5000, what: 'epoch 0 resumed' });
   const before = fdCount(child.pid);
   const started = performance.now();
   const scrape = fetch(adminPort, '/metrics', 8000);

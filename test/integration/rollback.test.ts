@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { assertCounterSeesLoss } from '../support/control';
-import { freePort, load, sleep, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
+import { load, startGeneration, uniqueSocketPath, type Line } from '../support/processes';
+import { freePort, sleep } from '../support/wait';
 import { assertNoneLost, epochsAnswering } from '../support/supervised';
 
 const serving = (l: Line) => l.event === 'serving';
@@ -21,12 +22,12 @@ async function twoGenerations(t: TestContext, name: string, workers: [number, nu
   const port = await freePort();
   const base = { TEST_PORT: port, BATON_SOCKET_PATH: uniqueSocketPath(name), BATON_DRAIN_TIME_S: 30, BATON_PARENT_SHUTDOWN_TIME_S: 60, BATON_RETIRE_GRACE_MS: retireGraceMs };
   const parent = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 0, TEST_WORKERS: workers[0] });
-  await parent.waitFor(serving, 15_000, 'epoch 0 serving');
+  await parent.waitFor(serving, { timeoutMs: 15_000, what: 'epoch 0 serving' });
   const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
   await sleep(300);
   const child = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1, TEST_WORKERS: workers[1], TEST_SHUTDOWN_GRACE_MS: 3000 });
-  await child.waitFor(serving, 15_000, 'epoch 1 serving');
-  await parent.waitFor(draining, 5000, 'epoch 0 draining');
+  await child.waitFor(serving, { timeoutMs: 15_000, what: 'epoch 1 serving' });
+  await parent.waitFor(draining, { timeoutMs: 5000, what: 'epoch 0 draining' });
   await sleep(500);
   return { port, parent, child, traffic };
 }
@@ -34,8 +35,8 @@ async function twoGenerations(t: TestContext, name: string, workers: [number, nu
 test('hand back after an increase (2 -> 4): the parent serves again, the child serves its own sockets until empty; zero lost', async (t) => {
   const { port, parent, child, traffic } = await twoGenerations(t, 'handback-up', [2, 4]);
   child.kill('SIGTERM');
-  await parent.waitFor(resumed, 5000, 'epoch 0 accepting again');
-  await child.waitFor((l) => l.event === 'transition' && l.machine === 'parent' && l.to === 'terminated', 10_000, 'epoch 1 done');
+  await parent.waitFor(resumed, { timeoutMs: 5000, what: 'epoch 0 accepting again' });
+  await child.waitFor((l) => l.event === 'transition' && l.machine === 'parent' && l.to === 'terminated', { timeoutMs: 10_000, what: 'epoch 1 done' });
   await sleep(300);
   const late = await load(t, port, { concurrency: 16, durationMs: 800 }).done;
   traffic.stop();
@@ -48,7 +49,7 @@ test('hand back after a decrease (4 -> 2, surplus retired): the parent serves on
   const { port, parent, child, traffic } = await twoGenerations(t, 'handback-down', [4, 2]);
   await sleep(1200); // the surplus sockets 3 and 2 are retired (grace 300 ms), in the parent too
   child.kill('SIGTERM');
-  await parent.waitFor(resumed, 5000, 'epoch 0 accepting again');
+  await parent.waitFor(resumed, { timeoutMs: 5000, what: 'epoch 0 accepting again' });
   await child.exited;
   await sleep(300);
   const late = await load(t, port, { concurrency: 16, durationMs: 800 }).done;
@@ -61,7 +62,7 @@ test('hand back after a decrease (4 -> 2, surplus retired): the parent serves on
 test('a child SIGKILLed after an increase: the parent serves again at once, steered to its own sockets; then nothing is lost', async (t) => {
   const { port, parent, child, traffic } = await twoGenerations(t, 'rollback-kill', [2, 4]);
   child.kill('SIGKILL');
-  await parent.waitFor(resumed, 5000, 'epoch 0 accepting again');
+  await parent.waitFor(resumed, { timeoutMs: 5000, what: 'epoch 0 accepting again' });
   traffic.stop();
   const during = await traffic.done;
   t.diagnostic(`during the kill: attempted ${during.attempted}, lost ${during.lost} (what the dead one had accepted) ${JSON.stringify(during.errors)}`);

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { load, sleep } from '../support/processes';
+import { load } from '../support/processes';
 import { get, supervisedExample } from '../support/supervised';
+import { sleep, waitFor } from '../support/wait';
 
 /**
  * One scrape on a connection of its own (a kept-alive one that reaches a
@@ -38,13 +39,7 @@ test('5 restarts under load: counters never go back and add up to every request 
       await sleep(50);
     }
   })();
-  const until = async (check: (s: Map<string, number>) => boolean, what: string) => {
-    const deadline = Date.now() + 10_000;
-    while (!check(await scrape(server.adminPort))) {
-      assert.ok(Date.now() < deadline, what);
-      await sleep(50);
-    }
-  };
+  const until = (check: (s: Map<string, number>) => boolean, what: string) => waitFor(async () => check(await scrape(server.adminPort)), { timeoutMs: 10_000, what, intervalMs: 50 });
 
   // A request target `new URL()` cannot parse is a 404, not the end of the generation.
   const odd = await new Promise<string>((done, fail) => {
@@ -129,16 +124,21 @@ test('keep-alive clients in the drain: every request answered, their connections
   const clients = Array.from({ length: 8 }, async () => {
     while (running) await get();
   });
-  await sleep(500);
+  await waitFor(() => sockets.size >= 8, { what: () => `the 8 clients' connections to epoch 0 (${sockets.size} so far)` });
   const restartedAt = Date.now();
   await server.restart(1, 2);
-  await sleep(3000); // past the drain time
+  // Past the drain time: every connection to epoch 0 closed, and the clients on epoch 1.
+  const oldOnes = () => [...sockets.values()].filter((s) => s.epochs.has('epoch=0'));
+  await waitFor(() => oldOnes().every((s) => s.closedAt !== undefined) && [...sockets.values()].some((s) => s.epochs.has('epoch=1')), {
+    timeoutMs: 10_000,
+    what: () => `epoch 0's connections closed (${oldOnes().filter((s) => s.closedAt === undefined).length} open) and epoch 1 answering`,
+  });
   running = false;
   await Promise.all(clients);
 
   t.diagnostic(`${answered} requests answered, ${failures.length} failed; ${sockets.size} connections`);
   assert.deepEqual(failures, [], 'every request answered');
-  const old = [...sockets.values()].filter((s) => s.epochs.has('epoch=0'));
+  const old = oldOnes();
   assert.ok(old.length >= 8, 'the keep-alive connections of epoch 0');
   for (const s of old) {
     assert.equal(s.lastOldCloses, true, 'the last answer of the old generation said Connection: close');

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { hotRestartVersion, optionTable } from '../../src/options';
 import { supervisorOptionTable } from '../../src/supervisor/options';
 import { test } from 'node:test';
-import { CLI, freePort, load, ROOT, sleep, start, superviseFixture, uniqueSocketPath } from '../support/processes';
+import { answered, CLI, load, ROOT, start, superviseFixture, uniqueSocketPath } from '../support/processes';
+import { freePort, sleep, waitFor } from '../support/wait';
 import { alive, assertNoneLost, epochsAnswering, from, indexOf, logged, pidOf, supervised, tookOver } from '../support/supervised';
 import { assertCounterSeesLoss } from '../support/control';
 
@@ -56,15 +57,17 @@ test('SIGHUPs while an epoch starts are coalesced; older generations drain on th
   await assertCounterSeesLoss(); // control: the same counter does see a loss
   const { port, next, supervisor } = await supervised(t, 'coalesce', ['--drain-time-s', '2', '--parent-shutdown-time-s', '3']);
   const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
-  await sleep(200);
+  await answered(traffic);
 
-  next.set({ TEST_INIT_MS: 600 }); // slow starts, so that the SIGHUPs below land while epoch 1 starts
-  for (let i = 0; i < 3; i++) {
-    supervisor.child.kill('SIGHUP');
-    await sleep(50);
-  }
-  await supervisor.waitFor(tookOver(2), 15_000, 'epoch 2 taking over');
-  await sleep(300);
+  // Slow starts, so that the SIGHUPs below land while epoch 1 starts: each once the one before it was handled.
+  next.set({ TEST_INIT_MS: 600 });
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(logged(/^epoch 1 starting/), { timeoutMs: 5000, what: 'epoch 1 starting' });
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(logged(/restart queued/), { timeoutMs: 5000, what: 'the second SIGHUP queued' });
+  supervisor.child.kill('SIGHUP');
+  await supervisor.waitFor(tookOver(2), { timeoutMs: 15_000, what: 'epoch 2 taking over' });
+  await sleep(300); // time for an epoch 3 that should not start
   assert.equal(supervisor.lines.filter(logged(/restart queued/)).length, 1, 'three SIGHUPs: one start, one queued restart');
   assert.ok(indexOf(supervisor, logged(/^epoch 2 starting/)) > indexOf(supervisor, tookOver(1)), 'epoch 2 started only after epoch 1 took over');
   assert.equal(indexOf(supervisor, logged(/^epoch 3 starting/)), -1, 'the queued SIGHUPs became one restart');
@@ -74,8 +77,8 @@ test('SIGHUPs while an epoch starts are coalesced; older generations drain on th
   const [pid0, pid1] = [pidOf(supervisor, 0), pidOf(supervisor, 1)];
   assert.ok(alive(pid0) && alive(pid1), 'epochs 0 and 1 both still draining');
   assert.ok(supervisor.lines.some((l) => l.event === 'transition' && l.machine === 'parent' && l.to === 'draining' && l.pid === pid1), 'epoch 1 drains as a parent');
-  await supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), 10_000, 'epoch 0 exiting');
-  await supervisor.waitFor(logged(/^draining epoch 1 exited \(code 0\)/), 10_000, 'epoch 1 exiting');
+  await supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), { timeoutMs: 10_000, what: 'epoch 0 exiting' });
+  await supervisor.waitFor(logged(/^draining epoch 1 exited \(code 0\)/), { timeoutMs: 10_000, what: 'epoch 1 exiting' });
   assert.ok(indexOf(supervisor, logged(/^draining epoch 0 exited/)) < indexOf(supervisor, logged(/^draining epoch 1 exited/)), 'the older one first');
 
   traffic.stop();
@@ -91,23 +94,29 @@ test('a new epoch that fails before taking over leaves the old one serving; the 
   await assertCounterSeesLoss(); // control: the same counter does see a loss
   const { port, next, supervisor } = await supervised(t, 'failing', ['--drain-time-s', '1', '--parent-shutdown-time-s', '1']);
   const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
-  await sleep(200);
+  await answered(traffic);
 
   // A failed epoch's number is not used again: each attempt is the next epoch, its parent the serving epoch 0.
+  const pid0 = pidOf(supervisor, 0);
+  const epoch0Alone = () => from(supervisor, (l) => l.event === 'transition' && l.machine === 'parent' && l.to === 'serving' && l.pid === pid0);
+  let alone = epoch0Alone();
   next.set({ TEST_CRASH_AT: 'takingSockets' });
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/)), 15_000, 'epoch 1 crashing');
+  await supervisor.waitFor(from(supervisor, logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/)), { timeoutMs: 15_000, what: 'epoch 1 crashing' });
+  await supervisor.waitFor(alone, { timeoutMs: 5000, what: 'epoch 0 serving alone again' });
+  alone = epoch0Alone();
   next.set({ TEST_COMPAT: 'incompatible-build' });
   supervisor.child.kill('SIGHUP');
-  const refused = await supervisor.waitFor(from(supervisor, logged(/^epoch 2 failed: /)), 15_000, 'epoch 2 refused');
+  const refused = await supervisor.waitFor(from(supervisor, logged(/^epoch 2 failed: /)), { timeoutMs: 15_000, what: 'epoch 2 refused' });
   assert.match(String(refused.message), /hot restart version .*\(BATON_VERSION_MISMATCH\)$/);
-  await supervisor.waitFor(from(supervisor, logged(/^epoch 2 exited \(code 3\) before taking over; epoch 0 keeps serving/)), 15_000, 'epoch 2 exiting');
-  await sleep(300);
+  await supervisor.waitFor(from(supervisor, logged(/^epoch 2 exited \(code 3\) before taking over; epoch 0 keeps serving/)), { timeoutMs: 15_000, what: 'epoch 2 exiting' });
+  await supervisor.waitFor(alone, { timeoutMs: 5000, what: 'epoch 0 serving alone again' });
+  await sleep(300); // the load on epoch 0 alone again
 
   next.set();
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(tookOver(3), 15_000, 'epoch 3 taking over at the third attempt');
-  await sleep(300);
+  await supervisor.waitFor(tookOver(3), { timeoutMs: 15_000, what: 'epoch 3 taking over at the third attempt' });
+  await answered(traffic, { from: ['epoch=3 worker=0'] });
   traffic.stop();
   const result = await traffic.done;
   assertNoneLost(t, result);
@@ -119,22 +128,22 @@ test('baton run --compatibility reaches every generation: a deploy with another 
   const socketPath = uniqueSocketPath('compat');
   const port = await freePort();
   const first = superviseFixture(t, ['--socket-path', socketPath, '--compatibility', 'build-a', '--drain-time-s', '1', '--parent-shutdown-time-s', '1'], { TEST_PORT: port });
-  await first.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
+  await first.waitFor(tookOver(0), { timeoutMs: 15_000, what: 'epoch 0 taking over' });
   const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
   await sleep(200);
 
   // The next deploy, started as Envoy's hot restarter starts one: the next epoch on the same socket path, with another tag.
   const other = superviseFixture(t, ['--socket-path', socketPath, '--restart-epoch', '1', '--compatibility', 'build-b'], { TEST_PORT: port });
-  const refused = String((await other.waitFor(logged(/^epoch 1 failed: /), 15_000, 'the other deploy refused')).message);
+  const refused = String((await other.waitFor(logged(/^epoch 1 failed: /), { timeoutMs: 15_000, what: 'the other deploy refused' })).message);
   assert.ok(refused.includes(`hot restart version '${hotRestartVersion('build-b')}', this generation runs '${hotRestartVersion('build-a')}'`), refused);
   assert.match(refused, /\(BATON_VERSION_MISMATCH\)$/);
-  await other.waitFor(logged(/^epoch 1 exited \(code \d+\) before taking over; nothing is serving/), 15_000, 'the other deploy exiting');
+  await other.waitFor(logged(/^epoch 1 exited \(code \d+\) before taking over; nothing is serving/), { timeoutMs: 15_000, what: 'the other deploy exiting' });
   assert.deepEqual(await other.exited, { code: 1, signal: null });
   assert.ok(alive(pidOf(first, 0)), 'epoch 0 serves on');
 
   // The supervisor's own reload hands every generation the same tag.
   first.child.kill('SIGHUP');
-  await first.waitFor(tookOver(1), 15_000, 'epoch 1 of build-a taking over');
+  await first.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 of build-a taking over' });
   await sleep(300);
   traffic.stop();
   const result = await traffic.done;
@@ -146,14 +155,14 @@ test('an epoch that hangs while starting is killed 5 s after --child-init-timeou
   const { next, supervisor } = await supervised(t, 'hang', ['--child-init-timeout-s', '1']);
   next.set({ TEST_INIT_MS: 60_000 });
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(logged(/^epoch 1 starting/), 5000, 'epoch 1 starting');
+  await supervisor.waitFor(logged(/^epoch 1 starting/), { timeoutMs: 5000, what: 'epoch 1 starting' });
   const pid1 = pidOf(supervisor, 1);
-  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing' && l.pid === pid1, 5000, 'epoch 1 initializing (its behaviour read)');
+  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing' && l.pid === pid1, { timeoutMs: 5000, what: 'epoch 1 initializing (its behaviour read)' });
   next.set();
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(logged(/^epoch 1 did not take over within 6 s: SIGKILL/), 10_000, 'the start deadline');
-  await supervisor.waitFor(logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/), 5000, 'epoch 1 killed');
-  await supervisor.waitFor(tookOver(2), 15_000, 'the queued restart taking over (the next epoch)');
+  await supervisor.waitFor(logged(/^epoch 1 did not take over within 6 s: SIGKILL/), { timeoutMs: 10_000, what: 'the start deadline' });
+  await supervisor.waitFor(logged(/^epoch 1 exited \(signal SIGKILL\) before taking over; epoch 0 keeps serving/), { timeoutMs: 5000, what: 'epoch 1 killed' });
+  await supervisor.waitFor(tookOver(2), { timeoutMs: 15_000, what: 'the queued restart taking over (the next epoch)' });
 });
 
 test('a command that cannot be started: the supervisor says so and exits 1', async (t) => {
@@ -166,7 +175,7 @@ test('a command that cannot be started: the supervisor says so and exits 1', asy
 test('with --rollback off, when the serving generation dies, the supervisor stops the draining ones and exits 1', async (t) => {
   const { supervisor } = await supervised(t, 'death', ['--rollback', 'off', '--drain-time-s', '30', '--parent-shutdown-time-s', '60']);
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  await supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 taking over' });
   const [pid0, pid1] = [pidOf(supervisor, 0), pidOf(supervisor, 1)];
   process.kill(pid1, 'SIGKILL');
   assert.deepEqual(await supervisor.exited, { code: 1, signal: null });
@@ -192,16 +201,16 @@ test('SIGUSR1 reaches every generation as reopenLogs (not Node inspector), one s
   const { supervisor, next } = await supervised(t, 'usr1', ['--pid-file', pidFile, '--drain-time-s', '30', '--parent-shutdown-time-s', '60']);
   assert.equal(readFileSync(pidFile, 'utf8'), `${supervisor.pid}\n`);
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  await supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 taking over' });
   // Epoch 2 starts slowly: the SIGUSR1 below reaches it while it initializes.
   next.set({ TEST_INIT_MS: 1500 });
   supervisor.child.kill('SIGHUP');
-  await supervisor.waitFor(logged(/^epoch 2 starting/), 5000, 'epoch 2 starting');
+  await supervisor.waitFor(logged(/^epoch 2 starting/), { timeoutMs: 5000, what: 'epoch 2 starting' });
   const pid2 = pidOf(supervisor, 2);
-  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing' && l.pid === pid2, 5000, 'epoch 2 initializing');
+  await supervisor.waitFor((l) => l.event === 'transition' && l.to === 'initializing' && l.pid === pid2, { timeoutMs: 5000, what: 'epoch 2 initializing' });
   supervisor.child.kill('SIGUSR1');
-  for (const epoch of [0, 1]) await supervisor.waitFor((l) => l.event === 'reopenLogs' && l.epoch === epoch, 5000, `epoch ${epoch} reopening logs`);
-  await supervisor.waitFor(tookOver(2), 15_000, 'epoch 2 taking over');
+  for (const epoch of [0, 1]) await supervisor.waitFor((l) => l.event === 'reopenLogs' && l.epoch === epoch, { timeoutMs: 5000, what: `epoch ${epoch} reopening logs` });
+  await supervisor.waitFor(tookOver(2), { timeoutMs: 15_000, what: 'epoch 2 taking over' });
   assert.ok(!supervisor.lines.some((l) => /Debugger listening/.test(String(l.text))));
   const inspector = await new Promise<string>((resolve) => connect(9229, '127.0.0.1', () => resolve('open')).on('error', (e: NodeJS.ErrnoException) => resolve(e.code!)));
   assert.equal(inspector, 'ECONNREFUSED', 'no inspector was opened');
@@ -219,7 +228,7 @@ test('--use-dynamic-base-id gives a second instance the next free base id; the s
   t.after(() => files.forEach((f) => rmSync(f, { force: true })));
   const instance = async (i: number) => {
     const proc = superviseFixture(t, ['--socket-path', socketPath, '--use-dynamic-base-id', '--base-id-path', files[i]], { TEST_PORT: await freePort() });
-    await proc.waitFor(tookOver(0), 15_000, `instance ${i} taking over`);
+    await proc.waitFor(tookOver(0), { timeoutMs: 15_000, what: `instance ${i} taking over` });
     return proc;
   };
   const first = await instance(0);
@@ -229,7 +238,7 @@ test('--use-dynamic-base-id gives a second instance the next free base id; the s
 
   // The second instance restarts within its own base id.
   second.child.kill('SIGHUP');
-  await second.waitFor(tookOver(1), 15_000, 'instance 1 epoch 1 taking over');
+  await second.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'instance 1 epoch 1 taking over' });
 
   const clash = superviseFixture(t, ['--socket-path', socketPath, '--base-id', '0'], { TEST_PORT: await freePort() });
   assert.deepEqual(await clash.exited, { code: 1, signal: null });
@@ -243,16 +252,15 @@ test('--disable-hot-restart: each epoch starts cold on new sockets, and the supe
   const { supervisor, port } = await supervised(t, 'cold', ['--disable-hot-restart'], { TEST_SHUTDOWN_GRACE_MS: 3000 });
   const pid0 = pidOf(supervisor, 0);
   supervisor.child.kill('SIGHUP');
-  const took = await supervisor.waitFor(tookOver(1), 15_000, 'epoch 1 taking over');
+  const took = await supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 taking over' });
   assert.equal(took.inherited, 0);
   assert.equal(took.created, 2);
   // Stopped at epoch 1's take-over, epoch 0 lets go of its listeners at once, not after its drain: epoch 1's two are left.
   const listening = () => readFileSync('/proc/net/tcp', 'utf8').split('\n').filter((l) => l.includes(`:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`)).length;
-  const deadline = Date.now() + 1000;
-  while (listening() !== 2 && Date.now() < deadline) await sleep(20);
+  await waitFor(() => listening() === 2, { timeoutMs: 1000, what: () => `epoch 1's 2 listeners alone (${listening()} listening)` });
   assert.equal(listening(), 2);
   assert.ok(alive(pid0), 'epoch 0 still drains meanwhile');
-  await supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), 10_000, 'epoch 0 stopped');
+  await supervisor.waitFor(logged(/^draining epoch 0 exited \(code 0\)/), { timeoutMs: 10_000, what: 'epoch 0 stopped' });
   assert.ok(!alive(pid0));
   assert.ok(!supervisor.lines.some((l) => l.event === 'transition' && l.machine === 'child' && l.to === 'handshaking'), 'no handshake at all');
 });

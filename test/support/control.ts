@@ -4,6 +4,7 @@
 // counter has to report every one of them, or "0 lost" would prove nothing.
 
 import assert from 'node:assert/strict';
+import { waitFor } from './wait';
 import { close, socketInfo, tcpListen } from '../../src/binding';
 import { spawnLoad, startLoad, type LoadResult } from '../../tools/load';
 
@@ -12,11 +13,7 @@ export async function closeWithFullQueue(run: typeof startLoad | typeof spawnLoa
   let open = true;
   const load = run({ targets: [{ host: '127.0.0.1', port: socketInfo(fd).port }], concurrency: queued, maxConnections: queued, durationMs: 10_000 });
   try {
-    const deadline = Date.now() + 5000;
-    while (socketInfo(fd).acceptQueue < queued) {
-      assert.ok(Date.now() < deadline, `only ${socketInfo(fd).acceptQueue} of ${queued} connections reached the accept queue`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitFor(() => socketInfo(fd).acceptQueue >= queued, { what: () => `${queued} connections in the accept queue (${socketInfo(fd).acceptQueue} there)` });
     close(fd);
     open = false;
     return await load.done;

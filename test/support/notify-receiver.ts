@@ -58,7 +58,7 @@ export class NotifyReceiver {
 
   /** The first notification after the first `after` ones that matches, waiting for it for at most `ms`. */
   async waitFor(match: (n: Notification) => boolean, what: string, after = 0, ms = 15_000): Promise<Notification> {
-    await this.proc.waitFor(() => this.notifications.slice(after).some(match), ms, `notification ${what}`);
+    await this.proc.waitFor(() => this.notifications.slice(after).some(match), { timeoutMs: ms, what: `notification ${what}` });
     return this.notifications.slice(after).find(match)!;
   }
 }
@@ -73,7 +73,7 @@ export async function notifyReceiver(t: TestContext, kind: 'path' | 'abstract', 
   const address = kind === 'path' ? join(tmpdir(), name) : `@${name}`;
   if (kind === 'path') t.after(() => rmSync(address, { force: true }));
   const proc = start(t, 'python3', ['-c', RECEIVER, address, options.paused ? 'paused' : 'read']);
-  await proc.waitFor((l) => l.listening === address, 10_000, 'the notify receiver listening');
+  await proc.waitFor((l) => l.listening === address, { timeoutMs: 10_000, what: 'the notify receiver listening' });
   return new NotifyReceiver(address, proc);
 }
 

@@ -4,9 +4,9 @@
 
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { sleep, steady, waitFor } from './wait';
 import type { TestContext } from 'node:test';
 import { spawnLoad, type LoadOptions } from '../../tools/load';
 
@@ -20,10 +20,12 @@ export type Line = Record<string, unknown>;
 export class Proc {
   readonly lines: Line[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private waiters: Array<() => void> = [];
+  /** Exited, and every line it printed read: a line not seen by now will never come. */
+  private closed = false;
 
   constructor(readonly child: ChildProcess) {
     this.exited = new Promise((done) => child.on('exit', (code, signal) => done({ code, signal })));
+    child.on('close', () => (this.closed = true));
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream }).on('line', (text) => {
         try {
@@ -32,7 +34,6 @@ export class Proc {
           this.lines.push({ text });
           process.stderr.write(`${text}\n`);
         }
-        for (const wake of this.waiters.splice(0)) wake();
       });
     }
   }
@@ -41,25 +42,16 @@ export class Proc {
     return this.child.pid!;
   }
 
-  /** The first line (from the start) that matches, waiting for it for at most `ms`. */
-  async waitFor(match: (line: Line) => boolean, ms = 15_000, what = 'line'): Promise<Line> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = this.lines.find(match);
-      if (found) return found;
-      if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`process ${this.pid} exited before printing the ${what}; it printed:\n${this.dump()}`);
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for the ${what}; printed:\n${this.dump()}`);
-      await new Promise<void>((wake) => {
-        const timer = setTimeout(wake, Math.min(left, 250));
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          wake();
-        });
-      });
-    }
+  /** The first line (from the start) that matches; fails once the process has closed its output without printing one. */
+  waitFor(match: (line: Line) => boolean, { timeoutMs = 15_000, what = 'line' }: { timeoutMs?: number; what?: string } = {}): Promise<Line> {
+    return waitFor(
+      () => {
+        const found = this.lines.find(match);
+        if (!found && this.closed) throw new Error(`process ${this.pid} exited before printing the ${what}; it printed:\n${this.dump()}`);
+        return found;
+      },
+      { timeoutMs, what: () => `the ${what}; printed:\n${this.dump()}` },
+    );
   }
 
   dump(): string {
@@ -132,24 +124,22 @@ export function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
+/**
+ * The fd count of `pid` once it is `expected`, or what it is after
+ * `timeoutMs`: an fd closed a moment after the event awaited is no leak.
+ */
+export async function fdCountReaching(pid: number, expected: number, timeoutMs = 3000): Promise<number> {
+  await waitFor(() => fdCount(pid) === expected, { timeoutMs }).catch(() => undefined);
+  return fdCount(pid);
 }
+
+/** The fd count of `pid` once it has not changed for a while: what the process keeps. */
+export const settledFdCount = (pid: number) => steady(() => fdCount(pid), { what: `the fd count of ${pid} to settle` });
 
 /** A socket path prefix that no other test or instance shares. */
 export function uniqueSocketPath(name: string): string {
   return `@baton-test-${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
-
-export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /** A load from a separate process against loopback, stopped when the test ends whatever happens. */
 export function load(t: TestContext, port: number, options: Partial<Omit<LoadOptions, 'signal'>> = {}) {
@@ -166,4 +156,16 @@ export function kernelSockets(protocol: 'tcp' | 'udp', port: number): number {
     .slice(1)
     .map((line) => line.trim().split(/\s+/))
     .filter((f) => f.length > 3 && f[1].endsWith(`:${hexPort}`) && f[3] === (protocol === 'tcp' ? '0A' : '07')).length;
+}
+
+/** Once the load has been answered by each of `from` ('epoch=1', 'epoch=1 worker=0'), or at all if none is named. */
+export function answered(run: ReturnType<typeof load>, { from = [] as string[], timeoutMs = 10_000 } = {}): Promise<true> {
+  const missing = () => {
+    const responders = Object.keys(run.snapshot().byResponder);
+    return from.filter((f) => !responders.some((r) => r === f || r.startsWith(`${f} `)));
+  };
+  return waitFor(() => run.snapshot().answered > 0 && missing().length === 0, {
+    timeoutMs,
+    what: () => `answers from ${from.length ? missing().join(', ') : 'the server'} (so far ${JSON.stringify(run.snapshot().byResponder)})`,
+  });
 }

@@ -8,7 +8,8 @@ import { request, type Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { CLI, freePort, startSupervisor, superviseFixture, uniqueSocketPath, type Line, type Proc } from './processes';
+import { CLI, startSupervisor, superviseFixture, uniqueSocketPath, type Line, type Proc } from './processes';
+import { freePort } from './wait';
 
 export const tookOver = (epoch: number) => (l: Line) => l.epoch === epoch && typeof l.tookOverMs === 'number';
 export const logged = (pattern: RegExp) => (l: Line) => typeof l.level === 'string' && pattern.test(String(l.message));
@@ -35,7 +36,7 @@ export async function supervised(t: TestContext, name: string, flags: string[] =
   next.set();
   const socketPath = uniqueSocketPath(name);
   const supervisor = superviseFixture(t, ['--socket-path', socketPath, ...flags], { TEST_PORT: port, TEST_ENV_FILE: next.path, ...env });
-  await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
+  await supervisor.waitFor(tookOver(0), { timeoutMs: 15_000, what: 'epoch 0 taking over' });
   return { port, next, supervisor, socketPath };
 }
 
@@ -48,13 +49,13 @@ export async function supervisedExample(t: TestContext, name: string, flags: str
     writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`], admin: `127.0.0.1:${adminPort}` }));
   configure(2);
   const supervisor = startSupervisor(t, config, ['--socket-path', `@baton-test-${name}-${process.pid}`, ...flags]);
-  await supervisor.waitFor(tookOver(0), 15_000, 'epoch 0 taking over');
+  await supervisor.waitFor(tookOver(0), { timeoutMs: 15_000, what: 'epoch 0 taking over' });
   const restart = async (epoch: number, concurrency: number) => {
     configure(concurrency);
     supervisor.child.kill('SIGHUP');
-    await supervisor.waitFor(tookOver(epoch), 15_000, `epoch ${epoch} taking over`);
+    await supervisor.waitFor(tookOver(epoch), { timeoutMs: 15_000, what: `epoch ${epoch} taking over` });
   };
-  const parentGone = (epoch: number) => supervisor.waitFor(logged(new RegExp(`^draining epoch ${epoch} exited`)), 15_000, `epoch ${epoch} gone`);
+  const parentGone = (epoch: number) => supervisor.waitFor(logged(new RegExp(`^draining epoch ${epoch} exited`)), { timeoutMs: 15_000, what: `epoch ${epoch} gone` });
   return { port, adminPort, restart, parentGone };
 }
 

@@ -13,6 +13,7 @@ import { Channel } from '../../src/channel/channel';
 import { controlAddress } from '../../src/channel/address';
 import { ControlServer } from '../../src/channel/server';
 import { Connection } from '../../src/channel/connection';
+import { waitFor } from '../support/wait';
 import { ProtocolError, type Message } from '../../src/protocol/messages';
 
 test('records for a peer that does not read: cut off with BATON_PROTOCOL after 1024 queued', async (t) => {
@@ -65,7 +66,7 @@ test('end() closes once the queued records are out, so a last refusal is never d
   for (let i = 0; i < records; i++) sender.send(Buffer.alloc(60_000, 0x20));
   sender.end();
   assert.equal(sender.isClosed, false, 'records still queued: not closed yet');
-  for (let i = 0; i < 200 && !eof; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitFor(() => eof, { timeoutMs: 2000, what: 'the receiver seeing the end' });
   assert.ok(sender.isClosed);
   assert.equal(received, records, 'every record arrived before the close');
   assert.ok(eof);
@@ -88,7 +89,7 @@ test('an empty record is refused as a protocol error, the channel stays open, an
   const hello: Message = { type: 'hello', protocol: 1, hotRestartVersion: 'x', epoch: 1, pid: process.pid };
   assert.ok(native.sendMessage(peer, Buffer.alloc(0), []));
   assert.ok(native.sendMessage(peer, Buffer.from(JSON.stringify(hello)), []));
-  for (let i = 0; i < 200 && messages.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  await waitFor(() => messages.length > 0, { timeoutMs: 1000, what: 'the record after the empty one' });
   assert.deepEqual(messages, [hello], 'the record after the empty one arrived');
   assert.equal(refused.length, 1);
   assert.match(refused[0].message, /empty/);
@@ -97,7 +98,7 @@ test('an empty record is refused as a protocol error, the channel stays open, an
   assert.deepEqual(JSON.parse(answer.data.toString()), { type: 'error', code: 'BATON_PROTOCOL', message: refused[0].message });
 
   native.close(peer);
-  for (let i = 0; i < 200 && !closed; i++) await new Promise((r) => setTimeout(r, 5));
+  await waitFor(() => closed, { timeoutMs: 1000, what: 'the channel closing at EOF' });
   assert.ok(closed, 'EOF closes the channel');
   assert.equal(refused.length, 1, 'EOF is not an empty record');
 });
@@ -121,7 +122,12 @@ test('a server out of fds pauses accepting rather than spinning, and accepts onc
     setTimeout(() => {
       const during = errors;
       native.close(held.pop());
-      setTimeout(() => { console.log(JSON.stringify({ during, accepted, message })); process.exit(0); }, 500);
+      const giveUpAt = Date.now() + 5000;
+      (function report() {
+        if (accepted === 0 && Date.now() < giveUpAt) return setTimeout(report, 10);
+        console.log(JSON.stringify({ during, accepted, message }));
+        process.exit(0);
+      })();
     }, 1000);
   `;
   const { stdout } = await promisify(execFile)('prlimit', ['--nofile=128:128', process.execPath, '-e', script], { timeout: 10_000 });

@@ -7,12 +7,12 @@ import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import { test, type TestContext } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DrainController } from '../../src/drain/controller';
 import { drainDgram } from '../../src/drain/dgram';
 import { drainHttp } from '../../src/drain/http';
 import { drainHttp2 } from '../../src/drain/http2';
 import { drainNet } from '../../src/drain/net';
+import { sleep, waitFor } from '../support/wait';
 
 async function listen<S extends net.Server>(server: S): Promise<number> {
   server.listen(0, '127.0.0.1');
@@ -62,28 +62,35 @@ function selfSigned(t: TestContext): string | undefined {
   }
 }
 
-/** Whether `socket` closes within `ms`. */
-function closesWithin(socket: net.Socket, ms: number): Promise<boolean> {
-  if (socket.destroyed) return Promise.resolve(true);
-  return Promise.race([once(socket, 'close').then(() => true), sleep(ms).then(() => false)]);
+/** Whether `socket` closes before the drain's deadline. */
+function closesBeforeDeadline(socket: net.Socket, controller: DrainController): Promise<boolean> {
+  if (socket.destroyed) return Promise.resolve(!controller.overdue);
+  return Promise.race([once(socket, 'close').then(() => true), once(controller, 'deadline').then(() => false)]);
 }
 
 test('http: keep-alive clients get every answer and Connection: close before the deadline; idle ones are closed; requests in flight finish', async (t) => {
-  const drainMs = 2_000;
-  // Every draw is 0.3: responses close from 30% of the drain on, the idle connection once idle past it.
-  const controller = new DrainController({ random: () => 0.3 });
+  const [drainMs, checkMs] = [10_000, 100];
+  // Every draw is 0.3: responses close from 30% of the drain on, the idle connection once idle past it. The
+  // drain's clock is ours: it stands still before 30%, then jumps past it; its deadline (a real timer) stays far.
+  let clock = 0;
+  let past30 = false;
+  const controller = new DrainController({ random: () => 0.3, now: () => clock });
+  let slowArrived = false;
   const server = http.createServer((req, res) => {
-    if (req.url === '/slow') setTimeout(() => res.end('slow done'), 300);
-    else res.end('ok');
+    if (req.url === '/slow') {
+      slowArrived = true;
+      setTimeout(() => res.end('slow done'), 300);
+    } else res.end('ok');
   });
-  drainHttp(server, controller, { checkMs: 100 });
+  drainHttp(server, controller, { checkMs });
   const port = await listen(server);
   const agents: http.Agent[] = [];
   cleanUp(t, controller, server, agents);
 
   let draining = false;
-  let startedAt = 0;
-  const busyClient = async (): Promise<{ answered: number; closedAt: number }> => {
+  /** When a connection closed: past 30% of the drain, and before its deadline? */
+  const closedWhen = () => ({ past30, beforeDeadline: !controller.overdue });
+  const busyClient = async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     agents.push(agent);
     let answered = 0;
@@ -93,8 +100,7 @@ test('http: keep-alive clients get every answer and Connection: close before the
       answered++;
       if (answer.connection === 'close') {
         assert.ok(draining, 'no Connection: close before the drain');
-        const closedAt = performance.now() - startedAt;
-        return { answered, closedAt };
+        return { answered, ...closedWhen() };
       }
       if (!draining) await sleep(5);
     }
@@ -106,23 +112,23 @@ test('http: keep-alive clients get every answer and Connection: close before the
   const idle = await get(port, idleAgent);
   assert.equal(idle.connection, 'keep-alive');
   const slow = get(port, slowAgent, '/slow');
-  await sleep(50);
+  await waitFor(() => slowArrived, { what: 'the slow request in flight' });
 
   draining = true;
-  startedAt = performance.now();
   controller.start(drainMs);
-  const idleClosed = once(idle.socket, 'close').then(() => performance.now() - startedAt);
+  const idleClosed = once(idle.socket, 'close').then(closedWhen);
+  await sleep(3 * checkMs); // before 30%: three checks find the idle connection idle, and close nothing
+  [clock, past30] = [drainMs * 0.3 + 1, true];
 
   const results = await Promise.all(busy);
-  for (const { answered, closedAt } of results) {
+  for (const { answered, ...when } of results) {
     assert.ok(answered > 1);
-    assert.ok(closedAt >= drainMs * 0.3 - 50 && closedAt < drainMs, `closed at ${closedAt} ms`);
+    assert.deepEqual(when, { past30: true, beforeDeadline: true }, 'closed from 30% of the drain on, before its deadline');
   }
   const slowAnswer = await slow;
   assert.deepEqual([slowAnswer.status, slowAnswer.body], [200, 'slow done'], 'the request in flight finished');
-  const idleClosedAt = await idleClosed;
-  assert.ok(idleClosedAt >= drainMs * 0.3 - 50 && idleClosedAt < drainMs, `idle connection closed at ${idleClosedAt} ms`);
-  while (controller.connections > 0 && performance.now() - startedAt < drainMs) await sleep(10);
+  assert.deepEqual(await idleClosed, { past30: true, beforeDeadline: true }, 'the idle connection closed from 30% of the drain on, before its deadline');
+  await waitFor(() => controller.connections === 0 || controller.overdue, { timeoutMs: drainMs, what: 'every connection closed' });
   assert.equal(controller.connections, 0, 'every connection closed before the deadline');
 });
 
@@ -158,7 +164,7 @@ test('http: a request the application takes through checkContinue is followed: i
 });
 
 test('http: once the drain time is over an idle keep-alive connection closes at that check, not a check later', async (t) => {
-  const [checkMs, drainMs] = [600, 800];
+  const [checkMs, drainMs] = [600, 900];
   // Every draw is 0.99: nothing closes before the deadline.
   const controller = new DrainController({ random: () => 0.99 });
   const server = http.createServer((_req, res) => res.end('ok'));
@@ -169,14 +175,17 @@ test('http: once the drain time is over an idle keep-alive connection closes at 
   const first = await get(port, agent);
   controller.start(drainMs);
   const startedAt = performance.now();
-  const closed = once(first.socket, 'close').then(() => performance.now() - startedAt);
-  // A request after the check at 600 ms: the check at the deadline is the first to find the connection idle.
-  await sleep(700);
+  let deadlineAt = 0;
+  controller.once('deadline', () => (deadlineAt = performance.now()));
+  const closedAt = once(first.socket, 'close').then(() => performance.now());
+  // A request after the check at 600 ms, answered well before the deadline at 900: the check at the deadline is the first to find the connection idle.
+  await sleep(650);
   const again = await get(port, agent);
   assert.equal(again.socket, first.socket);
   assert.equal(again.connection, 'keep-alive');
-  const closedAt = await closed;
-  assert.ok(closedAt >= drainMs - 20 && closedAt < drainMs + checkMs / 2, `closed at ${closedAt} ms`);
+  // Measured from the deadline as it fired, not as it was due: a late timer is not a late close.
+  const [closed, deadline] = [(await closedAt) - startedAt, deadlineAt - startedAt];
+  assert.ok(closed >= deadline && closed < deadline + checkMs / 2, `closed at ${closed} ms, the deadline at ${deadline} ms`);
 });
 
 test('https: responses carry Connection: close once the drain says so (immediate)', async (t) => {
@@ -224,14 +233,14 @@ test('http2: clients receive GOAWAY and their streams in flight finish', async (
         client.request({ ':path': path }).setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve(body)).on('error', reject);
       }),
   );
-  while (received < 3) await sleep(10);
+  await waitFor(() => received === 3, { what: 'the three streams at the server' });
   controller.start(400); // the session is asked at every check; its draw, 0.5, says yes from 200 ms on
 
   const [code] = (await goaway) as [number];
   assert.equal(code, http2.constants.NGHTTP2_NO_ERROR);
   assert.deepEqual(await Promise.all(streams), ['done /a', 'done /b', 'done /c']);
   await once(client, 'close');
-  while (controller.connections > 0) await sleep(10);
+  await waitFor(() => controller.connections === 0, { what: 'the session untracked' });
 });
 
 test('http2 with allowHTTP1: HTTP/1.1 connections are counted, answered with Connection: close, and closed once idle', async (t) => {
@@ -256,13 +265,12 @@ test('http2 with allowHTTP1: HTTP/1.1 connections are counted, answered with Con
   assert.equal((await get(port, busyAgent, '/', https)).connection, 'keep-alive');
   assert.equal(controller.connections, 3, 'one HTTP/2 session and two HTTP/1.1 connections');
 
-  const drainMs = 1_000;
-  controller.start(drainMs);
-  const idleClosed = closesWithin(idle.socket, drainMs);
+  controller.start(1_000);
+  const idleClosed = closesBeforeDeadline(idle.socket, controller);
   const answer = await get(port, busyAgent, '/', https);
   assert.deepEqual([answer.body, answer.connection], ['ok', 'close']);
   assert.equal(await idleClosed, true, 'the idle HTTP/1.1 connection closed before the deadline');
-  while (controller.connections > 0) await sleep(10);
+  await waitFor(() => controller.connections === 0, { what: 'every connection untracked' });
 });
 
 test('net: a connection ends after the exchange the drain decides on; one that stays quiet ends at the deadline', async (t) => {
@@ -289,12 +297,12 @@ test('net: a connection ends after the exchange the drain decides on; one that s
   let heard = '';
   talker.on('data', (d: string) => (heard += d));
   talker.write('one\n');
-  while (heard === '') await sleep(5);
+  await waitFor(() => heard !== '', { what: 'the first echo' });
   assert.equal(controller.connections, 2);
 
   let deadline = false;
   controller.on('deadline', () => (deadline = true));
-  controller.start(300);
+  controller.start(1000); // far enough for the exchange to end first on a busy machine
   talker.write('two\n');
   await once(talker, 'end');
   assert.equal(heard, 'echo one\necho two\n', 'the exchange finished before the end');

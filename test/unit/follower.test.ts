@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import { Generation } from '../../src/restart/generation';
 import type { Follower } from '../../src/restart/follower';
 import { serveOnMainThread } from '../../src/restart/serve-on-main-thread';
-import { freePort, uniqueSocketPath } from '../support/processes';
+import { uniqueSocketPath } from '../support/processes';
+import { freePort } from '../support/wait';
 
 function recorder(calls: string[], name: string): Follower {
   return {

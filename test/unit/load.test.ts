@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { ErrorCodes } from '../../src/errors';
+import { waitFor } from '../support/wait';
 import { assertCounterSeesLoss } from '../support/control';
 import { assertLoopback, LatencyHistogram, spawnLoad, startLoad, type LoadOptions, type LoadResult } from '../../tools/load';
 
@@ -48,15 +49,6 @@ const epochServer = (): Promise<Listening> => httpServer((_request, response) =>
 
 function options(port: number, more: Partial<LoadOptions> = {}): LoadOptions {
   return { targets: [{ host: '127.0.0.1', port }], concurrency: 4, durationMs: 200, ...more };
-}
-
-/** Polls every 10 ms until check() holds, failing after `ms`. */
-async function until(what: string, check: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
-    await new Promise((wake) => setTimeout(wake, 10));
-  }
 }
 
 /** Every connection finished, and each is counted once: answered, or lost under some reason. */
@@ -99,7 +91,7 @@ test('spawnLoad: the same from a separate process, stopped early', LIMIT, async 
   try {
     const run = spawnLoad(options(server.port, { concurrency: 16, durationMs: 60_000 }));
     assert.notEqual(run.pid, process.pid);
-    await until('the child reports answers', () => run.snapshot().answered > 100);
+    await waitFor(() => run.snapshot().answered > 100, { timeoutMs: 3000, what: 'the child reporting answers' });
     run.stop();
     const result = await run.done;
     assertAllAnswered(result);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { StateMachine, type Transition } from '../../src/restart/machine';
+import { sleep, waitFor } from '../support/wait';
 
 type S = 'a' | 'b' | 'c';
 const table = { a: ['b'], b: ['a', 'c'], c: [] } as const;
@@ -32,7 +32,7 @@ test('a deadline fires only if the state was not left', async () => {
   await sleep(30);
   assert.equal(fired, 0);
   m.expire(10, () => m.to('c', 'timeout'));
-  await sleep(30);
+  await waitFor(() => m.is('c'), { timeoutMs: 1000, what: 'the deadline moving to c' });
   assert.equal(m.state, 'c');
   // Leaving and coming back to the same state does not revive an old deadline.
   const n = new StateMachine<S>('n', 'a', table);

@@ -11,6 +11,7 @@ import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import * as native from '../../src/binding';
 import { has, notifyReceiver } from '../support/notify-receiver';
+import { waitFor } from '../support/wait';
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 const fdsAtStart = fdCount();
@@ -26,14 +27,6 @@ function pair(): [number, number, () => void] {
   const server = native.accept(listener);
   native.close(listener);
   return [client, server, () => [client, server].forEach(native.close)];
-}
-
-async function until(check: () => boolean, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    assert.ok(Date.now() < deadline, 'condition not reached in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('listeners', () => {
@@ -86,7 +79,7 @@ describe('listeners', () => {
     const fd = native.tcpListen(4, '127.0.0.1', 0, false, 64);
     const { port } = native.socketInfo(fd);
     const clients = Array.from({ length: 5 }, () => net.connect(port, '127.0.0.1'));
-    await until(() => native.socketInfo(fd).acceptQueue === 5);
+    await waitFor(() => native.socketInfo(fd).acceptQueue === 5);
     clients.forEach((c) => c.destroy());
     native.close(fd);
   });
@@ -282,9 +275,9 @@ describe('poll', () => {
     assert.equal(native.openHandles(), 1);
     poll.start(true, false);
     native.sendMessage(client, Buffer.from('hello'), []);
-    await until(() => events.includes('hello'));
+    await waitFor(() => events.includes('hello'));
     poll.start(false, true);
-    await until(() => events.includes('writable'));
+    await waitFor(() => events.includes('writable'));
     poll.stop();
     poll.close();
     poll.close();

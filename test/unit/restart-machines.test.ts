@@ -15,6 +15,7 @@ import { PROTOCOL_VERSION, type GetSockets, type Hello, type Message, type Socke
 import { ChildMachine, type ChildOptions, type ChildState, type Handover } from '../../src/restart/child';
 import type { StateMachine, Transition } from '../../src/restart/machine';
 import { ParentMachine, type ParentHooks, type ParentOptions, type ParentState } from '../../src/restart/parent';
+import { sleep, waitFor } from '../support/wait';
 
 const uid = process.getuid!();
 const VERSION = 'baton.unit';
@@ -30,16 +31,6 @@ const ask = (listeners: WantedListener[], workers: number) => ({ listeners, work
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 let fdsAtStart = 0;
-
-async function waitFor(check: () => boolean, ms = 2000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    assert.ok(Date.now() < deadline, `${what} not reached within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Where generation PARENT_EPOCH listens for its child; abstract, so nothing to clean up. */
 function freshAddress(): ControlAddress {
@@ -156,7 +147,7 @@ const hello = (fields: Partial<Hello> = {}): Hello => ({
 });
 
 async function assertRefused(peer: Peer, code: string, message?: RegExp): Promise<void> {
-  await waitFor(() => peer.closed, 2000, 'the refused peer closed');
+  await waitFor(() => peer.closed, { timeoutMs: 2000, what: 'the refused peer closed' });
   assert.equal(peer.messages.length, 1, JSON.stringify(peer.messages));
   const [refused] = peer.messages;
   assert.equal(refused.type, 'refused');
@@ -171,7 +162,7 @@ const STAGES: ChildStage[] = ['handshaking', 'childInitializing', 'childTakingOv
 async function parentWithChildIn(t: TestContext, stage: ChildStage, options: Partial<ParentOptions> = {}) {
   const side = startParent(t, { drainMs: stage === 'drained' ? 10 : NEVER, ...options });
   const peer = rawPeer(t, side.address);
-  const reach = (state: ParentState) => waitFor(() => side.parent.is(state), 2000, `parent ${state}`);
+  const reach = (state: ParentState) => waitFor(() => side.parent.is(state), { timeoutMs: 2000, what: `parent ${state}` });
   await reach('handshaking');
   let sockets: Answer | undefined;
   let drainAck: Answer | undefined;
@@ -179,7 +170,7 @@ async function parentWithChildIn(t: TestContext, stage: ChildStage, options: Par
   if (past('childInitializing')) {
     peer.connection.send(hello());
     await reach('childInitializing');
-    await waitFor(() => peer.messages.length === 1, 2000, 'welcome'); // so later messages are answers
+    await waitFor(() => peer.messages.length === 1, { timeoutMs: 2000, what: 'welcome' }); // so later messages are answers
   }
   if (past('childTakingOver')) {
     sockets = await peer.connection.request({ type: 'getSockets', ...ask(LISTENERS, 2) }, 2000);
@@ -333,7 +324,7 @@ describe('ParentMachine', () => {
 
   test('a drain that crosses the refusal of a slow child that holds our sockets is honoured', async (t) => {
     const { parent, hooks, peer } = await parentWithChildIn(t, 'childTakingOver', { childInitTimeoutMs: 60 });
-    await waitFor(() => peer.messages.at(-1)?.type === 'refused', 2000, 'the refusal');
+    await waitFor(() => peer.messages.at(-1)?.type === 'refused', { timeoutMs: 2000, what: 'the refusal' });
     assert.equal(parent.state, 'childTakingOver', 'it waits to see whether a drain crossed');
     const ack = await peer.connection.request({ type: 'drain' }, 2000);
     assert.equal(ack.reply.type, 'ack');
@@ -351,7 +342,7 @@ describe('ParentMachine', () => {
 
   test('drained and never told to terminate: the parent terminates itself at shutdownMs', async (t) => {
     const { parent, hooks, seen } = await parentWithChildIn(t, 'drained', { shutdownMs: 60 });
-    await waitFor(() => parent.is('terminated'), 2000, 'terminated at its own shutdown time');
+    await waitFor(() => parent.is('terminated'), { timeoutMs: 2000, what: 'terminated at its own shutdown time' });
     assert.deepEqual(steps(seen).slice(-3), ['draining→drained', 'drained→terminating', 'terminating→terminated']);
     assert.match(seen.at(-2)!.reason!, /parent shutdown time \(60 ms\) is over/);
     assert.deepEqual(hooks.calls, ['sockets', 'stopAccepting', 'drain 10', 'terminate']);
@@ -361,10 +352,10 @@ describe('ParentMachine', () => {
     const { parent, hooks, seen, peer } = await parentWithChildIn(t, 'draining', { drainMs: 30, shutdownMs: 80 });
     assert.equal((await peer.connection.request({ type: 'accepting', accepting: false }, 2000)).reply.type, 'ack');
     peer.connection.close();
-    await waitFor(() => hooks.warnings.length > 0, 2000, 'the warning');
+    await waitFor(() => hooks.warnings.length > 0, { timeoutMs: 2000, what: 'the warning' });
     assert.match(hooks.warnings.join('\n'), /went away after its own child took over: draining on to our shutdown time/);
     assert.equal(parent.state, 'draining');
-    await waitFor(() => parent.is('terminated'), 2000, 'terminated at its own shutdown time');
+    await waitFor(() => parent.is('terminated'), { timeoutMs: 2000, what: 'terminated at its own shutdown time' });
     assert.ok(!hooks.calls.includes('resumeAccepting'), 'old code never serves beside the newest generation');
     assert.deepEqual(steps(seen).slice(-4), ['childTakingOver→draining', 'draining→drained', 'drained→terminating', 'terminating→terminated']);
   });
@@ -562,7 +553,7 @@ async function handoff(t: TestContext, stage: HandoffStage, childOptions: Partia
   }
   if (stage === 'drainingParent') {
     childSide.child.takeOver();
-    await waitFor(() => parentSide.parent.is('draining'), 2000, 'parent draining');
+    await waitFor(() => parentSide.parent.is('draining'), { timeoutMs: 2000, what: 'parent draining' });
   }
   assert.equal(childSide.child.state, stage);
   return { ...parentSide, ...childSide };
@@ -700,7 +691,7 @@ describe('ChildMachine', () => {
       await assert.rejects(child.connect(fake.address), { code, message });
       assert.deepEqual(steps(childSeen), ['connecting→handshaking', 'handshaking→failed']);
       assert.equal(child.hasParent, false);
-      await waitFor(() => fake.closed, 2000, 'the child let go of the parent');
+      await waitFor(() => fake.closed, { timeoutMs: 2000, what: 'the child let go of the parent' });
       assert.deepEqual(fake.received, ['hello']);
     });
   }
@@ -747,7 +738,7 @@ describe('ChildMachine', () => {
       const fds = fdCount();
       await assert.rejects(child.takeSockets(ask(LISTENERS, 1)), { code });
       assert.deepEqual(steps(childSeen).slice(-2), ['initializing→takingSockets', 'takingSockets→failed']);
-      await waitFor(() => fake.closed, 2000, 'the child let go of the parent');
+      await waitFor(() => fake.closed, { timeoutMs: 2000, what: 'the child let go of the parent' });
       assert.ok(fdCount() <= fds, 'no received fd left open');
       assert.deepEqual(fake.received, ['hello', 'getSockets', ...told]);
     });
@@ -770,7 +761,7 @@ describe('ChildMachine', () => {
     const early = startParent(t, { childInitTimeoutMs: 30 });
     const first = newChild(t);
     await first.child.connect(early.address);
-    await waitFor(() => first.child.is('failed'), 2000, 'the child failed');
+    await waitFor(() => first.child.is('failed'), { timeoutMs: 2000, what: 'the child failed' });
     assert.match(first.childSeen.at(-1)!.reason!, /did not take over within 30 ms/);
     await assert.rejects(first.child.takeSockets(ask(LISTENERS, 1)), { code: 'BATON_TIMEOUT', message: /the parent gave up on this generation: .*did not take over within 30 ms/ });
     assert.deepEqual(first.warnings, [], 'not mistaken for a parent that died');
@@ -780,9 +771,9 @@ describe('ChildMachine', () => {
     await second.child.connect(late.address);
     checkAndClose(await second.child.takeSockets(ask(LISTENERS, 1)), late.hooks, LISTENERS, 1);
     second.child.startingWorkers();
-    await waitFor(() => second.child.is('failed'), 2000, 'the child failed');
+    await waitFor(() => second.child.is('failed'), { timeoutMs: 2000, what: 'the child failed' });
     assert.throws(() => second.child.takeOver(), { code: 'BATON_TIMEOUT', message: /took sockets but did not ask to drain within 100 ms/ });
-    await waitFor(() => late.parent.is('serving'), 2000, 'the parent serving: the failed child closed');
+    await waitFor(() => late.parent.is('serving'), { timeoutMs: 2000, what: 'the parent serving: the failed child closed' });
   });
 
   test('a refusal that crosses our drain: a warning, and the child serves on', async (t) => {
@@ -797,7 +788,7 @@ describe('ChildMachine', () => {
     await child.takeSockets(ask([], 1));
     child.startingWorkers();
     child.takeOver();
-    await waitFor(() => warnings.length > 0, 2000, 'the warning');
+    await waitFor(() => warnings.length > 0, { timeoutMs: 2000, what: 'the warning' });
     assert.match(warnings[0], /gave up on us as we asked it to drain \(too slow\); it drains all the same/);
     assert.equal(child.state, 'drainingParent');
   });
@@ -807,7 +798,7 @@ describe('ChildMachine', () => {
     const { parent, child } = await handoff(t, 'drainingParent', { onParentStats: (s) => void finals.push(s) });
     assert.deepEqual(await child.pullStats(), { format: 'fake', startTimeSeconds: 1, metrics: [{ name: 'm0', series: [] }, { name: 'm1', series: [] }] });
     await parent.terminate('test');
-    await waitFor(() => child.is('serving'), 2000, 'the child alone');
+    await waitFor(() => child.is('serving'), { timeoutMs: 2000, what: 'the child alone' });
     assert.equal(finals.length, 2, 'the final stats came, as it began and once its hooks were done, before the channel closed');
     assert.equal(await child.pullStats(), undefined, 'no parent, no stats');
   });
@@ -849,7 +840,7 @@ describe('ChildMachine', () => {
     await child.takeSockets(ask([], 1));
     child.startingWorkers();
     await child.takeOver();
-    await waitFor(() => warnings.length === 2, 2000, 'two warnings');
+    await waitFor(() => warnings.length === 2, { timeoutMs: 2000, what: 'two warnings' });
     assert.match(warnings[0], /sent stats part 0 of 1 unexpectedly \(we are takingSockets\): ignored/);
     assert.match(warnings[1], /the parent's final stats were refused: every part must be a stats snapshot/);
     assert.deepEqual(imported, []);
@@ -869,7 +860,7 @@ describe('ChildMachine', () => {
     const { parent, hooks, child } = await handoff(t, 'drainingParent');
     await child.reportAccepting(false);
     child.detach();
-    await waitFor(() => hooks.warnings.length > 0, 2000, 'the parent noticing');
+    await waitFor(() => hooks.warnings.length > 0, { timeoutMs: 2000, what: 'the parent noticing' });
     assert.match(hooks.warnings.join('\n'), /went away after its own child took over/);
     assert.equal(parent.state, 'draining');
     assert.ok(!hooks.calls.includes('resumeAccepting'));

@@ -13,9 +13,9 @@ import { resolveListeners } from '../../src/listeners/spec';
 import { planHandoff } from '../../src/listeners/plan';
 import { Retirer } from '../../src/listeners/retirer';
 import { steerTo } from '../../src/listeners/steering';
+import { sleep, waitFor } from '../support/wait';
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A parent's four listeners on one port, and a child of two workers that took them all. */
 function decrease(t: TestContext, parentSockets = 4, workers = 2) {
@@ -54,14 +54,6 @@ function retirer(set: ListenerSet, options: { graceMs?: number; deadlineMs?: num
 }
 
 const surplusFromTop = (set: ListenerSet) => set.fromTop((e) => e.surplus);
-
-async function until(check: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    assert.ok(Date.now() < deadline, 'not reached in time');
-    await sleep(10);
-  }
-}
 
 describe('ListenerSet after a decrease', () => {
   test('adopts every parent socket: its own by index, the surplus spread over the workers', (t) => {
@@ -109,7 +101,7 @@ describe('Retirer', () => {
     const accepted = native.accept(set.fd(0, 3));
     assert.ok(accepted >= 0);
     native.close(accepted);
-    await until(() => retired.length === 2);
+    await waitFor(() => retired.length === 2);
     assert.deepEqual(stopped, [3, 2], 'its server let go before it closed');
     assert.deepEqual(retired, [3, 2]);
     assert.deepEqual(set.entries().map((e) => e.index), [0, 1]);
@@ -123,7 +115,7 @@ describe('Retirer', () => {
     await queueOn(2);
     const { r, retired, warnings } = retirer(set, { deadlineMs: 200 });
     r.watch(surplusFromTop(set));
-    await until(() => retired.length === 1);
+    await waitFor(() => retired.length === 1);
     assert.match(warnings.join('\n'), /retiring socket 2 of tcp:\/\/127\.0\.0\.1:\d+ with 1 queued connections after 200 ms: they are lost/);
   });
 
@@ -136,7 +128,7 @@ describe('Retirer', () => {
     await sleep(350);
     await r.stop();
     r.watch(surplusFromTop(set));
-    await until(() => retired.length === 1);
+    await waitFor(() => retired.length === 1);
     const tookMs = performance.now() - startedAt;
     assert.ok(tookMs < 900, `retired ${Math.round(tookMs)} ms after it was first watched, not a deadline after the second watch`);
   });
@@ -150,7 +142,7 @@ describe('Retirer', () => {
       return new Promise<void>((done) => (release = done));
     });
     r.watch(surplusFromTop(set));
-    await until(() => stopped.length === 1);
+    await waitFor(() => stopped.length === 1);
     let done = false;
     const stopping = r.stop().then(() => (done = true));
     await sleep(50);
@@ -167,7 +159,7 @@ describe('Retirer', () => {
     const r = new Retirer(set, { graceMs: 0, deadlineMs: 5000, letGoMs: 150, pollMs: 10 }, () => new Promise<void>(() => undefined));
     r.on('warning', (m) => warnings.push(m));
     r.watch(surplusFromTop(set));
-    await until(() => set.entries().length === 2);
+    await waitFor(() => set.entries().length === 2);
     await r.stop();
     assert.deepEqual(set.entries().map((e) => e.index), [0, 1]);
     assert.equal(warnings.length, 2);

@@ -9,16 +9,10 @@ import * as net from 'node:net';
 import { test } from 'node:test';
 import * as native from '../../src/binding';
 import { fdLimit, ListenerServers } from '../../src/listeners/servers';
+import { waitFor } from '../support/wait';
 
 const fds = () => readdirSync('/proc/self/fd').length;
 
-/** Node closes a server's fd on a later turn of the loop. */
-async function waitFor(check: () => boolean, { what }: { what: string }): Promise<void> {
-  for (let tries = 0; !check(); tries++) {
-    assert.ok(tries < 100, what);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 test('dups made ahead are owned: used by listen, made again after a stop, closed by retire and close', async () => {
   const own = native.tcpListen(4, '127.0.0.1', 0, false, 8);

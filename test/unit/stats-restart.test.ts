@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
 import { test } from 'node:test';
+import { waitFor } from '../support/wait';
 import * as native from '../../src/binding';
 import { ListenerSet } from '../../src/listeners/listener-set';
 import { resolveListeners } from '../../src/listeners/spec';
@@ -204,6 +205,6 @@ test('the admin listener answers once the parent\'s numbers are in: a pull that 
   assert.equal(await scrape(), 'no answer', 'no counter seen going back: nobody answers yet');
   parentAnswers = generation(0).stats.snapshot();
   stats.parentDraining(); // pulls every second
-  await new Promise((resolve) => setTimeout(resolve, 1200));
+  await waitFor(async () => (await scrape()) === 200, { timeoutMs: 3000, what: 'a scrape answered once a pull succeeded' });
   assert.equal(await scrape(), 200);
 });

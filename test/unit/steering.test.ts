@@ -8,6 +8,7 @@ import { after, describe, test } from 'node:test';
 import * as native from '../../src/binding';
 import type { Family } from '../../src/binding';
 import { refuseNewHandshakes, steerTo, steerToFirst } from '../../src/listeners/steering';
+import { sleep, waitFor } from '../support/wait';
 
 const open: number[] = [];
 after(() => open.splice(0).forEach((fd) => native.close(fd)));
@@ -41,7 +42,7 @@ async function datagrams(family: Family, host: string, port: number, count: numb
     await new Promise<void>((done) => socket.send('x', port, host, () => done()));
     socket.close();
   }
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50); // time for a stray datagram to reach a queue it should not
 }
 
 const acceptQueues = (fds: number[]) => fds.map((fd) => native.socketInfo(fd).acceptQueue);
@@ -113,11 +114,11 @@ describe('steering', () => {
     let connected = false;
     const socket = connect(port, '127.0.0.1', () => (connected = true));
     socket.on('error', () => undefined);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     assert.equal(connected, false, 'the SYN was dropped');
     assert.equal(native.socketInfo(fds[0]).acceptQueue, 0);
     native.detachBpf(fds[0], 'socket');
-    await new Promise((r) => setTimeout(r, 1500)); // the client retries its SYN after 1 s
+    await waitFor(() => connected, { timeoutMs: 3000, what: 'the retried SYN accepted (after 1 s)' });
     assert.equal(connected, true);
     socket.destroy();
     acceptAll(fds);
