@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [-- --json FILE] [-- --only micro,restart,throughput]
+// npm run bench [-- --quick] [-- --json FILE] [-- --only micro,restart,throughput,soak]
 //
 // How fast baton hands over and how little a restart disturbs, each figure
 // beside an alternative measured in the same run on this machine. Targets
@@ -16,12 +16,14 @@ import { protocol } from './micro/protocol.mjs';
 import { sockets } from './micro/sockets.mjs';
 import { Results } from './report.mjs';
 import { restartSection } from './restart/run.mjs';
+import { soak } from './soak.mjs';
 import { throughput } from './throughput.mjs';
 
 const SECTIONS = {
   micro: [fdPassing, handoff, sockets, protocol],
   restart: [restartSection],
   throughput: [throughput],
+  soak: [soak],
 };
 
 /** maxTime: seconds per benchmark.js case; budgetMs: per handoff variant; durationMs: per throughput load. */
