@@ -10,9 +10,10 @@ import { test, type TestContext } from 'node:test';
 import { DrainController } from '../../src/drain/controller';
 import { drainDgram } from '../../src/drain/dgram';
 import { drainHttp } from '../../src/drain/http';
-import { drainHttp2 } from '../../src/drain/http2';
+import { drainHttp2, PING_TIMEOUT_MS } from '../../src/drain/http2';
 import { drainNet } from '../../src/drain/net';
 import { sleep, waitFor } from '../support/wait';
+import { startLoad, type LoadResult } from '../../tools/load';
 
 async function listen<S extends net.Server>(server: S): Promise<number> {
   server.listen(0, '127.0.0.1');
@@ -271,6 +272,161 @@ test('http2 with allowHTTP1: HTTP/1.1 connections are counted, answered with Con
   assert.deepEqual([answer.body, answer.connection], ['ok', 'close']);
   assert.equal(await idleClosed, true, 'the idle HTTP/1.1 connection closed before the deadline');
   await waitFor(() => controller.connections === 0, { what: 'every connection untracked' });
+});
+
+/** An h2c server answering every stream at once; while `closeOnStream()` says so, a stream's session gets session.close() first. */
+async function http2Server(t: TestContext, closeOnStream: () => boolean = () => false): Promise<{ server: http2.Http2Server; port: number; sessions: () => number }> {
+  const server = http2.createServer();
+  let sessions = 0;
+  server.on('session', () => sessions++);
+  server.on('stream', (stream) => {
+    if (closeOnStream()) stream.session?.close();
+    stream.respond({ ':status': 200 });
+    stream.end('epoch=0 worker=0\n');
+  });
+  const port = await listen(server);
+  t.after(() => server.close());
+  return { server, port, sessions: () => sessions };
+}
+
+/** 32 streams at a time on 8 sessions for 900 ms, as a client that honours GOAWAY; `drain` runs 300 ms in. */
+async function streamsThroughDrain(port: number, drain: () => void): Promise<LoadResult> {
+  const run = startLoad({ protocol: 'h2', targets: [{ host: '127.0.0.1', port }], concurrency: 32, sessions: 8, durationMs: 900 });
+  await sleep(300);
+  drain();
+  return run.done;
+}
+
+test('http2: a client that honours GOAWAY loses no stream (shutdown notice, PING, final GOAWAY); a GOAWAY naming the last stream at once refuses some', async (t) => {
+  const controller = new DrainController({ strategy: 'immediate' });
+  t.after(() => controller.stop());
+  const graceful = await http2Server(t);
+  drainHttp2(graceful.server, controller, { checkMs: 50 });
+  const result = await streamsThroughDrain(graceful.port, () => controller.start(10_000));
+  assert.ok(result.attempted > 500, `streams sent: ${result.attempted}`);
+  assert.deepEqual({ lost: result.lost, errors: result.errors }, { lost: 0, errors: {} }, 'every stream answered');
+  assert.equal(result.answered, result.attempted);
+  assert.ok(graceful.sessions() > 8, 'the client opened new sessions after GOAWAY');
+
+  // The control: the same load, each session closed (session.close()) as one of its streams arrives once draining.
+  let draining = false;
+  const abrupt = await http2Server(t, () => draining);
+  const control = await streamsThroughDrain(abrupt.port, () => (draining = true));
+  assert.ok((control.errors.REFUSED_STREAM ?? 0) > 0, `the counter sees refused streams: ${JSON.stringify(control.errors)}`);
+  assert.equal(control.answered + control.lost, control.attempted);
+});
+
+interface Frame {
+  type: number;
+  flags: number;
+  stream: number;
+  payload: Buffer;
+  at: number;
+}
+
+const FRAME = { DATA: 0, HEADERS: 1, SETTINGS: 4, PING: 6, GOAWAY: 7 };
+const END_STREAM = 1;
+/** HPACK: GET, http, /, and :authority localhost as a literal. */
+const GET_HEADERS = Buffer.from([0x82, 0x86, 0x84, 0x41, 9, ...Buffer.from('localhost')]);
+
+/** A bare HTTP/2 client writing its own frames: unlike Node's, it can answer a PING late, or never. */
+class FrameClient {
+  readonly frames: Frame[] = [];
+  private nextStream = 1;
+  private buffered = Buffer.alloc(0);
+
+  constructor(
+    readonly socket: net.Socket,
+    onFrame: (frame: Frame) => void,
+  ) {
+    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), FrameClient.frame(FRAME.SETTINGS, 0, 0)]));
+    socket.on('data', (chunk: Buffer) => {
+      this.buffered = Buffer.concat([this.buffered, chunk]);
+      while (this.buffered.length >= 9 && this.buffered.length >= 9 + this.buffered.readUIntBE(0, 3)) {
+        const length = this.buffered.readUIntBE(0, 3);
+        const frame = { type: this.buffered[3], flags: this.buffered[4], stream: this.buffered.readUInt32BE(5) & 0x7fffffff, payload: this.buffered.subarray(9, 9 + length), at: performance.now() };
+        this.buffered = this.buffered.subarray(9 + length);
+        this.frames.push(frame);
+        if (frame.type === FRAME.SETTINGS && !(frame.flags & 1)) socket.write(FrameClient.frame(FRAME.SETTINGS, 1, 0));
+        onFrame(frame);
+      }
+    });
+  }
+
+  static frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+    const head = Buffer.alloc(9);
+    head.writeUIntBE(payload.length, 0, 3);
+    head[3] = type;
+    head[4] = flags;
+    head.writeUInt32BE(stream, 5);
+    return Buffer.concat([head, payload]);
+  }
+
+  /** Opens a GET stream; its id. */
+  request(): number {
+    const stream = this.nextStream;
+    this.nextStream += 2;
+    this.socket.write(FrameClient.frame(FRAME.HEADERS, END_STREAM | 4, stream, GET_HEADERS));
+    return stream;
+  }
+
+  answerPing(ping: Frame): void {
+    this.socket.write(FrameClient.frame(FRAME.PING, 1, 0, ping.payload));
+  }
+
+  goaways(): Array<{ lastStream: number; code: number; at: number }> {
+    return this.frames.filter((f) => f.type === FRAME.GOAWAY).map((f) => ({ lastStream: f.payload.readUInt32BE(0) & 0x7fffffff, code: f.payload.readUInt32BE(4), at: f.at }));
+  }
+
+  /** Whether the server answered `stream` to its end. */
+  answered(stream: number): boolean {
+    return this.frames.some((f) => f.stream === stream && (f.type === FRAME.DATA || f.type === FRAME.HEADERS) && f.flags & END_STREAM);
+  }
+}
+
+test('http2: the final GOAWAY comes after the PING round trip, naming the stream sent before the notice was seen; unanswered, the PING times out', async (t) => {
+  const NOTICE = 2 ** 31 - 1;
+  const cases = [
+    { name: 'PING answered after 300 ms', answerAfterMs: 300, drainMs: 10_000, finalAfterMs: 300 },
+    { name: 'PING never answered', answerAfterMs: undefined, drainMs: 10_000, finalAfterMs: PING_TIMEOUT_MS },
+    { name: 'PING never answered, 400 ms of drain left', answerAfterMs: undefined, drainMs: 400, finalAfterMs: 400 },
+  ];
+  for (const { name, answerAfterMs, drainMs, finalAfterMs } of cases) {
+    const controller = new DrainController({ strategy: 'immediate' });
+    const server = http2.createServer();
+    // Slow answers: the streams are still open when the final GOAWAY comes.
+    server.on('stream', (stream) => setTimeout(() => stream.respond({ ':status': 200 }, { endStream: true }), finalAfterMs + 200));
+    drainHttp2(server, controller, { checkMs: 50 });
+    const port = await listen(server);
+    const socket = net.connect(port, '127.0.0.1');
+    t.after(() => {
+      controller.stop();
+      socket.destroy();
+      server.close();
+    });
+    let inFlight = 0;
+    let pingAt = 0;
+    const client = new FrameClient(socket, (frame) => {
+      // A stream the client sent before it saw the notice: the server must still take it.
+      if (frame.type === FRAME.GOAWAY && inFlight === 0) inFlight = client.request();
+      if (frame.type === FRAME.PING) {
+        pingAt = frame.at;
+        if (answerAfterMs !== undefined) setTimeout(() => client.answerPing(frame), answerAfterMs);
+      }
+    });
+    const first = client.request();
+    await once(server, 'stream');
+    controller.start(drainMs);
+    while (client.goaways().length < 2) await sleep(10);
+    const [notice, final] = client.goaways();
+    assert.deepEqual([notice.lastStream, notice.code], [NOTICE, 0], `${name}: the notice names stream 2^31-1, NO_ERROR`);
+    assert.ok(pingAt >= notice.at, `${name}: a PING follows the notice`);
+    assert.deepEqual([final.lastStream, final.code], [inFlight, 0], `${name}: the final GOAWAY names the stream sent before the notice was seen`);
+    const waited = final.at - pingAt;
+    assert.ok(waited >= finalAfterMs - 20 && waited < finalAfterMs + 250, `${name}: final GOAWAY ${waited} ms after the PING`);
+    while (!client.answered(first) || !client.answered(inFlight)) await sleep(10);
+    await waitFor(() => socket.destroyed, { timeoutMs: 1000, what: `${name}: the session ends once its streams are done` });
+  }
 });
 
 test('net: a connection ends after the exchange the drain decides on; one that stays quiet ends at the deadline', async (t) => {
