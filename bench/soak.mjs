@@ -8,7 +8,8 @@
 
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, killServer, sleep, startLoadProcess, startServer, waitFor, workDir } from './processes.mjs';
+import { freePort, sleep, waitFor } from '../dist/test/support/wait.js';
+import { killServer, startLoadProcess, startServer, workDir } from './processes.mjs';
 import { printFigures } from './report.mjs';
 import { baton } from './servers/baton.mjs';
 
