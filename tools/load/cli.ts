@@ -4,7 +4,7 @@
 //
 //   node dist/tools/load/cli.js --target 127.0.0.1:8080 [--target [::1]:8080 ...]
 //     --concurrency 32 --duration-ms 10000 [--max-connections N]
-//     [--timeout-ms 5000] [--expect-body-prefix epoch=] [--path /] [--protocol tcp|udp|h2] [--sessions 1]
+//     [--timeout-ms 5000] [--expect-body-prefix epoch=] [--path /] [--protocol tcp|udp]
 
 import { parseArgs } from 'node:util';
 import { invalidArgument } from '../../src/errors';
@@ -13,7 +13,7 @@ import { startLoad, type LoadOptions, type LoadProcessMessage, type LoadRun, typ
 
 const USAGE =
   'usage: cli.js --target HOST:PORT [--target [IPV6]:PORT ...] --concurrency N --duration-ms MS\n' +
-  '              [--max-connections N] [--timeout-ms MS] [--expect-body-prefix TEXT] [--path /PATH] [--protocol tcp|udp|h2] [--sessions N]';
+  '              [--max-connections N] [--timeout-ms MS] [--expect-body-prefix TEXT] [--path /PATH] [--protocol tcp|udp]';
 const SNAPSHOT_INTERVAL_MS = 200;
 
 /** The listeners' own pattern, so a server's listen address is a target as it is written. */
@@ -48,10 +48,9 @@ function parseOptions(args: string[]): LoadOptions {
       'expect-body-prefix': { type: 'string' },
       path: { type: 'string' },
       protocol: { type: 'string' },
-      sessions: { type: 'string' },
     },
   });
-  const optionalInteger = (flag: 'max-connections' | 'timeout-ms' | 'sessions'): number | undefined => {
+  const optionalInteger = (flag: 'max-connections' | 'timeout-ms'): number | undefined => {
     const text = values[flag];
     return text === undefined ? undefined : parseInteger(flag, text);
   };
@@ -64,7 +63,6 @@ function parseOptions(args: string[]): LoadOptions {
     expectBodyPrefix: values['expect-body-prefix'],
     path: values.path,
     protocol: values.protocol as LoadOptions['protocol'],
-    sessions: optionalInteger('sessions'),
   };
 }
 

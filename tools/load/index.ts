@@ -5,13 +5,10 @@
 // new flow, as a connection is) and counts as answered when the reply does.
 // A loss the counter cannot see would make every such claim worthless, so a
 // connection only counts as answered once the server has closed it after a
-// complete, well-formed response. Over HTTP/2 each exchange is one stream,
-// answered once it ends with status 200 and the expected body, on sessions
-// used as a client that honours GOAWAY uses them.
+// complete, well-formed response.
 
 import { fork } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import * as http2 from 'node:http2';
 import { BlockList, connect, isIP } from 'node:net';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -23,17 +20,12 @@ export interface LoadTarget {
 }
 
 export interface LoadOptions {
-  /**
-   * 'tcp' (HTTP/1.0, default), 'udp' (a datagram `GET <path>`, answered by
-   * one datagram) or 'h2' (HTTP/2 over cleartext: each exchange a GET stream).
-   */
-  protocol?: 'tcp' | 'udp' | 'h2';
+  /** 'tcp' (HTTP/1.0, default) or 'udp' (a datagram `GET <path>`, answered by one datagram). */
+  protocol?: 'tcp' | 'udp';
   /** Connections go round-robin over the targets; loopback only. */
   targets: LoadTarget[];
   /** Parallel connection loops (1..1024): never more sockets in flight. */
   concurrency: number;
-  /** 'h2': the HTTP/2 connections the `concurrency` streams share (1..concurrency), each to one target. Default 1. */
-  sessions?: number;
   /** Stop starting new connections after this (1..600000). */
   durationMs: number;
   /** Optional cap on attempts. */
@@ -53,11 +45,8 @@ export interface LoadResult {
   attempted: number;
   answered: number;
   lost: number;
-  /** 'h2': streams a session never sent (GOAWAY came first) and that went again on a new session, counted once in attempted. */
-  resent: number;
   /** Lost connections by reason: an error code ('ECONNRESET', 'ECONNREFUSED'...),
-   * 'timeout', 'bad-status', 'bad-body' or 'closed-early'; for streams, the
-   * code the stream was reset or refused with ('REFUSED_STREAM'...) or 'unsent'. */
+   * 'timeout', 'bad-status', 'bad-body' or 'closed-early'. */
   errors: Record<string, number>;
   /** Answered connections by the first two whitespace-separated tokens of the body's first line. */
   byResponder: Record<string, number>;
@@ -89,7 +78,6 @@ const LIMITS = {
   expectBodyPrefix: 1024,
   path: 8192,
 };
-const PROTOCOLS: ReadonlyArray<Settings['protocol']> = ['tcp', 'udp', 'h2'];
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_BODY_PREFIX = 'epoch=';
 /** Bytes of a response kept for parsing; the rest is only counted, so a big body cannot exhaust memory. */
@@ -97,10 +85,9 @@ const KEPT_RESPONSE_BYTES = 64 * 1024;
 const RESPONDER_BYTES = 256;
 
 interface Settings {
-  protocol: 'tcp' | 'udp' | 'h2';
+  protocol: 'tcp' | 'udp';
   targets: LoadTarget[];
   concurrency: number;
-  sessions: number;
   durationMs: number;
   /** Infinity when uncapped. */
   maxConnections: number;
@@ -171,15 +158,13 @@ function validateOptions(options: LoadOptions): Settings {
   if (!Array.isArray(targets) || targets.length === 0) {
     throw invalidArgument(`targets must be a non-empty array of { host, port }, got ${inspect(targets)}`);
   }
-  if (options.protocol !== undefined && !PROTOCOLS.includes(options.protocol)) {
-    throw invalidArgument(`protocol must be one of ${PROTOCOLS.join(', ')}, got ${inspect(options.protocol)}`);
+  if (options.protocol !== undefined && options.protocol !== 'tcp' && options.protocol !== 'udp') {
+    throw invalidArgument(`protocol must be 'tcp' or 'udp', got ${inspect(options.protocol)}`);
   }
-  const concurrency = integerIn('concurrency', options.concurrency, 1, LIMITS.concurrency);
   return {
     protocol: options.protocol ?? 'tcp',
     targets: targets.map(validTarget),
-    concurrency,
-    sessions: integerIn('sessions', options.sessions ?? 1, 1, concurrency),
+    concurrency: integerIn('concurrency', options.concurrency, 1, LIMITS.concurrency),
     durationMs: integerIn('durationMs', options.durationMs, 1, LIMITS.durationMs),
     maxConnections:
       options.maxConnections === undefined
@@ -337,86 +322,6 @@ function datagramExchange(target: LoadTarget, request: Buffer, expectBody: Buffe
   });
 }
 
-/** RFC 9113's error codes (section 7), by value: why a stream was reset or refused. */
-const HTTP2_ERRORS = [
-  'NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL_ERROR', 'SETTINGS_TIMEOUT', 'STREAM_CLOSED', 'FRAME_SIZE_ERROR',
-  'REFUSED_STREAM', 'CANCEL', 'COMPRESSION_ERROR', 'CONNECT_ERROR', 'ENHANCE_YOUR_CALM', 'INADEQUATE_SECURITY', 'HTTP_1_1_REQUIRED',
-];
-
-/** The HEADERS frame's type (RFC 9113 section 6.2). */
-const HEADERS_FRAME = 1;
-/**
- * A stream whose session never sent it: GOAWAY came after the request was
- * made and before Node wrote it, and nghttp2 refuses such a stream itself.
- */
-const UNSENT = 'unsent';
-
-/**
- * The HTTP/2 sessions a load's streams share, used as a client that honours
- * GOAWAY uses them: once a session has received GOAWAY (or has ended), the
- * next stream of its slot opens a new one. No stream that was sent is ever
- * retried; one that never was goes on a new session (LocalRun.stream()).
- */
-class Http2Sessions {
-  private readonly slots: Array<http2.ClientHttp2Session | undefined>;
-
-  constructor(private readonly targets: LoadTarget[], count: number) {
-    this.slots = Array.from({ length: count }, () => undefined);
-  }
-
-  /** The session of slot `index % count`, to target `index % count` of the targets (round-robin). */
-  get(index: number): http2.ClientHttp2Session {
-    const slot = index % this.slots.length;
-    const current = this.slots[slot];
-    if (current !== undefined && !current.closed && !current.destroyed) return current;
-    const { host, port } = this.targets[slot % this.targets.length];
-    const session = http2.connect(`http://${isIP(host) === 6 ? `[${host}]` : host}:${port}`);
-    // A session's failure is counted by each of its streams.
-    session.on('error', () => {});
-    this.slots[slot] = session;
-    return session;
-  }
-
-  /** Closes every session once its streams have finished. */
-  close(): void {
-    for (const session of this.slots) session?.close();
-  }
-}
-
-/** One GET stream; settles exactly once, whichever of end, error, close or timeout comes first. */
-function streamExchange(session: http2.ClientHttp2Session, path: string, expectBody: Buffer, timeoutMs: number): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const startedAt = performance.now();
-    let stream: http2.ClientHttp2Stream;
-    try {
-      stream = session.request({ ':path': path });
-    } catch (error) {
-      resolve(lost((error as NodeJS.ErrnoException).code ?? 'error'));
-      return;
-    }
-    const settle = settleOnce(resolve, timeoutMs, () => stream.closed || stream.close(http2.constants.NGHTTP2_CANCEL));
-    const response = new Response();
-    let status: number | undefined;
-    let sent = true;
-    // Reset or refused (by the server, unless never sent): the code says why, else Node's error code.
-    const failed = (code: string): void => {
-      if (!sent) settle(lost(UNSENT));
-      else settle(lost(stream.rstCode ? (HTTP2_ERRORS[stream.rstCode] ?? `code-${stream.rstCode}`) : code));
-    };
-    stream.on('frameError', (type: number) => (sent &&= type !== HEADERS_FRAME));
-    stream.on('response', (headers) => (status = headers[':status']));
-    stream.on('data', (chunk: Buffer) => response.add(chunk));
-    stream.on('end', () => {
-      const body = response.bytes();
-      if (status !== 200) settle(lost('bad-status'));
-      else if (!body.subarray(0, expectBody.length).equals(expectBody)) settle(lost('bad-body'));
-      else settle({ answered: true, responder: responderOf(body), latencyMs: performance.now() - startedAt });
-    });
-    stream.on('error', (error: NodeJS.ErrnoException) => failed(error.code ?? 'error'));
-    stream.on('close', () => failed('closed-early'));
-  });
-}
-
 // ---------------------------------------------------------------------------
 // The run
 
@@ -425,7 +330,6 @@ class LocalRun implements LoadRun {
   private attempted = 0;
   private answered = 0;
   private lost = 0;
-  private resent = 0;
   private readonly errors = new Map<string, number>();
   private readonly byResponder = new Map<string, number>();
   private readonly lastAnswerAt = new Map<string, number>();
@@ -436,7 +340,6 @@ class LocalRun implements LoadRun {
   private nextTarget = 0;
   private readonly request: Buffer;
   private readonly expectBody: Buffer;
-  private readonly sessions: Http2Sessions | undefined;
 
   constructor(private readonly settings: Settings) {
     this.request =
@@ -444,15 +347,13 @@ class LocalRun implements LoadRun {
         ? Buffer.from(`GET ${settings.path}`, 'latin1')
         : Buffer.from(`GET ${settings.path} HTTP/1.0\r\nHost: baton\r\n\r\n`, 'latin1');
     this.expectBody = Buffer.from(settings.expectBodyPrefix, 'utf8');
-    if (settings.protocol === 'h2') this.sessions = new Http2Sessions(settings.targets, settings.sessions);
     const { signal } = settings;
     const onAbort = (): void => this.stop();
     if (signal?.aborted) this.stop();
     signal?.addEventListener('abort', onAbort, { once: true });
-    const loops = Array.from({ length: settings.concurrency }, (_, index) => this.loop(index));
+    const loops = Array.from({ length: settings.concurrency }, () => this.loop());
     this.done = Promise.all(loops).then(() => {
       signal?.removeEventListener('abort', onAbort);
-      this.sessions?.close();
       this.endedAt = performance.now();
       return this.snapshot();
     });
@@ -469,7 +370,6 @@ class LocalRun implements LoadRun {
       attempted: this.attempted,
       answered: this.answered,
       lost: this.lost,
-      resent: this.resent,
       errors: Object.fromEntries(this.errors),
       byResponder: Object.fromEntries(this.byResponder),
       lastAnswerAt: Object.fromEntries(this.lastAnswerAt),
@@ -484,30 +384,13 @@ class LocalRun implements LoadRun {
     };
   }
 
-  /** One of `concurrency` loops: each chains connections (streams), so at most `concurrency` are in flight. */
-  private async loop(index: number): Promise<void> {
+  /** One of `concurrency` loops: each chains connections, so at most `concurrency` are in flight. */
+  private async loop(): Promise<void> {
     while (this.mayStartAnother()) {
       this.attempted++;
-      this.count(await this.next(index));
-    }
-  }
-
-  /** Loop `index`'s next exchange: a stream on its session over HTTP/2, else a connection (datagram) to the next target. */
-  private next(index: number): Promise<Outcome> {
-    const { protocol, timeoutMs, targets } = this.settings;
-    if (this.sessions !== undefined) return this.stream(this.sessions, index);
-    const target = targets[this.nextTarget++ % targets.length];
-    return (protocol === 'udp' ? datagramExchange : exchange)(target, this.request, this.expectBody, timeoutMs);
-  }
-
-  /** A stream; one its session never sent goes again, on the next session of its slot, within the stream's timeout. */
-  private async stream(sessions: Http2Sessions, index: number): Promise<Outcome> {
-    const deadline = performance.now() + this.settings.timeoutMs;
-    for (;;) {
-      const left = Math.ceil(deadline - performance.now());
-      const outcome = await streamExchange(sessions.get(index), this.settings.path, this.expectBody, Math.max(1, left));
-      if (outcome.answered || outcome.reason !== UNSENT || performance.now() >= deadline) return outcome;
-      this.resent++;
+      const target = this.settings.targets[this.nextTarget++ % this.settings.targets.length];
+      const once = this.settings.protocol === 'udp' ? datagramExchange : exchange;
+      this.count(await once(target, this.request, this.expectBody, this.settings.timeoutMs));
     }
   }
 
@@ -553,7 +436,6 @@ const EMPTY_RESULT: LoadResult = {
   attempted: 0,
   answered: 0,
   lost: 0,
-  resent: 0,
   errors: {},
   byResponder: {},
   lastAnswerAt: {},
@@ -568,7 +450,6 @@ function cliArgs(settings: Settings): string[] {
   args.push(
     `--protocol=${settings.protocol}`,
     `--concurrency=${settings.concurrency}`,
-    `--sessions=${settings.sessions}`,
     `--duration-ms=${settings.durationMs}`,
     `--timeout-ms=${settings.timeoutMs}`,
     `--expect-body-prefix=${settings.expectBodyPrefix}`,
