@@ -268,7 +268,8 @@ export class Generation extends EventEmitter<GenerationEvents> {
       letGo: (entry) => this.retire(entry),
       tellParent: (address, index) => this.child.reportRetired(address, index),
       setAccepting: (accepting, keep) => this.setAccepting(accepting, keep),
-      accepting: () => this.acceptingNow,
+      // Stopping, we accept no more: in particular our steering is not ours to clear as a parent takes the traffic back.
+      accepting: () => this.acceptingNow && !this.stopping,
       alone: () => this.child.is('serving') && this.parent.is('serving'),
       warn: (message) => this.warn(message),
     });

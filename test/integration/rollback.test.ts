@@ -40,7 +40,9 @@ test('hand back after an increase (2 -> 4): the parent serves again, the child s
   await sleep(300);
   const late = await load(t, port, { concurrency: 16, durationMs: 800 }).done;
   traffic.stop();
-  assertNoneLost(t, await traffic.done);
+  const result = await traffic.done;
+  if (result.lost) t.diagnostic(`epoch 1: ${child.lines.filter((l) => l.event !== 'transition' || l.machine === 'parent').map((l) => JSON.stringify(l)).join('\n')}\nepoch 0: ${parent.lines.slice(-12).map((l) => JSON.stringify(l)).join('\n')}`);
+  assertNoneLost(t, result);
   assertNoneLost(t, late, 100);
   assert.deepEqual(epochsAnswering(late), ['epoch=0'], 'the older code answers again, alone');
 });
