@@ -107,9 +107,11 @@ test('a new epoch that fails before taking over leaves the old one serving; the 
   alone = epoch0Alone();
   next.set({ TEST_COMPAT: 'incompatible-build' });
   supervisor.child.kill('SIGHUP');
+  // Both lines are looked for from now: the second can follow the first within a millisecond.
+  const exiting = from(supervisor, logged(/^epoch 2 exited \(code 3\) before taking over; epoch 0 keeps serving/));
   const refused = await supervisor.waitFor(from(supervisor, logged(/^epoch 2 failed: /)), { timeoutMs: 15_000, what: 'epoch 2 refused' });
   assert.match(String(refused.message), /hot restart version .*\(BATON_VERSION_MISMATCH\)$/);
-  await supervisor.waitFor(from(supervisor, logged(/^epoch 2 exited \(code 3\) before taking over; epoch 0 keeps serving/)), { timeoutMs: 15_000, what: 'epoch 2 exiting' });
+  await supervisor.waitFor(exiting, { timeoutMs: 15_000, what: 'epoch 2 exiting' });
   await supervisor.waitFor(alone, { timeoutMs: 5000, what: 'epoch 0 serving alone again' });
   await sleep(300); // the load on epoch 0 alone again
 
