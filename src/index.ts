@@ -6,6 +6,9 @@
 
 // First: loading the addon refuses any platform but Linux, before anything else runs.
 import './binding';
+// Then, under `baton run`: an error before take-over is one line in the supervisor's log, not a stack trace.
+import { reportStartUpErrors } from './restart/start-up-errors';
+reportStartUpErrors();
 
 // Serving: the whole sequence in one call.
 export { serve, type ServeOptions, type Served } from './serve';

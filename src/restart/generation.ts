@@ -23,7 +23,8 @@ import { ChildMachine } from './child';
 import type { Follower } from './follower';
 import type { Transition } from './machine';
 import { ParentMachine } from './parent';
-import { StatusPipe } from './status';
+import { stopReportingStartUpErrors } from './start-up-errors';
+import { statusPipe } from './status';
 import type { DrainController } from '../drain/controller';
 import type { EngineMetrics } from '../stats/engine';
 import { GenerationStats } from './generation-stats';
@@ -76,7 +77,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
   private readonly metrics: GenerationStats;
   private readonly child: ChildMachine;
   private readonly parent: ParentMachine;
-  private readonly status = new StatusPipe();
+  private readonly status = statusPipe();
   private control?: ControlServer;
   private handoff?: HandoffPolicy;
   private readonly followers = new Set<Follower>();
@@ -314,6 +315,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
       workers: handoff.sockets.workers,
       listeners: handoff.sockets.listeners.map((l) => ({ name: l.name, sockets: entries.filter((e) => e.listener === l).length })),
     });
+    stopReportingStartUpErrors(); // from here on, an uncaught error is the serving application's crash, told as Node tells it
     const reportLoad = (): void => this.status.report({ event: 'load', connections: this.metrics.connectionsOpen() });
     reportLoad();
     this.loadReports = setInterval(reportLoad, LOAD_REPORT_MS).unref();
@@ -325,8 +327,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
    */
   async abandon(error: Error): Promise<void> {
     // A system error keeps its errno name (EADDRINUSE says what to do); anything else without a code is the application's.
-    const code = (error as { code?: unknown }).code;
-    this.status.report({ event: 'failed', code: typeof code === 'string' ? code : ErrorCodes.APPLICATION, message: error.message });
+    this.status.reportFailure(error, ErrorCodes.APPLICATION);
     this.child.detach();
     this.control?.close();
     this.handoff?.sockets.close();

@@ -31,11 +31,21 @@ export type StatusReport =
   /** Every second, and at take-over: connections our servers have open. */
   | { event: 'load'; connections: number }
   | { event: 'released'; listeners: string[] }
-  | { event: 'failed'; code: string; message: string }
+  /** `stack`: the error's own, printed by the supervisor with `--log details` (and in its JSON log). */
+  | { event: 'failed'; code: string; message: string; stack?: string }
   | { event: 'warning'; message: string };
+
+/** This process's pipe to its supervisor: one per process, as the fd in the environment is taken once. */
+export function statusPipe(): StatusPipe {
+  shared ??= new StatusPipe();
+  return shared;
+}
+let shared: StatusPipe | undefined;
 
 export class StatusPipe {
   private readonly stream?: WriteStream;
+  /** A 'failed' report went out: this generation's start-up is over, and the supervisor knows why. */
+  failed = false;
 
   constructor(env: NodeJS.ProcessEnv = process.env) {
     const raw = env[STATUS_FD_ENV];
@@ -54,7 +64,16 @@ export class StatusPipe {
   }
 
   report(report: StatusReport): void {
+    if (report.event === 'failed') this.failed = true;
     this.stream?.write(`${JSON.stringify(report)}\n`);
+  }
+
+  /** Why this generation's start-up failed: the error's code (its errno name, say) or `fallbackCode`, its message and stack. */
+  reportFailure(error: unknown, fallbackCode: string): void {
+    const code = (error as { code?: unknown } | null)?.code;
+    const message = error instanceof Error ? error.message : String(error);
+    const stack = error instanceof Error ? error.stack : undefined;
+    this.report({ event: 'failed', code: typeof code === 'string' ? code : fallbackCode, message, ...(stack ? { stack } : {}) });
   }
 
   /** Flushes what was reported (for at most a second: a stalled supervisor must not hold us). */

@@ -58,7 +58,7 @@ function main(argv: string[]): void {
   const own = { ...defaultsOf(supervisorOptionTable), ...fromFlags(supervisorOptionTable, values) };
 
   const supervisor = new Supervisor({ command, args, engine, killTimeoutMs: own.killTimeoutS * 1000, rollback: own.rollback });
-  const write = own.log === 'json' ? (e: LogEntry) => JSON.stringify({ time: new Date().toISOString(), ...e }) : formatText;
+  const write = own.log === 'json' ? (e: LogEntry) => JSON.stringify({ time: new Date().toISOString(), ...e }) : (e: LogEntry) => formatText(e, own.log === 'details');
   const print = (entry: LogEntry) => process.stderr.write(`${write(entry)}\n`);
   supervisor.on('log', print);
   // Before the first generation starts: it must not inherit NOTIFY_SOCKET.
@@ -104,8 +104,9 @@ function withNegativeValues(argv: string[], options: Record<string, { type: stri
   return out;
 }
 
-function formatText(entry: LogEntry): string {
-  return `baton ${entry.level}: ${entry.message}`;
+function formatText(entry: LogEntry, details: boolean): string {
+  const line = `baton ${entry.level}: ${entry.message}`;
+  return details && typeof entry.stack === 'string' ? `${line}\n${entry.stack}` : line;
 }
 
 class UsageError extends Error {}

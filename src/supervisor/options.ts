@@ -9,8 +9,8 @@ export interface SupervisorFlags {
   killTimeoutS: number;
   /** Where to write the supervisor's pid, removed at exit. */
   pidFile?: string;
-  /** The format of the log on stderr. */
-  log: 'text' | 'json';
+  /** The format of the log on stderr; 'details' is text with the stack of an error that ended a generation's start-up (JSON always has it). */
+  log: 'text' | 'json' | 'details';
   /** When the serving generation dies: the one it took over from, still draining, serves again ('auto'); or stop everything ('off'). */
   rollback: 'auto' | 'off';
 }
@@ -18,7 +18,13 @@ export interface SupervisorFlags {
 export const supervisorOptionTable: OptionTable<SupervisorFlags> = {
   killTimeoutS: { flag: 'kill-timeout-s', type: 'integer', unit: 's', min: 0, max: 86_400, default: 30, help: 'SIGKILL generations this long after SIGTERM' },
   pidFile: { flag: 'pid-file', type: 'string', placeholder: 'path', pattern: /^[^\0]+$/, shape: 'a file path', default: undefined, help: "write the supervisor's pid here" },
-  log: { flag: 'log', type: 'choice', values: ['text', 'json'], default: 'text', help: 'log format on stderr' },
+  log: {
+    flag: 'log',
+    type: 'choice',
+    values: ['text', 'json', 'details'],
+    default: 'text',
+    help: "log format on stderr; 'details' is text with the stack of an error that ended a generation's start-up",
+  },
   rollback: { flag: 'rollback', type: 'choice', values: ['auto', 'off'], default: 'auto', help: "the serving epoch died: the one before it serves again ('auto'), or stop and exit 1 ('off')" },
 };
 

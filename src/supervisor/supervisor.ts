@@ -323,7 +323,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         return this.onTakenOver(g, report);
       case 'failed':
         g.failure = `${report.message} (${report.code})`;
-        return this.log('error', `epoch ${g.epoch} failed: ${g.failure}`, g.epoch);
+        return this.log('error', `epoch ${g.epoch} failed: ${g.failure}`, g.epoch, report.stack ? { stack: report.stack } : {});
       case 'warning':
         return this.log('warn', `epoch ${g.epoch}: ${report.message}`, g.epoch);
       case 'transition':

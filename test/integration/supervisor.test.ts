@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { hotRestartVersion, optionTable } from '../../src/options';
 import { supervisorOptionTable } from '../../src/supervisor/options';
 import { test } from 'node:test';
-import { answered, CLI, load, ROOT, start, superviseFixture, uniqueSocketPath } from '../support/processes';
+import { answered, CLI, load, ROOT, start, superviseFixture, uniqueSocketPath, type Line } from '../support/processes';
 import { freePort, sleep, waitFor } from '../support/wait';
 import { alive, assertNoneLost, epochsAnswering, from, indexOf, logged, pidOf, supervised, tookOver } from '../support/supervised';
 import { assertCounterSeesLoss } from '../support/control';
@@ -172,6 +172,41 @@ test('a command that cannot be started: the supervisor says so and exits 1', asy
   assert.deepEqual(await proc.exited, { code: 1, signal: null });
   assert.ok(proc.lines.some(logged(/^epoch 0 could not start: spawn \/nonexistent\/server ENOENT/)), proc.dump());
   assert.ok(proc.lines.some(logged(/^epoch 0 exited \(never started\) before taking over; nothing is serving/)), proc.dump());
+});
+
+test('an error in the application\'s start-up is one line in the log, its stack only with --log details or in JSON; an application\'s own handler keeps it', async (t) => {
+  const fixture = join(ROOT, 'test/fixtures/start-up-error.mjs');
+  const stackLine = (l: Line) => typeof l.text === 'string' && /^\s+at /.test(l.text);
+  // Control: without the supervisor, Node prints the stack itself (what the supervisor's log is spared).
+  const alone = start(t, process.execPath, [fixture, 'throw']);
+  assert.equal((await alone.exited).code, 1);
+  assert.ok(alone.lines.some(stackLine), alone.dump());
+
+  for (const how of ['throw', 'reject']) {
+    const text = start(t, process.execPath, [CLI, 'run', '--', process.execPath, fixture, how]);
+    assert.deepEqual(await text.exited, { code: 1, signal: null });
+    const message = how === 'throw' ? /^baton error: epoch 0 failed: config\.json: unexpected token \(throw\) \(BATON_APPLICATION\)$/ : /^baton error: epoch 0 failed: the database is not there \(BATON_APPLICATION\)$/;
+    assert.equal(text.lines.filter((l) => message.test(String(l.text))).length, 1, text.dump());
+    assert.ok(!text.lines.some(stackLine), `no stack without --log details:\n${text.dump()}`);
+    assert.ok(text.lines.some((l) => /^baton error: epoch 0 exited \(code 1\) before taking over/.test(String(l.text))), text.dump());
+  }
+
+  const details = start(t, process.execPath, [CLI, 'run', '--log', 'details', '--', process.execPath, fixture, 'throw']);
+  assert.equal((await details.exited).code, 1);
+  const failed = details.lines.findIndex((l) => /^baton error: epoch 0 failed: /.test(String(l.text)));
+  assert.ok(failed >= 0 && details.lines[failed + 1]?.text === 'Error: config.json: unexpected token (throw)' && stackLine(details.lines[failed + 2]), details.dump());
+
+  const json = start(t, process.execPath, [CLI, 'run', '--log', 'json', '--', process.execPath, fixture, 'reject']);
+  assert.equal((await json.exited).code, 1);
+  const entry = json.lines.find(logged(/^epoch 0 failed: the database is not there/));
+  assert.match(String(entry?.stack), /^Error: the database is not there\n\s+at /, json.dump());
+  assert.ok(!json.lines.some(stackLine), json.dump());
+
+  const handled = start(t, process.execPath, [CLI, 'run', '--log', 'json', '--', process.execPath, fixture, 'handled']);
+  assert.equal((await handled.exited).code, 1);
+  assert.ok(handled.lines.some((l) => l.handled === 'config.json: unexpected token (handled)'), handled.dump());
+  assert.ok(handled.lines.some(logged(/^epoch 0 exited \(code 3\) before taking over/)), handled.dump());
+  assert.ok(!handled.lines.some(logged(/^epoch 0 failed/)), handled.dump());
 });
 
 test('with --rollback off, when the serving generation dies, the supervisor stops the draining ones and exits 1', async (t) => {

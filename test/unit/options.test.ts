@@ -76,7 +76,7 @@ test('--help lists every flag with its default', () => {
   assert.match(line('disable-hot-restart'), /\(default: off\)$/);
   assert.match(line('compatibility'), /<tag> .*\(default: none\)$/);
   assert.match(line('kill-timeout-s'), /<s> .*\(default: 30\)$/);
-  assert.match(line('log'), /<text\|json> .*\(default: text\)$/);
+  assert.match(line('log'), /<text\|json\|details> .*\(default: text\)$/);
 });
 
 test('CLI flags parse into the same options', () => {
@@ -116,7 +116,7 @@ test('flag and variable values are checked as they are read, named as the operat
   ];
   for (const [flags, message] of refused) assert.throws(() => fromFlags(optionTable, flags), { code: 'BATON_INVALID_ARGUMENT', message }, JSON.stringify(flags));
   assert.throws(() => optionsFromEnv({ BATON_DRAIN_STRATEGY: 'bogus' }), /^BatonError: BATON_DRAIN_STRATEGY must be 'gradual' or 'immediate'/);
-  assert.throws(() => fromFlags(supervisorOptionTable, { log: 'xml' }), /^BatonError: --log must be 'text' or 'json', got 'xml'$/);
+  assert.throws(() => fromFlags(supervisorOptionTable, { log: 'xml' }), /^BatonError: --log must be 'text', 'json' or 'details', got 'xml'$/);
   assert.throws(() => fromFlags(supervisorOptionTable, { 'kill-timeout-s': 'soon' }), /--kill-timeout-s must be a whole number, got 'soon'/);
   assert.deepEqual(fromFlags(supervisorOptionTable, { 'kill-timeout-s': '5', 'pid-file': '/run/b.pid', log: 'json' }), { killTimeoutS: 5, pidFile: '/run/b.pid', log: 'json' });
   assert.deepEqual(fromFlags(optionTable, { compatibility: 'v2', 'allowed-uids': '0,1000' }), { compatibility: 'v2', allowedUids: [0, 1000] });
