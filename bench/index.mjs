@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [-- --json FILE] [-- --only micro,restart,throughput,soak]
+// npm run bench [-- --quick] [-- --json FILE] [-- --only micro,restart,takeover,throughput,soak]
 //
 // How fast baton hands over and how little a restart disturbs, each figure
 // beside an alternative measured in the same run on this machine. Targets
@@ -17,11 +17,13 @@ import { sockets } from './micro/sockets.mjs';
 import { Results } from './report.mjs';
 import { restartSection } from './restart/run.mjs';
 import { soak } from './soak.mjs';
+import { takeover } from './takeover.mjs';
 import { throughput } from './throughput.mjs';
 
 const SECTIONS = {
   micro: [fdPassing, handoff, sockets, protocol],
   restart: [restartSection],
+  takeover: [takeover],
   throughput: [throughput],
   soak: [soak],
 };

@@ -4,7 +4,9 @@
 // checks that every export is documented, and that README's API section
 // names exactly these.
 
-// First: loading the addon refuses any platform but Linux, before anything else runs.
+// First: when baton's code began to load (the supervisor logs every step of a generation's start-up).
+import { mark } from './timeline';
+// Then: loading the addon refuses any platform but Linux, before anything else runs.
 import './binding';
 // Then, under `baton run`: an error before take-over is one line in the supervisor's log, not a stack trace.
 import { reportStartUpErrors } from './restart/start-up-errors';
@@ -48,3 +50,5 @@ export { BatonError, ErrorCodes, type ErrorCode } from './errors';
 export type { Listener, ListenerSpec } from './listeners/spec';
 export type { SocketEntry } from './listeners/listener-set';
 export type { HotRestartOptions } from './options';
+
+mark('imported');

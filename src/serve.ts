@@ -1,7 +1,8 @@
-// The whole hot-restart sequence for the common case: start the generation,
-// let the application initialize while the parent serves, take the sockets,
-// start the worker threads, take over. Any failure before taking over
-// abandons this generation and leaves the parent serving untouched.
+// The whole hot-restart sequence for the common case: start the worker
+// threads and the generation, let the application initialize while the
+// parent serves and the threads load their script, take the sockets, hand
+// them to the threads, take over. Any failure before taking over abandons
+// this generation and leaves the parent serving untouched.
 
 import { BatonError, ErrorCodes, invalidArgument } from './errors';
 import { parseListen, type ListenerSpec } from './listeners/spec';
@@ -19,7 +20,12 @@ export interface ServeOptions extends StartOptions, WorkerPoolOptions, ListenOpt
   listen: Array<ListenerSpec | string>;
   /** Worker threads, one per worker index. */
   workers: number;
-  /** Application initialization that needs this generation but not its sockets yet. */
+  /**
+   * Application initialization that needs this generation but not its
+   * sockets yet. The worker threads start before it and load their script
+   * while it runs: what they need from it, they cannot count on as they
+   * load, only once their servers serve.
+   */
   initialize?: (generation: Generation) => Promise<void> | void;
   /**
    * SIGTERM/SIGINT shut this generation down gracefully, draining for this
@@ -41,8 +47,8 @@ export interface Served {
 /**
  * Serves `listen` with `workers` worker threads, each running `script`
  * (which calls workerContext().serve()), and takes over from the parent
- * generation, if any: start, initialize, take every socket, start the
- * workers, take over. Resolves once this generation accepts (its parent,
+ * generation, if any: start the workers and the generation, initialize,
+ * take every socket and hand them to the workers, take over. Resolves once this generation accepts (its parent,
  * if any, is told to drain); rejects, leaving the parent serving untouched,
  * if any step fails before that.
  */
@@ -72,20 +78,23 @@ export async function serve(options: ServeOptions): Promise<Served> {
   signals(true);
   let pool: WorkerPool | undefined;
   try {
-    generation = await Generation.start(start);
-    // Checked once the generation can report it: a bad listen address is a 'failed' line in the supervisor's log.
-    if (!Array.isArray(listen)) throw invalidArgument('listen must be an array of listener specs or host:port strings');
-    const specs = listen.map((l) => (typeof l === 'string' ? parseListen(l) : l));
+    let specs: ListenerSpec[] = [];
+    // The threads start first: they load their script while we shake hands, initialize and take the sockets.
+    generation = await Generation.start(start, (g) => {
+      // Checked once the generation can report it: a bad listen address is a 'failed' line in the supervisor's log.
+      if (!Array.isArray(listen)) throw invalidArgument('listen must be an array of listener specs or host:port strings');
+      specs = listen.map((l) => (typeof l === 'string' ? parseListen(l) : l));
+      pool = WorkerPool.launch(g, specs, workers, { script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv });
+      // A worker that dies or cannot start again shows in the supervisor's log.
+      pool.on('warning', (message) => g.warn(message));
+      pool.on('workerExit', (index, code, error) => g.warn(`worker ${index} exited (code ${code})${error ? `: ${error.message}` : ''}`));
+    });
     checkStopped();
     await initialize?.(generation);
     checkStopped();
     await generation.listen(specs, workers, { admin, promClient });
     checkStopped();
-    pool = await WorkerPool.start(generation, { script, workerData, startTimeoutMs, stopTimeoutMs, restartDelayMs, execArgv });
-    // A worker that dies or cannot start again shows in the supervisor's log.
-    const g = generation;
-    pool.on('warning', (message) => g.warn(message));
-    pool.on('workerExit', (index, code, error) => g.warn(`worker ${index} exited (code ${code})${error ? `: ${error.message}` : ''}`));
+    await pool!.takeSockets();
     checkStopped();
     generation.takeOver();
   } catch (error) {
@@ -95,5 +104,5 @@ export async function serve(options: ServeOptions): Promise<Served> {
     throw error;
   }
   serving = true;
-  return { generation, pool };
+  return { generation, pool: pool! }; // launched as the generation started
 }

@@ -26,10 +26,14 @@ export const baton = {
   name: 'baton',
   unavailable: () => undefined,
 
-  /** `flags` go to `baton run` (--surplus-sockets close, say); `socketPath` is its --socket-path (base id 0). */
-  async start({ port, workers, flags = [], socketPath = `@baton-bench-${process.pid}-${port}` }) {
+  /**
+   * `flags` go to `baton run` (--surplus-sockets close, say); `socketPath` is its --socket-path (base id 0);
+   * `ports`: every port it listens on (`port`, where answers are awaited, among them).
+   */
+  async start({ port, workers, flags = [], socketPath = `@baton-bench-${process.pid}-${port}`, ports = [port] }) {
     const config = join(workDir(), `baton-${port}.json`);
-    const writeConfig = (concurrency) => writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`] }));
+    const listen = ports.map((p) => `127.0.0.1:${p}`);
+    const writeConfig = (concurrency) => writeFileSync(config, JSON.stringify({ concurrency, listen }));
     writeConfig(workers);
     const supervisor = startServer(process.execPath, [
       join(root, 'dist/src/supervisor/cli.js'), 'run', '--log', 'json', '--socket-path', socketPath, ...TIMES, ...flags,
@@ -49,10 +53,12 @@ export const baton = {
         writeConfig(concurrency);
         supervisor.kill('SIGHUP');
         const old = epoch++;
+        // The supervisor's log entry: SIGHUP to the new epoch's workers accepting (tookOverMs), and each step's time (timeline).
+        const tookOver = logged((e) => e.epoch === epoch && typeof e.tookOverMs === 'number');
         return {
           epoch,
-          // As the supervisor measured it: SIGHUP to the new epoch's workers accepting.
-          takeoverMs: logged((e) => e.epoch === epoch && typeof e.tookOverMs === 'number').then((e) => e.tookOverMs),
+          tookOver,
+          takeoverMs: tookOver.then((e) => e.tookOverMs),
           oldGone: pidOf(old).then((pid) => allGone([pid], `epoch ${old} exits`)),
         };
       },

@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { BatonError, ErrorCodes } from '../errors';
 import { writeFileReplacing } from '../files';
+import { mark, timeline } from '../timeline';
 import { integerIn } from '../validate';
 import { controlAddress, freeBaseId, liveEpochs } from '../channel/address';
 import { ControlServer } from '../channel/server';
@@ -104,6 +105,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
       parentShutdownMs: options.parentShutdownTimeS * 1000,
       onParentStats: (snapshot) => this.metrics.importParent(snapshot),
     });
+    mark('generation');
     const child = this.child;
     const parentStats = { draining: () => child.is('drainingParent', 'terminatingParent'), pullStats: () => child.pullStats() };
     this.metrics = new GenerationStats(options.restartEpoch, options.drainStrategy, parentStats, (message) => this.warn(message));
@@ -153,6 +155,7 @@ export class Generation extends EventEmitter<GenerationEvents> {
       if (t.to === 'serving' && t.from !== 'notReady' && t.from !== 'draining' && t.from !== 'drained') this.handoff?.childFailed();
     });
     this.child.on('transition', (t) => {
+      mark(t.to);
       if (t.to === 'drainingParent') this.metrics.parentDraining();
       if (t.to !== 'serving') return;
       this.metrics.parentGone(t.from !== 'startingWorkers');
@@ -163,14 +166,17 @@ export class Generation extends EventEmitter<GenerationEvents> {
   /**
    * Starts this generation: binds its control socket and, for epoch > 0,
    * connects to the parent and shakes hands. The parent keeps serving while
-   * the application initializes after this returns.
+   * the application initializes after this returns. `whileConnecting` is
+   * called with the generation before it connects, to start what takes
+   * time meanwhile (serve() starts its worker threads there).
    */
-  static async start(given: StartOptions = {}): Promise<Generation> {
+  static async start(given: StartOptions = {}, whileConnecting?: (generation: Generation) => void): Promise<Generation> {
     const { env = true, exitOnTerminate = true, ...rest } = given;
     // An option given as undefined leaves the environment's (serve() passes every one it knows).
     const options = resolveOptions({ ...(env ? optionsFromEnv() : {}), ...stripUndefined(rest) });
     const generation = new Generation(options, exitOnTerminate);
     try {
+      whileConnecting?.(generation);
       await generation.connect();
     } catch (error) {
       await generation.abandon(error as Error);
@@ -304,8 +310,10 @@ export class Generation extends EventEmitter<GenerationEvents> {
       if (this.child.is('drainingParent', 'terminatingParent')) this.engine.handoffCompleted((performance.now() - this.startedAt) / 1000);
       return this.metrics.parentStopped(() => this.acceptingNow);
     });
+    mark('takenOver');
     this.status.report({
       event: 'takenOver',
+      timeline: timeline(),
       epoch: this.epoch,
       ms: Math.round(performance.now() - this.startedAt),
       inherited,

@@ -13,6 +13,8 @@ export type StatusReport =
   | { event: 'baseId'; baseId: number }
   | {
       event: 'takenOver';
+      /** When this process started (Unix ms), and when it reached each step on its way here, in ms since then (src/timeline.ts). */
+      timeline: { startedAt: number; marks: Record<string, number> };
       epoch: number;
       ms: number;
       inherited: number;

@@ -17,7 +17,11 @@ export interface WorkerListenerInfo {
   host: string;
   port: number;
   backlog: number;
-  /** Its own socket and, after a decrease, surplus ones it serves until they are retired. */
+}
+
+/** One listener's sockets for one worker: its own and, after a decrease, surplus ones it serves until they are retired. */
+export interface WorkerListenerSockets {
+  name: string;
   sockets: WorkerSocketInfo[];
 }
 
@@ -30,6 +34,7 @@ export interface WorkerBootData {
   /** This thread's part of the process-wide stats (StatsRegistry.forWorker). */
   stats: StatsHandle;
   drainStrategy: DrainStrategy;
+  /** What it will serve; the sockets come in a 'sockets' message (the thread loads its script meanwhile). */
   listeners: WorkerListenerInfo[];
   /** The application's own workerData. */
   data: unknown;
@@ -38,6 +43,8 @@ export interface WorkerBootData {
 export const BOOT_KEY = '__baton';
 
 export type ToWorker =
+  /** The sockets to serve, once the generation has them: the worker attaches them and says 'ready'. */
+  | { baton: 'sockets'; listeners: WorkerListenerSockets[] }
   /** Stop accepting, except on the sockets in `keep` (socketKey), served until retired. */
   | { baton: 'stop'; keep: string[] }
   | { baton: 'resume' }
@@ -45,13 +52,13 @@ export type ToWorker =
   | { baton: 'retire'; listener: string; index: number }
   | { baton: 'drain'; ms: number }
   /** A sibling died: serve its sockets too (forwarded to our own servers) until it is back. */
-  | { baton: 'adopt'; dead: number; listeners: Array<{ name: string; sockets: WorkerSocketInfo[] }> }
+  | { baton: 'adopt'; dead: number; listeners: WorkerListenerSockets[] }
   /** The sibling is back (or gone for good with its generation): stop serving its sockets. */
   | { baton: 'release'; dead: number }
   | { baton: 'terminate' };
 
 export type FromWorker =
-  /** Serving every listener. */
+  /** Serving every listener: every socket dup'd and attached (it accepts from take-over on). */
   | { baton: 'ready' }
   | { baton: 'retired'; listener: string; index: number }
   | { baton: 'warning'; message: string };

@@ -8,11 +8,14 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { integerIn } from '../validate';
+import { mark } from '../timeline';
 import type { SocketEntry } from '../listeners/listener-set';
 import { fdLimit, socketKey } from '../listeners/servers';
+import { resolveListeners, type Listener, type ListenerSpec } from '../listeners/spec';
+import { MAX_WORKERS } from '../protocol/messages';
 import type { Follower } from '../restart/follower';
 import type { Generation } from '../restart/generation';
-import { BOOT_KEY, isFromWorker, type ToWorker, type WorkerBootData } from './messages';
+import { BOOT_KEY, isFromWorker, type ToWorker, type WorkerBootData, type WorkerListenerInfo, type WorkerListenerSockets } from './messages';
 
 /** How the worker threads run: serve() takes these too. */
 export interface WorkerPoolOptions {
@@ -20,7 +23,7 @@ export interface WorkerPoolOptions {
   script: string | URL;
   /** Passed to every worker as workerContext().data. */
   workerData?: unknown;
-  /** How long a worker may take to serve all its listeners. Default 10 s. */
+  /** How long a worker may take to serve all its listeners once its generation holds them. Default 10 s. */
   startTimeoutMs?: number;
   /** How long a worker may take to exit once told to terminate. Default 5 s. */
   stopTimeoutMs?: number;
@@ -68,30 +71,80 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
   private readonly startTimeoutMs: number;
   private readonly stopTimeoutMs: number;
   private readonly restartDelayMs: number;
+  /** Every first thread serving all its sockets (rejects with the first that could not). */
+  private readonly started: Promise<void>;
+  /** Resolves once the generation holds its sockets (takeSockets()): every thread gets its own then. */
+  private readonly handedOver: Promise<void>;
+  private handOver!: () => void;
+  /** The sockets went to the threads: a thread may hold dups of them from then on. */
+  private handed = false;
+  /** Why a first thread could not start, once one could not. */
+  private failure?: Error;
 
   private constructor(
     private readonly generation: Generation,
     private readonly options: WorkerPoolOptions,
+    /** The listeners the threads serve, as they will be named in the generation's ListenerSet. */
+    private readonly served: WorkerListenerInfo[],
+    count: number,
   ) {
     super();
+    if (typeof options.script !== 'string' && !(options.script instanceof URL)) throw invalidArgument('script must be a path or a URL');
     this.startTimeoutMs = positive(options.startTimeoutMs ?? 10_000, 'startTimeoutMs');
     this.stopTimeoutMs = positive(options.stopTimeoutMs ?? 5_000, 'stopTimeoutMs');
     this.restartDelayMs = positive(options.restartDelayMs ?? 100, 'restartDelayMs');
+    this.handedOver = new Promise((resolve) => (this.handOver = resolve));
+    mark('workersStarted');
+    let online = 0;
+    const spawned = Array.from({ length: count }, (_, index) => {
+      const started = this.spawn(index);
+      this.workers[index].once('online', () => ++online === count && mark('workersOnline'));
+      return started;
+    });
+    this.started = Promise.all(spawned).then(() => mark('workersReady'));
+    this.started.catch((error: Error) => (this.failure = error)); // thrown by takeSockets(); a thread that fails before then is not a crash
   }
 
-  /** Starts one worker per worker index and resolves once every one serves all its listeners. */
+  /** Starts one worker per worker index, once generation.listen() has taken the sockets, and resolves once every one serves all its listeners. */
   static async start(generation: Generation, options: WorkerPoolOptions): Promise<WorkerPool> {
-    if (typeof options.script !== 'string' && !(options.script instanceof URL)) throw invalidArgument('script must be a path or a URL');
-    const pool = new WorkerPool(generation, options);
-    const count = generation.listenerSet.workers;
+    const set = generation.listenerSet;
+    const pool = new WorkerPool(generation, options, set.listeners.filter((l) => l.role === 'workers').map(workerListener), set.workers);
+    await pool.takeSockets();
+    return pool;
+  }
+
+  /**
+   * Starts the threads before the generation holds its sockets (serve()
+   * does, as it shakes hands with the parent): each loads its script
+   * meanwhile. `listen` and `workers` are what generation.listen() is given
+   * next (its admin listener aside); then takeSockets().
+   */
+  static launch(generation: Generation, listen: ListenerSpec[], workers: number, options: WorkerPoolOptions): WorkerPool {
+    integerIn(workers, 'workers', 1, MAX_WORKERS);
+    return new WorkerPool(generation, options, resolveListeners(listen).map(workerListener), workers);
+  }
+
+  /**
+   * Hands every thread its sockets, once generation.listen() has taken
+   * them, and resolves once every one serves all its listeners (each has
+   * startTimeoutMs from now); stops them all if one cannot.
+   */
+  async takeSockets(): Promise<void> {
     try {
-      await Promise.all(Array.from({ length: count }, (_, index) => pool.spawn(index)));
+      const set = this.generation.listenerSet;
+      const names = set.listeners.filter((l) => l.role === 'workers').map((l) => l.name);
+      if (set.workers !== this.workers.length || names.join() !== this.served.map((l) => l.name).join()) {
+        throw new BatonError(ErrorCodes.INVALID_STATE, `the worker threads were started for ${this.workers.length} workers of ${this.served.map((l) => l.name).join(', ')}; the generation holds ${set.workers} of ${names.join(', ')}`);
+      }
+      if (this.failure) throw this.failure; // no socket goes to threads that are about to stop
+      this.handed = true;
+      this.handOver();
+      await this.started;
     } catch (error) {
-      await pool.stop();
+      await this.stop();
       throw error;
     }
-    generation.follow(pool);
-    return pool;
+    this.generation.follow(this);
   }
 
   /** How many worker threads (the generation's worker count). */
@@ -185,8 +238,16 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
     for (const worker of this.workers) worker.postMessage(message);
   }
 
-  private spawn(index: number): Promise<void> {
+  /** One thread's sockets of each listener it serves: its own and, after a decrease, surplus ones. */
+  private socketsOf(index: number): WorkerListenerSockets[] {
     const set = this.generation.listenerSet;
+    return set.listeners
+      .filter((l) => l.role === 'workers')
+      .map((l) => ({ name: l.name, sockets: set.servedBy(index).filter((e) => e.listener === l).map((e) => ({ index: e.index, fd: e.fd })) }));
+  }
+
+  /** Starts thread `index`; it gets its sockets once the generation holds them (at once when started again). */
+  private spawn(index: number): Promise<void> {
     const boot: WorkerBootData = {
       index,
       epoch: this.generation.epoch,
@@ -195,18 +256,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
       // A thread started again gets a new segment; the one before it has exited, its counters kept.
       stats: this.generation.stats.forWorker(index),
       drainStrategy: this.generation.options.drainStrategy,
-      listeners: set.listeners.filter((l) => l.role === 'workers').map((l) => ({
-        name: l.name,
-        protocol: l.address.protocol,
-        family: l.family,
-        host: l.address.host,
-        port: l.address.port,
-        backlog: l.backlog,
-        sockets: set
-          .servedBy(index)
-          .filter((e) => e.listener === l)
-          .map((e) => ({ index: e.index, fd: e.fd })),
-      })),
+      listeners: this.served,
       data: this.options.workerData,
     };
     const worker = new Worker(this.options.script, {
@@ -216,11 +266,16 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
     this.workers[index] = worker;
     return new Promise<void>((resolve, reject) => {
       let ready = false;
-      const timer = setTimeout(() => {
-        const missing = this.generation.listenerSet.listeners.some((l) => l.role === 'workers') ? 'serve every listener (worker.serve)' : 'call workerContext()';
-        reject(new BatonError(ErrorCodes.WORKER, `worker ${index} did not ${missing} within ${this.startTimeoutMs} ms`));
-        void worker.terminate();
-      }, this.startTimeoutMs);
+      let timer: NodeJS.Timeout | undefined;
+      void this.handedOver.then(() => {
+        if (ready) return; // exited already, or serves no listener
+        worker.postMessage({ baton: 'sockets', listeners: this.socketsOf(index) } satisfies ToWorker);
+        timer = setTimeout(() => {
+          const missing = this.served.length > 0 ? 'serve every listener (worker.serve)' : 'call workerContext()';
+          reject(new BatonError(ErrorCodes.WORKER, `worker ${index} did not ${missing} within ${this.startTimeoutMs} ms of getting its sockets`));
+          void worker.terminate();
+        }, this.startTimeoutMs);
+      });
       worker.on('message', (message) => {
         if (isFromWorker(message) && message.baton === 'warning') this.emit('warning', message.message);
         if (!isFromWorker(message) || message.baton !== 'ready' || ready) return;
@@ -271,7 +326,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
     }, delayMs);
   }
 
-  /** Tells every worker to terminate and waits; a worker that lingers is stopped by force. */
+  /**
+   * Tells every worker to terminate and waits; a worker that lingers is
+   * stopped by force. Before the sockets went to them, they hold none of
+   * ours and are stopped at once (one may still be loading its script).
+   */
   async stop(): Promise<void> {
     this.terminating = true;
     await Promise.all(
@@ -279,7 +338,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
         if (!worker || worker.threadId === -1) return; // never started, or already gone
         const exited = new Promise((resolve) => worker.once('exit', resolve));
         worker.postMessage({ baton: 'terminate' } satisfies ToWorker);
-        const timer = setTimeout(() => void worker.terminate(), this.stopTimeoutMs);
+        const timer = setTimeout(() => void worker.terminate(), this.handed ? this.stopTimeoutMs : 0);
         await exited;
         clearTimeout(timer);
       }),
@@ -290,4 +349,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
 /** Milliseconds: a positive int32, what setTimeout takes. */
 function positive(value: number, name: string): number {
   return integerIn(value, name, 1, 2 ** 31 - 1);
+}
+
+function workerListener(l: Listener): WorkerListenerInfo {
+  return { name: l.name, protocol: l.address.protocol, family: l.family, host: l.address.host, port: l.address.port, backlog: l.backlog };
 }

@@ -11,7 +11,7 @@ import { ListenerServers, socketKey, type Servable } from '../listeners/servers'
 import { EngineMetrics } from '../stats/engine';
 import { workerStats, type ThreadStats } from '../stats/thread-stats';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
-import { BOOT_KEY, isToWorker, type FromWorker, type ToWorker, type WorkerBootData, type WorkerListenerInfo } from './messages';
+import { BOOT_KEY, isToWorker, type FromWorker, type ToWorker, type WorkerBootData, type WorkerListenerInfo, type WorkerListenerSockets, type WorkerSocketInfo } from './messages';
 
 /** What a WorkerContext emits, besides what the servers it serves do by themselves. */
 export interface WorkerContextEvents {
@@ -40,9 +40,13 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
    */
   readonly drainController: DrainController;
   /** The listeners this worker serves: name ('tcp://127.0.0.1:8080'), protocol, family, host, port, backlog. */
-  readonly sockets: ReadonlyArray<Omit<WorkerListenerInfo, 'sockets'>>;
+  readonly sockets: readonly WorkerListenerInfo[];
   /** The application's workerData, as given to the pool. */
   readonly data: unknown;
+  /** What the application gave serve(), per listener name: served once the sockets have come. */
+  private readonly targets = new Map<string, Servable>();
+  /** Per listener name, the sockets to serve: they come once the generation has taken them, maybe after serve(). */
+  private given?: Map<string, WorkerSocketInfo[]>;
   private readonly served = new Map<string, ListenerServers>();
   /** Per dead sibling, the servers on its sockets we serve until it is back. */
   private readonly adopted = new Map<number, ListenerServers[]>();
@@ -66,7 +70,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     this.drainController = new DrainController({ strategy: boot.drainStrategy });
     this.engine.trackDrain(this.drainController);
     this.byName = new Map(boot.listeners.map((l) => [l.name, l]));
-    this.sockets = boot.listeners.map(({ sockets: _sockets, ...rest }) => rest);
+    this.sockets = boot.listeners;
     parentPort!.on('message', (message) => {
       if (isToWorker(message)) this.onCommand(message);
     });
@@ -87,21 +91,36 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
    * (baton_connections_accepted_total). An http or https server follows the
    * drain as HTTP/1.1 expects (drainHttp: `Connection: close`, idle
    * keep-alive connections closed, requests in flight finish), an http2
-   * server as HTTP/2 does (drainHttp2: GOAWAY, streams finish).
+   * server as HTTP/2 does (drainHttp2: GOAWAY, streams finish). The
+   * thread may start before its generation holds the sockets (serve()
+   * starts it while the handshake and the transfer go on): `target` then
+   * listens as they come, before the worker says it is ready.
    */
   serve(target: Servable, name?: string): void {
     const listener = name === undefined ? this.onlyListener() : this.byName.get(name);
     if (!listener) throw invalidArgument(`no listener named '${name}'; this worker has ${[...this.byName.keys()].join(', ')}`);
-    if (this.served.has(listener.name)) throw invalidArgument(`listener ${listener.name} is already served`);
-    const served = new ListenerServers(listener, target, listener.sockets, this.index, (message) =>
-      this.post({ baton: 'warning', message: `worker ${this.index}, ${message}` }),
-    );
-    for (const index of listener.sockets.map((s) => s.index)) if (this.retired.has(socketKey(listener.name, index))) served.retire(index);
-    this.served.set(listener.name, served);
+    if (this.targets.has(listener.name)) throw invalidArgument(`listener ${listener.name} is already served`);
+    this.targets.set(listener.name, target);
     if (target instanceof net.Server) {
       this.engine.countConnections(target, this.index);
       drainByProtocol(target, this.drainController);
     }
+    if (this.given) this.attach(listener, target, this.given.get(listener.name) ?? []);
+  }
+
+  /** The sockets have come: what serve() was given so far is served now, the rest as it is given. */
+  private onSockets(listeners: WorkerListenerSockets[]): void {
+    this.given = new Map(listeners.map((l) => [l.name, l.sockets]));
+    for (const [name, target] of this.targets) this.attach(this.byName.get(name)!, target, this.given.get(name) ?? []);
+  }
+
+  /** Dups and attaches one listener's sockets; 'ready' once every listener's are. */
+  private attach(listener: WorkerListenerInfo, target: Servable, sockets: WorkerSocketInfo[]): void {
+    const served = new ListenerServers(listener, target, sockets, this.index, (message) =>
+      this.post({ baton: 'warning', message: `worker ${this.index}, ${message}` }),
+    );
+    for (const { index } of sockets) if (this.retired.has(socketKey(listener.name, index))) served.retire(index);
+    this.served.set(listener.name, served);
     served.prepare(); // out of fds, this worker fails now: before its generation takes over
     served.attach((index) => this.accepting || this.keep.includes(socketKey(listener.name, index)));
     if (this.served.size === this.byName.size) this.post({ baton: 'ready' });
@@ -117,7 +136,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
     return [...this.served.values(), ...[...this.adopted.values()].flat()];
   }
 
-  private adopt(dead: number, listeners: Array<{ name: string; sockets: Array<{ index: number; fd: number }> }>): void {
+  private adopt(dead: number, listeners: WorkerListenerSockets[]): void {
     this.release(dead);
     const servers = listeners.flatMap(({ name, sockets }) => {
       const own = this.served.get(name);
@@ -152,6 +171,8 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
 
   private onCommand(command: ToWorker): void {
     switch (command.baton) {
+      case 'sockets':
+        return this.onSockets(command.listeners);
       case 'stop':
         this.accepting = false;
         this.keep = command.keep;

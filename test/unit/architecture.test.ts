@@ -19,6 +19,7 @@ const LAYERS: Array<[string, number]> = [
   ['binding.ts', 1],
   ['errors.ts', 0],
   ['validate.ts', 0],
+  ['timeline.ts', 0],
   ['files.ts', 1],
   ['stats', 2],
   ['drain', 2],
