@@ -16,7 +16,7 @@ import { printFigures } from './report.mjs';
 import { baton } from './servers/baton.mjs';
 
 const MODES = {
-  full: { restarts: 15, workers: [1, 2, 4, 8, 16], manyListeners: 64 },
+  full: { restarts: 9, workers: [1, 2, 4, 8, 16], manyListeners: 64 },
   quick: { restarts: 3, workers: [1, 4], manyListeners: 8 },
 };
 const LOAD_CONCURRENCY = 32;
@@ -106,7 +106,7 @@ export async function takeover(results, { quick }) {
     results.add(`takeover.workers-${workers}.new-serves.p50.ms`, percentile(m.served, 50), 'ms', baseline ? { baseline } : {});
     if (workers !== 4) continue;
     for (const [phase, from, to] of PHASES) {
-      const spans = m.timelines.map((t) => t[to] - (from === undefined ? 0 : t[from])).filter(Number.isFinite);
+      const spans = m.timelines.filter(Boolean).map((t) => t[to] - (from === undefined ? 0 : t[from])).filter(Number.isFinite);
       if (spans.length > 0) results.add(`takeover.workers-4.phase.${phase}.p50.ms`, percentile(spans, 50), 'ms');
     }
   }

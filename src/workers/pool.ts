@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { BatonError, ErrorCodes, invalidArgument } from '../errors';
 import { integerIn } from '../validate';
 import { mark } from '../timeline';
-import type { SocketEntry } from '../listeners/listener-set';
+import type { ListenerSet, SocketEntry } from '../listeners/listener-set';
 import { fdLimit, socketKey } from '../listeners/servers';
 import { resolveListeners, type Listener, type ListenerSpec } from '../listeners/spec';
 import { MAX_WORKERS } from '../protocol/messages';
@@ -108,7 +108,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
   /** Starts one worker per worker index, once generation.listen() has taken the sockets, and resolves once every one serves all its listeners. */
   static async start(generation: Generation, options: WorkerPoolOptions): Promise<WorkerPool> {
     const set = generation.listenerSet;
-    const pool = new WorkerPool(generation, options, set.listeners.filter((l) => l.role === 'workers').map(workerListener), set.workers);
+    const pool = new WorkerPool(generation, options, servedByWorkers(set).map(workerListener), set.workers);
     await pool.takeSockets();
     return pool;
   }
@@ -132,7 +132,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
   async takeSockets(): Promise<void> {
     try {
       const set = this.generation.listenerSet;
-      const names = set.listeners.filter((l) => l.role === 'workers').map((l) => l.name);
+      const names = servedByWorkers(set).map((l) => l.name);
       if (set.workers !== this.workers.length || names.join() !== this.served.map((l) => l.name).join()) {
         throw new BatonError(ErrorCodes.INVALID_STATE, `the worker threads were started for ${this.workers.length} workers of ${this.served.map((l) => l.name).join(', ')}; the generation holds ${set.workers} of ${names.join(', ')}`);
       }
@@ -218,8 +218,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
     const adopter = alive.find(({ i }) => i > dead) ?? alive[0];
     if (!adopter) return;
     const set = this.generation.listenerSet;
-    const listeners = set.listeners
-      .filter((l) => l.role === 'workers')
+    const listeners = servedByWorkers(set)
       .map((l) => ({ name: l.name, sockets: set.servedBy(dead).filter((e) => e.listener === l && !this.retiring.has(e)).map((e) => ({ index: e.index, fd: e.fd })) }))
       .filter((l) => l.sockets.length > 0);
     this.adopters.set(dead, adopter.i);
@@ -241,9 +240,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
   /** One thread's sockets of each listener it serves: its own and, after a decrease, surplus ones. */
   private socketsOf(index: number): WorkerListenerSockets[] {
     const set = this.generation.listenerSet;
-    return set.listeners
-      .filter((l) => l.role === 'workers')
-      .map((l) => ({ name: l.name, sockets: set.servedBy(index).filter((e) => e.listener === l).map((e) => ({ index: e.index, fd: e.fd })) }));
+    return servedByWorkers(set).map((l) => ({ name: l.name, sockets: set.servedBy(index).filter((e) => e.listener === l).map((e) => ({ index: e.index, fd: e.fd })) }));
   }
 
   /** Starts thread `index`; it gets its sockets once the generation holds them (at once when started again). */
@@ -349,6 +346,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
 /** Milliseconds: a positive int32, what setTimeout takes. */
 function positive(value: number, name: string): number {
   return integerIn(value, name, 1, 2 ** 31 - 1);
+}
+
+/** The listeners worker threads serve (the admin listener is the main thread's). */
+function servedByWorkers(set: ListenerSet): Listener[] {
+  return set.listeners.filter((l) => l.role === 'workers');
 }
 
 function workerListener(l: Listener): WorkerListenerInfo {

@@ -126,6 +126,26 @@ test('a new epoch that fails before taking over leaves the old one serving; the 
   assert.ok(alive(pidOf(supervisor, 3)), 'the good epoch 3 serves on');
 });
 
+test('the worker threads start before the handshake and load their script while the application initializes; the log gives every step of the start-up', async (t) => {
+  const { next, supervisor } = await supervised(t, 'timeline', ['--drain-time-s', '1', '--parent-shutdown-time-s', '1']);
+  const initMs = 1500;
+  next.set({ TEST_INIT_MS: initMs, TEST_WORKERS: 4 });
+  supervisor.child.kill('SIGHUP');
+  const line = await supervisor.waitFor(tookOver(1), { timeoutMs: 15_000, what: 'epoch 1 taking over' });
+  const timeline = line.timeline as Record<string, number>;
+  const at = (step: string) => {
+    assert.equal(typeof timeline[step], 'number', `no ${step} in ${JSON.stringify(timeline)}`);
+    return timeline[step];
+  };
+  // In the order the steps are taken; the threads start as the generation does, before it connects.
+  const inOrder = ['process', 'baton', 'imported', 'generation', 'workersStarted', 'handshaking', 'initializing', 'takingSockets', 'startingWorkers', 'workersReady', 'takenOver'];
+  for (let i = 1; i < inOrder.length; i++) assert.ok(at(inOrder[i - 1]) <= at(inOrder[i]), `${inOrder[i - 1]} after ${inOrder[i]}: ${JSON.stringify(timeline)}`);
+  // Every thread was running while the application initialized, and not one was ready before it had its sockets.
+  assert.ok(at('workersOnline') < at('takingSockets'), `threads online only after the initialize: ${JSON.stringify(timeline)}`);
+  assert.ok(at('takingSockets') - at('initializing') >= initMs - 1, JSON.stringify(timeline));
+  assert.match(String(line.message), /ms after the restart was asked: process \d+, baton \d+, /);
+});
+
 test('baton run --compatibility reaches every generation: a deploy with another tag is refused and the old epoch serves on; the same tag hands over', async (t) => {
   const socketPath = uniqueSocketPath('compat');
   const port = await freePort();
