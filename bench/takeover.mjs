@@ -47,8 +47,11 @@ const percentile = (values, p) => {
 
 /** `restarts` restarts to the same worker count, one after the other, each once the previous epoch has gone. */
 async function restartBaton({ workers, restarts, ports = 1, loaded = false }) {
-  const all = [await freePort()];
-  while (all.length < ports) all.push(await freePort());
+  const all = [];
+  while (all.length < ports) {
+    const port = await freePort(); // free now, so the same one may come twice
+    if (!all.includes(port)) all.push(port);
+  }
   const handle = await baton.start({ port: all[0], workers, ports: all });
   const load = loaded ? startLoadProcess({ targets: [{ host: '127.0.0.1', port: all[0] }], concurrency: LOAD_CONCURRENCY, durationMs: 600_000 }) : undefined;
   const entries = [];
