@@ -60,6 +60,7 @@ async function restartBaton({ workers, restarts, ports = 1, loaded = false }) {
     for (let i = 0; i < restarts; i++) {
       const askedAt = performance.now();
       const restart = handle.restart(workers);
+      restart.oldGone.catch(() => undefined); // awaited once it took over; a restart that failed leaves it pending
       const [entry, answeredAt] = await Promise.all([restart.tookOver, firstAnswer(all[0], restart.epoch, { ms: 30_000 })]).catch((error) => {
         // Why, from the supervisor's log: a new epoch that failed is one line there.
         throw new Error(`${error.message}; the supervisor's last lines:\n${handle.supervisor.stderrTail().split('\n').slice(-4).join('\n')}`);
