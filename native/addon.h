@@ -80,5 +80,10 @@ Napi::Value SendMessage(const Napi::CallbackInfo& info);
 Napi::Value ReceiveMessage(const Napi::CallbackInfo& info);
 // datagram.cc
 Napi::Value SendDatagram(const Napi::CallbackInfo& info);
+// process.cc
+Napi::Value Execve(const Napi::CallbackInfo& info);
+Napi::Value PidfdOpen(const Napi::CallbackInfo& info);
+Napi::Value WaitPid(const Napi::CallbackInfo& info);
+Napi::Value SetCloexec(const Napi::CallbackInfo& info);
 // poll.cc
 Napi::Function DefinePoll(Napi::Env env);

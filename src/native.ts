@@ -97,6 +97,15 @@ export interface NativeBinding {
    * MSG_DONTWAIT | MSG_NOSIGNAL. Returns false (nothing sent) when the receiver's queue is full (EAGAIN). */
   sendDatagram(path: string, abstract: boolean, data: Buffer): boolean;
 
+  /** execve(2): replaces this process's image; returns only by throwing. */
+  execve(path: string, argv: string[], envp: string[]): never;
+  /** pidfd_open(2), CLOEXEC: readable once the process exits (a zombie's too). */
+  pidfdOpen(pid: number): number;
+  /** waitpid(pid, WNOHANG): null while it runs; its exit code or signal number once reaped. */
+  waitpid(pid: number): { code: number | null; signal: number | null } | null;
+  /** fcntl(F_SETFD): whether `fd` is closed by the next exec; returns whether it was before. */
+  setCloexec(fd: number, on: boolean): boolean;
+
   /** uv_poll on fd, on this thread's loop. callback(error, readable, writable, disconnect). */
   Poll: new (
     fd: number,
