@@ -53,8 +53,8 @@ export interface GenerationStatus {
 
 export interface SupervisorStatus {
   pid: number;
-  /** The version of baton the supervisor runs (the new one after `baton upgrade`). */
-  batonVersion: string;
+  /** The version of baton the supervisor runs (the new one after `baton upgrade`); absent from one older than `baton upgrade`, which a newer client may ask. */
+  batonVersion?: string;
   /** null until the first generation has chosen one (--use-dynamic-base-id). */
   baseId: number | null;
   socket: string;
@@ -132,7 +132,7 @@ const decoders: { [T in SupervisorMessage['type']]: (o: Fields) => Extract<Super
       re: int(o, 're'),
       status: {
         pid: int(s, 'pid', 1),
-        batonVersion: str(s, 'batonVersion', 64),
+        ...(s.batonVersion === undefined ? {} : { batonVersion: str(s, 'batonVersion', 64) }),
         baseId: s.baseId === null ? null : int(s, 'baseId'),
         socket: str(s, 'socket', 1024),
         restarts: int(s, 'restarts', 0, MAX_INT),

@@ -17,7 +17,6 @@ import { optionsToEnv, resolveOptions, type HotRestartOptions } from '../options
 import { STATUS_FD_ENV, type StatusReport } from '../restart/status';
 import { SupervisorControl } from './control';
 import type { CommandOutcome, GenerationState, SupervisorStatus } from './messages';
-import type { SystemdEnvironment } from './notify';
 import { AdoptedProcess, type GenerationProcess } from './process';
 import { checkNewImage, execImage, type Image } from './upgrade';
 import { STATE_VERSION, type CarriedOptions, type UpgradeState } from './upgrade-state';
@@ -69,7 +68,7 @@ export interface SupervisorOptions {
   /** This package's version, shown by `baton status`. */
   version: string;
   /** What `baton upgrade` needs and carries across the exec that the supervisor itself does not use; without it, upgrades are refused. */
-  upgrade?: Image & Pick<CarriedOptions, 'log' | 'pidFile'> & { systemd?: SystemdEnvironment };
+  upgrade?: Image & Pick<CarriedOptions, 'log' | 'pidFile'> & { systemd?: NonNullable<UpgradeState['systemd']> };
 }
 
 export interface LogEntry {

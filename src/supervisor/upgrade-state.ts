@@ -93,7 +93,8 @@ function generation(v: unknown, i: number): CarriedGeneration {
     phase: choice(g, 'phase', GENERATION_STATES),
     reload: bool(g, 'reload'),
     ...optional(g, 'tookOverAgoMs', (o, key) => int(o, key, 0, Number.MAX_SAFE_INTEGER)),
-    ...(g.takenOver === undefined ? {} : { takenOver: object(g.takenOver, `${g.type}.takenOver`) as unknown as CarriedGeneration['takenOver'] }),
+    // The generation's own report, as the image before received it: checked as an object, kept as it is.
+    ...(g.takenOver === undefined ? {} : { takenOver: (object(g.takenOver, `${g.type}.takenOver`), g.takenOver as CarriedGeneration['takenOver']) }),
     ...optional(g, 'connections', int),
     statusFd: g.statusFd === -1 ? -1 : int(g, 'statusFd', 3, MAX_FD),
     ...(exit ? { exit: { code: intOrNull(exit, 'code', 255), signal: exit.signal === null ? null : (str(exit, 'signal', 16) as NodeJS.Signals) } } : {}),
@@ -102,9 +103,9 @@ function generation(v: unknown, i: number): CarriedGeneration {
 
 function version1(s: Fields): UpgradeState {
   const o = object(s.options, 'state.options');
-  const engine = object(o.engine, 'state.options.engine');
-  delete engine.type;
-  resolveOptions(engine as Partial<HotRestartOptions>); // every engine option checked as `baton run` checks its flags
+  object(o.engine, 'state.options.engine');
+  const engine = o.engine as Partial<HotRestartOptions>;
+  resolveOptions(engine); // every engine option checked as `baton run` checks its flags
   const systemd = s.systemd === null ? null : object(s.systemd, 'state.systemd');
   const answer = s.answer === null ? null : object(s.answer, 'state.answer');
   return {
@@ -117,7 +118,7 @@ function version1(s: Fields): UpgradeState {
     options: {
       command: str(o, 'command', 4096),
       args: strings(o, 'args'),
-      engine: engine as Partial<HotRestartOptions>,
+      engine,
       killTimeoutMs: int(o, 'killTimeoutMs'),
       rollback: choice(o, 'rollback', ['auto', 'off'] as const),
       log: choice(o, 'log', ['text', 'json', 'details'] as const),

@@ -2,6 +2,7 @@
 // records and fds, datagrams, readiness, error shapes, and teardown in worker threads.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
@@ -11,7 +12,7 @@ import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import * as native from '../../src/binding';
 import { has, notifyReceiver } from '../support/notify-receiver';
-import { waitFor } from '../support/wait';
+import { sleep, waitFor } from '../support/wait';
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 const fdsAtStart = fdCount();
@@ -260,6 +261,44 @@ describe('unix datagrams (sd_notify)', () => {
     assert.ok(sent < 100_000, 'the queue filled');
     assert.ok(performance.now() - started < 2000, `returned at once (${performance.now() - started} ms)`);
     t.diagnostic(`${sent} datagrams queued before the receiver's queue was full`);
+  });
+});
+
+describe('processes across an exec (baton upgrade)', () => {
+  test('pidfd_open: CLOEXEC, readable once the process exits; waitpid: null while it runs, ECHILD for no child of ours', async () => {
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const pidfd = native.pidfdOpen(child.pid!);
+    assert.ok(isCloexec(pidfd));
+    let exited = false;
+    const poll = new native.Poll(pidfd, (error, readable) => {
+      assert.equal(error, null);
+      exited ||= readable;
+    });
+    poll.start(true, false);
+    assert.equal(native.waitpid(child.pid!), null, 'WNOHANG: running');
+    await sleep(100);
+    assert.equal(exited, false);
+    child.kill('SIGKILL');
+    await waitFor(() => exited, { what: 'the pidfd readable' });
+    poll.close();
+    native.close(pidfd);
+    await waitFor(() => child.signalCode === 'SIGKILL', { what: 'libuv reaping its own child' });
+    assert.throws(() => native.waitpid(process.ppid), { code: 'ECHILD', syscall: 'waitpid' });
+    assert.throws(() => native.pidfdOpen(2 ** 22), { code: 'ESRCH', syscall: 'pidfd_open' });
+    assert.throws(() => native.pidfdOpen(0), { code: 'BATON_INVALID_ARGUMENT' });
+  });
+
+  test('setCloexec sets the flag and says what it was; a failed execve throws and this process runs on', () => {
+    const fd = native.dup(0);
+    assert.equal(native.setCloexec(fd, false), true);
+    assert.equal(isCloexec(fd), false);
+    assert.equal(native.setCloexec(fd, true), false);
+    assert.ok(isCloexec(fd));
+    native.close(fd);
+    assert.throws(() => native.setCloexec(fd, true), { code: 'EBADF', syscall: 'fcntl' });
+    assert.throws(() => native.execve('/nonexistent/node', ['node'], {}), { code: 'ENOENT', syscall: 'execve' });
+    assert.throws(() => native.execve(process.execPath, ['node', 'a\0b'], {}), { code: 'BATON_INVALID_ARGUMENT', message: /argv\[1\]/ });
+    assert.throws(() => native.execve('', [], {}), { code: 'BATON_INVALID_ARGUMENT' });
   });
 });
 
