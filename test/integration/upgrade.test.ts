@@ -7,7 +7,7 @@
 // and reported by the new one; the supervisor's fds are the same after.
 
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -16,33 +16,17 @@ import { has, notifyReceiver } from '../support/notify-receiver';
 import { load, ROOT, start, uniqueSocketPath, type Proc } from '../support/processes';
 import { assertNoneLost, baton, behaviour, from, logged, pidOf, tookOver } from '../support/supervised';
 import { freePort, sleep, waitFor } from '../support/wait';
+import { packageBuilds } from '../../tools/builds';
 
 const A = '0.1.0';
 const B = '0.1.0-upgraded';
 
-/** Two builds of this package side by side, B with another version, and `current` pointing at A. */
+/** Builds A and B of this package, and `current` pointing at A; removed when the test ends. */
 function builds(t: TestContext) {
   const dir = mkdtempSync(join(tmpdir(), 'baton-upgrade-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const build = (name: string, version: string) => {
-    const root = join(dir, name);
-    mkdirSync(join(root, 'build/Release'), { recursive: true });
-    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-    writeFileSync(join(root, 'package.json'), JSON.stringify({ ...pkg, version }));
-    cpSync(join(ROOT, 'dist/src'), join(root, 'dist/src'), { recursive: true });
-    cpSync(join(ROOT, 'build/Release/baton.node'), join(root, 'build/Release/baton.node'));
-    cpSync(join(ROOT, 'test/fixtures'), join(root, 'test/fixtures'), { recursive: true });
-    symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
-    return root;
-  };
-  const current = join(dir, 'current');
-  const use = (target: string) => {
-    rmSync(current, { force: true });
-    symlinkSync(target, current);
-  };
-  const builds = { a: build('a', A), b: build('b', B), dir, current, use };
-  use(builds.a);
-  return builds;
+  const { roots, current, use } = packageBuilds(ROOT, dir, [A, B]);
+  return { a: roots[A], b: roots[B], dir, current, use };
 }
 
 /** The supervisor of build `current`, its generations the fixture of build `current`: both run what the symlink names when they start. */
