@@ -92,7 +92,7 @@ export interface SupervisorEvents {
   rolledBack: [from: number, to: number];
   /** `baton upgrade` passed its dry run: this image execs the new one now. */
   upgrading: [from: string, to: string];
-  /** The upgrade did not happen (its dry run or the exec failed); this image runs on. */
+  /** The exec of an upgrade failed (after 'upgrading'); this image runs on. A refusal before is only logged. */
   upgradeFailed: [reason: string];
   /** This image is the new one of an upgrade and has adopted every generation. */
   upgraded: [serving: number | undefined, message: string];
@@ -219,7 +219,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       try {
         execImage(image, this.state(image, answer));
       } catch (error) {
-        return this.upgradeFailed(`upgrade failed: ${(error as Error).message}; baton ${from} runs on`);
+        const outcome = this.upgradeFailed(`upgrade failed: ${(error as Error).message}; baton ${from} runs on`);
+        this.emit('upgradeFailed', outcome.message);
+        return outcome;
       }
       throw new Error('unreachable: execve returned without an error');
     } finally {
@@ -238,7 +240,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private upgradeFailed(message: string): CommandOutcome {
     this.log('error', message);
-    this.emit('upgradeFailed', message);
     return this.failure(message, { reason: message.replace(/^upgrade (refused|failed): /, '') });
   }
 

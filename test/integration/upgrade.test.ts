@@ -30,14 +30,14 @@ function builds(t: TestContext) {
 }
 
 /** The supervisor of build `current`, its generations the fixture of build `current`: both run what the symlink names when they start. */
-async function superviseCurrent(t: TestContext, current: string, name: string, env: Record<string, string | number> = {}) {
+async function superviseCurrent(t: TestContext, current: string, name: string, env: Record<string, string | number> = {}, args: string[] = []) {
   const port = await freePort();
   const next = behaviour(t, name);
   next.set();
   const socketPath = uniqueSocketPath(name);
   const cli = join(current, 'dist/src/supervisor/cli.js');
   const flags = ['--socket-path', socketPath, '--drain-time-s', '1', '--parent-shutdown-time-s', '120'];
-  const supervisor = start(t, process.execPath, [cli, 'run', '--log', 'json', ...flags, '--', process.execPath, join(current, 'test/fixtures/generation.mjs')], {
+  const supervisor = start(t, process.execPath, [cli, 'run', '--log', 'json', ...flags, '--', process.execPath, join(current, 'test/fixtures/generation.mjs'), ...args], {
     env: { ...process.env, TEST_PORT: String(port), TEST_ENV_FILE: next.path, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
   });
   await supervisor.waitFor(tookOver(0), { timeoutMs: 15_000, what: 'epoch 0 taking over' });
@@ -72,6 +72,10 @@ function fdsOf(pid: number) {
     kinds: targets.map((t) => (t.startsWith('socket:') ? t : t.replace(/\[\d+\]$/, ''))).sort(),
   };
 }
+
+/** The fds of `pid` without close-on-exec (O_CLOEXEC in /proc/<pid>/fdinfo). */
+const keptOnExec = (pid: number) =>
+  readdirSync(`/proc/${pid}/fd`).filter((fd) => (parseInt(/flags:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))![1], 8) & 0o2000000) === 0);
 
 test('baton upgrade under load: the same pid, every generation kept, 0 lost, the new version in status, and the next reload, rollback and upgrade work', async (t) => {
   await assertCounterSeesLoss(); // control: the same counter does see a loss
@@ -160,6 +164,29 @@ test('an upgrade that cannot happen (the new build is missing, does not load, or
   traffic.stop();
   assertNoneLost(t, await traffic.done);
   assert.equal((await status()).batonVersion, A);
+});
+
+test('an execve that fails (the state over the kernel\'s 128 KiB for one variable) leaves the old image running with every fd it had, and says why', async (t) => {
+  const { b, current, use } = builds(t);
+  // Arguments the generation ignores, too many for the state in one environment variable (MAX_ARG_STRLEN).
+  const { port, supervisor, ask, status, reload } = await superviseCurrent(t, current, 'upgrade-e2big', {}, Array.from({ length: 70 }, () => 'x'.repeat(2000)));
+  const before = await status();
+  const fds = fdsOf(supervisor.pid);
+  const kept = keptOnExec(supervisor.pid);
+  const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
+  await sleep(300);
+  use(b);
+  const failed = await ask('upgrade');
+  assert.equal(failed.code, 1, failed.stdout + failed.stderr);
+  assert.equal(failed.stdout, `upgrade failed: execve E2BIG: argument list too long; baton ${A} runs on\n`);
+  const after = await status();
+  assert.deepEqual([after.pid, after.batonVersion, after.generations.map((g) => g.pid)], [before.pid, A, before.generations.map((g) => g.pid)]);
+  assert.deepEqual(fdsOf(supervisor.pid), fds, 'the same fds, none left without close-on-exec');
+  assert.deepEqual(keptOnExec(supervisor.pid), kept, 'each fd has its close-on-exec flag back');
+  await reload(1);
+  await sleep(300);
+  traffic.stop();
+  assertNoneLost(t, await traffic.done);
 });
 
 test('a generation that exits while the supervisor is between images is reaped and reported by the new image; SIGUSR2 upgrades; systemd hears RELOADING=1 then READY=1', async (t) => {
