@@ -9,25 +9,20 @@
 // load lost (nothing, or the demo exits 1).
 
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { packageBuilds } from '../dist/tools/builds/index.js';
+import { freePort, runDemo } from '../dist/tools/demo/index.js';
 import { spawnLoad } from '../dist/tools/load/index.js';
 
 const root = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const dir = mkdtempSync(join(tmpdir(), 'baton-upgrade-demo-'));
 const { roots, current, use } = packageBuilds(root, dir, [version, `${version}-upgraded`]);
-const port = await new Promise((done) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => done(port));
-  });
-});
+const port = await freePort();
 const config = join(dir, 'server.json');
 writeFileSync(config, JSON.stringify({ concurrency: 2, listen: [`127.0.0.1:${port}`] }));
 const socketPath = `@baton-upgrade-demo-${process.pid}`;
@@ -49,7 +44,7 @@ const tookOver = (epoch) =>
   });
 const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 
-try {
+await runDemo(supervisor, dir, async () => {
   await tookOver(0);
   console.log(`baton upgrade demo: example server on 127.0.0.1:${port}, ${current} -> ${roots[version]}`);
   console.log(`  ${(await baton('status')).split('\n')[0]}`);
@@ -65,12 +60,5 @@ try {
   load.stop();
   const result = await load.done;
   console.log(`\nconnections attempted ${result.attempted}, answered ${result.answered}, lost ${result.lost}${result.lost ? ` ${JSON.stringify(result.errors)}` : ''}`);
-  process.exitCode = result.lost === 0 && result.answered === result.attempted ? 0 : 1;
-} catch (error) {
-  console.error(`demo failed: ${error.message}`);
-  process.exitCode = 1;
-} finally {
-  supervisor.kill('SIGTERM');
-  await new Promise((r) => supervisor.once('exit', r));
-  rmSync(dir, { recursive: true, force: true });
-}
+  return result.lost === 0 && result.answered === result.attempted;
+});
