@@ -80,5 +80,7 @@ Napi::Value SendMessage(const Napi::CallbackInfo& info);
 Napi::Value ReceiveMessage(const Napi::CallbackInfo& info);
 // datagram.cc
 Napi::Value SendDatagram(const Napi::CallbackInfo& info);
+// stream.cc
+Napi::Value SendWhole(const Napi::CallbackInfo& info);
 // poll.cc
 Napi::Function DefinePoll(Napi::Env env);

@@ -46,8 +46,8 @@ function load(): NativeBinding {
 
 const native = load();
 // An addon built from older sources (a stale build/) would leave the fd limit undefined, and every check against it
-// passing, or lack the newest function (sendDatagram) until the first call.
-if (typeof native.SCM_MAX_FD !== 'number' || typeof native.sendDatagram !== 'function') {
+// passing, or lack the newest function (sendWhole) until the first call.
+if (typeof native.SCM_MAX_FD !== 'number' || typeof native.sendWhole !== 'function') {
   throw new BatonError(ErrorCodes.ADDON_NOT_FOUND, "baton's native addon is older than its JavaScript: run `npm rebuild baton` (or `npx node-gyp rebuild`)");
 }
 
@@ -179,6 +179,14 @@ export function sendDatagram(path: string, abstract: boolean, data: Buffer): boo
   unixPath(path, abstract);
   if (!Buffer.isBuffer(data)) throw invalidArgument('data must be a Buffer');
   return native.sendDatagram(path, abstract, data);
+}
+
+/** The longest `data` sendWhole takes: a frame, not a stream (a socket's send buffer is never smaller). */
+const MAX_WHOLE_BYTES = 4096;
+
+export function sendWhole(f: number, data: Buffer): boolean {
+  if (!Buffer.isBuffer(data) || data.length === 0 || data.length > MAX_WHOLE_BYTES) throw invalidArgument(`data must be a Buffer of 1..${MAX_WHOLE_BYTES} bytes`);
+  return native.sendWhole(fd(f), data);
 }
 
 export const Poll: NativeBinding['Poll'] = class {

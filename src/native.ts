@@ -97,6 +97,10 @@ export interface NativeBinding {
    * MSG_DONTWAIT | MSG_NOSIGNAL. Returns false (nothing sent) when the receiver's queue is full (EAGAIN). */
   sendDatagram(path: string, abstract: boolean, data: Buffer): boolean;
 
+  /** `data` onto a connected stream socket whole, with MSG_DONTWAIT | MSG_NOSIGNAL, and only when its send queue
+   * is empty (ioctl SIOCOUTQ == 0). Returns false (nothing sent) when the queue is not empty or the send would block. */
+  sendWhole(fd: number, data: Buffer): boolean;
+
   /** uv_poll on fd, on this thread's loop. callback(error, readable, writable, disconnect). */
   Poll: new (
     fd: number,
