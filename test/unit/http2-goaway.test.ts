@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { DrainController } from '../../src/drain/controller';
 import { drainHttp2, goawayFrame } from '../../src/drain/http2';
 import { waitFor } from '../support/wait';
@@ -63,7 +63,8 @@ function rawClient(port: number) {
   return { socket, frames, goaways, answered };
 }
 
-test('http2 drain: a stream sent after the first GOAWAY, before the PING is answered, is served; then the final GOAWAY names it', async (t) => {
+/** A drained http2 server and a raw client whose stream 1 was answered; the drain has just started. */
+async function draining(t: TestContext) {
   const controller = new DrainController({ strategy: 'immediate' });
   const server = http2.createServer((_req, res) => res.end('ok'));
   drainHttp2(server, controller, { checkMs: 50 });
@@ -75,10 +76,14 @@ test('http2 drain: a stream sent after the first GOAWAY, before the PING is answ
     client.socket.destroy();
     server.close();
   });
-
   client.socket.write(get(1));
   await waitFor(() => client.answered(1), { what: 'stream 1 answered' });
   controller.start(10_000);
+  return client;
+}
+
+test('http2 drain: a stream sent after the first GOAWAY, before the PING is answered, is served; then the final GOAWAY names it', async (t) => {
+  const client = await draining(t);
   await waitFor(() => client.goaways().length === 1 && client.frames.some((f) => f.type === PING && !(f.flags & ACK)), { what: 'the first GOAWAY and a PING' });
   assert.deepEqual(client.goaways(), [{ last: 2 ** 31 - 1, code: 0 }], 'the first GOAWAY refuses no stream');
 
@@ -92,20 +97,7 @@ test('http2 drain: a stream sent after the first GOAWAY, before the PING is answ
 });
 
 test('http2 drain: with no answer to its PING, a session gets its final GOAWAY at the PING timeout', async (t) => {
-  const controller = new DrainController({ strategy: 'immediate' });
-  const server = http2.createServer((_req, res) => res.end('ok'));
-  drainHttp2(server, controller, { checkMs: 50 });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const client = rawClient((server.address() as net.AddressInfo).port);
-  t.after(() => {
-    controller.stop();
-    client.socket.destroy();
-    server.close();
-  });
-  client.socket.write(get(1));
-  await waitFor(() => client.answered(1), { what: 'stream 1 answered' });
-  controller.start(10_000);
+  const client = await draining(t);
   await waitFor(() => client.goaways().length >= 2, { what: 'both GOAWAYs' });
   assert.deepEqual(client.goaways().slice(0, 2), [{ last: 2 ** 31 - 1, code: 0 }, { last: 1, code: 0 }]);
 });
