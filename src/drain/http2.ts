@@ -78,7 +78,8 @@ function notice(session: http2.ServerHttp2Session): boolean {
   const found = socketOf(session);
   if (found === undefined) return false;
   const { socket, handle } = found;
-  if (socket.writableLength !== 0 || handle.writeQueueSize !== 0) return false;
+  // Not before the peer has acknowledged our SETTINGS: a connection's first frame must be SETTINGS.
+  if (session.pendingSettingsAck || socket.writableLength !== 0 || handle.writeQueueSize !== 0) return false;
   return sendWhole(handle.fd!, NOTICE);
 }
 
