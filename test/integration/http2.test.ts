@@ -31,7 +31,7 @@ async function restartsUnderLoad(t: TestContext, name: string, http2: string) {
   }
   run.stop();
   const result = await run.done;
-  t.diagnostic(`${name}: attempted ${result.attempted}, answered ${result.answered}, lost ${result.lost} ${JSON.stringify(result.errors)}`);
+  t.diagnostic(`${name}: not sent (refused by the client itself, sent again) ${result.notSent}, attempted ${result.attempted}, answered ${result.answered}, lost ${result.lost} ${JSON.stringify(result.errors)}`);
   assert.ok(result.attempted > 1000, `load too small to mean anything: ${result.attempted}`);
   assert.equal(result.answered + result.lost, result.attempted);
   return result;

@@ -51,6 +51,8 @@ const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'h2'];
 export interface LoadResult {
   /** attempted === answered + lost once finished; before, the difference is in flight. */
   attempted: number;
+  /** Over HTTP/2: streams refused by the client before they left it (see NOT_SENT), sent again, not attempted. */
+  notSent: number;
   answered: number;
   lost: number;
   /** Lost connections by reason: an error code ('ECONNRESET', 'ECONNREFUSED'...; for a stream
@@ -242,6 +244,14 @@ export class LatencyHistogram {
 
 type Outcome = { answered: true; responder: string; latencyMs: number } | { answered: false; reason: string };
 
+/**
+ * Over HTTP/2: a stream the client never sent. Node's client closes its
+ * session as a GOAWAY arrives, and nghttp2 then refuses (REFUSED_STREAM)
+ * the streams still queued in it, unsent; a client honouring GOAWAY sends
+ * them on a new session (RFC 9113 §8.7: refused means not processed).
+ */
+const NOT_SENT = 'not-sent';
+
 const lost = (reason: string): Outcome => ({ answered: false, reason });
 
 /** The response as received: its first KEPT_RESPONSE_BYTES, and how many bytes came in all. */
@@ -341,6 +351,8 @@ function datagramExchange(target: LoadTarget, request: Buffer, expectBody: Buffe
  */
 class Sessions {
   private readonly slots: Array<http2.ClientHttp2Session | undefined> = [];
+  /** The last stream id each session's newest GOAWAY names: the server processes every stream up to it. */
+  private readonly promised = new WeakMap<http2.ClientHttp2Session, number>();
 
   of(slot: number, target: LoadTarget): http2.ClientHttp2Session {
     let session = this.slots[slot];
@@ -349,9 +361,21 @@ class Sessions {
       session = http2.connect(`http://${host}:${target.port}`);
       // Its streams fail with the error too, and are counted by why.
       session.on('error', () => {});
+      const s = session;
+      s.on('goaway', (_code: number, lastStreamID: number) => this.promised.set(s, lastStreamID));
       this.slots[slot] = session;
     }
     return session;
+  }
+
+  /**
+   * A stream refused while its session's newest GOAWAY still promised to
+   * process it was refused by the client itself (a server refusing it would
+   * have sent a GOAWAY naming a lower stream first): it never left.
+   */
+  neverSent(session: http2.ClientHttp2Session, stream: http2.ClientHttp2Stream): boolean {
+    const promised = this.promised.get(session);
+    return stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM && promised !== undefined && stream.id !== undefined && stream.id <= promised;
   }
 
   closeAll(): void {
@@ -360,7 +384,7 @@ class Sessions {
 }
 
 /** One HTTP/2 stream (GET, no body); settles exactly once, whichever of end, error, close or timeout comes first. */
-function streamExchange(session: http2.ClientHttp2Session, path: string, expectBody: Buffer, timeoutMs: number): Promise<Outcome> {
+function streamExchange(sessions: Sessions, session: http2.ClientHttp2Session, path: string, expectBody: Buffer, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     const startedAt = performance.now();
     let stream: http2.ClientHttp2Stream;
@@ -380,7 +404,10 @@ function streamExchange(session: http2.ClientHttp2Session, path: string, expectB
       if (!body.subarray(0, expectBody.length).equals(expectBody)) return settle(lost('bad-body'));
       settle({ answered: true, responder: responderOf(body), latencyMs: performance.now() - startedAt });
     });
-    stream.on('error', (error: NodeJS.ErrnoException) => settle(lost(`${error.code ?? 'error'}${stream.rstCode ? `/${stream.rstCode}` : ''}`)));
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (sessions.neverSent(session, stream)) return settle(lost(NOT_SENT));
+      settle(lost(`${error.code ?? 'error'}${stream.rstCode ? `/${stream.rstCode}` : ''}`));
+    });
     stream.on('close', () => settle(lost('closed-early')));
   });
 }
@@ -391,6 +418,7 @@ function streamExchange(session: http2.ClientHttp2Session, path: string, expectB
 class LocalRun implements LoadRun {
   readonly done: Promise<LoadResult>;
   private attempted = 0;
+  private notSent = 0;
   private answered = 0;
   private lost = 0;
   private readonly errors = new Map<string, number>();
@@ -433,6 +461,7 @@ class LocalRun implements LoadRun {
     const finished = this.answered + this.lost;
     return {
       attempted: this.attempted,
+      notSent: this.notSent,
       answered: this.answered,
       lost: this.lost,
       errors: Object.fromEntries(this.errors),
@@ -453,7 +482,11 @@ class LocalRun implements LoadRun {
   private async loop(index: number): Promise<void> {
     while (this.mayStartAnother()) {
       this.attempted++;
-      this.count(await this.exchange(index));
+      const outcome = await this.exchange(index);
+      if (!outcome.answered && outcome.reason === NOT_SENT) {
+        this.attempted--;
+        this.notSent++;
+      } else this.count(outcome);
     }
   }
 
@@ -462,7 +495,7 @@ class LocalRun implements LoadRun {
     if (protocol === 'h2') {
       // A slot's streams share its session, which stays on its first target.
       const slot = Math.floor(index / streams);
-      return streamExchange(this.sessions.of(slot, targets[slot % targets.length]), path, this.expectBody, timeoutMs);
+      return streamExchange(this.sessions, this.sessions.of(slot, targets[slot % targets.length]), path, this.expectBody, timeoutMs);
     }
     const target = targets[this.nextTarget++ % targets.length];
     return (protocol === 'udp' ? datagramExchange : exchange)(target, this.request, this.expectBody, timeoutMs);
@@ -508,6 +541,7 @@ export function startLoad(options: LoadOptions): LoadRun {
 
 const EMPTY_RESULT: LoadResult = {
   attempted: 0,
+  notSent: 0,
   answered: 0,
   lost: 0,
   errors: {},
