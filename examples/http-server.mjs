@@ -16,7 +16,6 @@
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import http2 from 'node:http2';
 import { parseArgs } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
 import { serve, workerContext } from 'baton';
@@ -33,7 +32,7 @@ if (isMainThread) {
     workers: config.concurrency,
     admin: config.admin,
     script: new URL(import.meta.url),
-    workerData: { http2: config.http2 === true },
+    ...(config.http2 === true ? { workerData: { http2: true } } : {}),
   });
   generation.on('warning', (message) => console.error(`epoch ${generation.epoch}: ${message}`));
   console.log(`epoch ${generation.epoch}: pid ${process.pid} serving ${config.listen.join(', ')} with ${config.concurrency} workers`);
@@ -44,7 +43,7 @@ if (isMainThread) {
   const requests = worker.stats.counter({ name: 'example_requests', help: 'Requests answered by the example server.' });
   worker.stats.gauge({ name: 'example_workers', help: 'Worker threads serving (the draining generation\'s included).' }).inc();
   for (const socket of worker.sockets) {
-    const server = (worker.data.http2 ? http2 : http).createServer((req, res) => {
+    const server = (worker.data?.http2 ? await import('node:http2') : http).createServer((req, res) => {
       res.end(`epoch=${worker.epoch} worker=${worker.index}\n`);
       requests.inc();
     });
