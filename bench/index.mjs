@@ -15,13 +15,14 @@ import { handoff } from './micro/handoff.mjs';
 import { protocol } from './micro/protocol.mjs';
 import { sockets } from './micro/sockets.mjs';
 import { Results } from './report.mjs';
+import { http2Restarts } from './restart/http2.mjs';
 import { restartSection } from './restart/run.mjs';
 import { soak } from './soak.mjs';
 import { throughput } from './throughput.mjs';
 
 const SECTIONS = {
   micro: [fdPassing, handoff, sockets, protocol],
-  restart: [restartSection],
+  restart: [restartSection, http2Restarts],
   throughput: [throughput],
   soak: [soak],
 };

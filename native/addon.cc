@@ -27,6 +27,7 @@ Baton::Baton(Napi::Env env, Napi::Object exports) {
       fn("pidfdOpen", PidfdOpen),
       fn("waitpid", WaitPid),
       fn("setCloexec", SetCloexec),
+      fn("sendWhole", SendWhole),
       InstanceValue("Poll", DefinePoll(env), napi_enumerable),
       InstanceMethod("openHandles", &Baton::OpenHandles, napi_enumerable),
       InstanceValue("SCM_MAX_FD", Napi::Number::New(env, static_cast<double>(kMaxFds)), napi_enumerable),

@@ -85,5 +85,7 @@ Napi::Value Execve(const Napi::CallbackInfo& info);
 Napi::Value PidfdOpen(const Napi::CallbackInfo& info);
 Napi::Value WaitPid(const Napi::CallbackInfo& info);
 Napi::Value SetCloexec(const Napi::CallbackInfo& info);
+// stream.cc
+Napi::Value SendWhole(const Napi::CallbackInfo& info);
 // poll.cc
 Napi::Function DefinePoll(Napi::Env env);

@@ -47,8 +47,8 @@ function load(): NativeBinding {
 
 const native = load();
 // An addon built from older sources (a stale build/) would leave the fd limit undefined, and every check against it
-// passing, or lack the newest function (setCloexec) until the first call.
-if (typeof native.SCM_MAX_FD !== 'number' || typeof native.setCloexec !== 'function') {
+// passing, or lack the newest functions (setCloexec, sendWhole) until the first call.
+if (typeof native.SCM_MAX_FD !== 'number' || typeof native.setCloexec !== 'function' || typeof native.sendWhole !== 'function') {
   throw new BatonError(ErrorCodes.ADDON_NOT_FOUND, "baton's native addon is older than its JavaScript: run `npm rebuild baton` (or `npx node-gyp rebuild`)");
 }
 
@@ -218,6 +218,14 @@ export function waitpid(p: number): { code: number | null; signal: NodeJS.Signal
 
 export function setCloexec(f: number, on: boolean): boolean {
   return native.setCloexec(fd(f), boolean(on, 'on'));
+}
+
+/** The longest `data` sendWhole takes: a frame, not a stream (a socket's send buffer is never smaller). */
+const MAX_WHOLE_BYTES = 4096;
+
+export function sendWhole(f: number, data: Buffer): boolean {
+  if (!Buffer.isBuffer(data) || data.length === 0 || data.length > MAX_WHOLE_BYTES) throw invalidArgument(`data must be a Buffer of 1..${MAX_WHOLE_BYTES} bytes`);
+  return native.sendWhole(fd(f), data);
 }
 
 export const Poll: NativeBinding['Poll'] = class {

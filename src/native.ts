@@ -105,6 +105,9 @@ export interface NativeBinding {
   waitpid(pid: number): { code: number | null; signal: number | null } | null;
   /** fcntl(F_SETFD): whether `fd` is closed by the next exec; returns whether it was before. */
   setCloexec(fd: number, on: boolean): boolean;
+  /** `data` onto a connected stream socket whole, with MSG_DONTWAIT | MSG_NOSIGNAL, and only when its send queue
+   * is empty (ioctl SIOCOUTQ == 0). Returns false (nothing sent) when the queue is not empty or the send would block. */
+  sendWhole(fd: number, data: Buffer): boolean;
 
   /** uv_poll on fd, on this thread's loop. callback(error, readable, writable, disconnect). */
   Poll: new (

@@ -26,10 +26,10 @@ export const baton = {
   name: 'baton',
   unavailable: () => undefined,
 
-  /** `flags` go to `baton run` (--surplus-sockets close, say); `socketPath` is its --socket-path (base id 0). */
-  async start({ port, workers, flags = [], socketPath = `@baton-bench-${process.pid}-${port}` }) {
+  /** `flags` go to `baton run` (--surplus-sockets close, say); `socketPath` is its --socket-path (base id 0); `http2`: cleartext HTTP/2. */
+  async start({ port, workers, flags = [], socketPath = `@baton-bench-${process.pid}-${port}`, http2 = false }) {
     const config = join(workDir(), `baton-${port}.json`);
-    const writeConfig = (concurrency) => writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`] }));
+    const writeConfig = (concurrency) => writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`], http2 }));
     writeConfig(workers);
     const supervisor = startServer(process.execPath, [
       join(root, 'dist/src/supervisor/cli.js'), 'run', '--log', 'json', '--socket-path', socketPath, ...TIMES, ...flags,
@@ -38,7 +38,9 @@ export const baton = {
     // Every generation prints a line there: unread, a thousand of them would fill the pipe and block the next one.
     supervisor.stdout.resume();
     const logged = jsonLines(supervisor, supervisor.stderr);
-    await answering(supervisor, port);
+    // The probe speaks HTTP/1.0: an HTTP/2 server is serving once its supervisor says epoch 0 took over.
+    if (http2) await logged((e) => e.epoch === 0 && typeof e.tookOverMs === 'number').catch((error) => killServer(supervisor).then(() => Promise.reject(error)));
+    else await answering(supervisor, port);
     // Every generation's pid, from its 'starting' entry.
     const pidOf = (epoch) => logged((e) => e.epoch === epoch && typeof e.pid === 'number').then((e) => e.pid);
     let epoch = 0;

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type RequestListener } from 'node:http';
+import { constants as http2Constants, createServer as createHttp2Server } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -288,4 +289,27 @@ test('cli: prints the result as one JSON line, exits 2 on bad arguments', LIMIT,
 // restart must avoid, and the counter must see every one of them.
 test('control: closing a listener with a full accept queue is counted as lost', LIMIT, async () => {
   await assertCounterSeesLoss(startLoad);
+});
+
+test('h2: every stream is counted, on `concurrency` sessions of `streams` streams; streams the server refuses are lost', LIMIT, async (t) => {
+  let refuse = false;
+  const sessions = new Set<string>();
+  const server = createHttp2Server((request, response) => {
+    sessions.add(`${request.socket.remotePort}`);
+    if (refuse) return request.stream.close(http2Constants.NGHTTP2_REFUSED_STREAM);
+    response.end(`${RESPONDER}\n`);
+  });
+  const listening = await listen(server as unknown as Server);
+  t.after(() => listening.close());
+
+  const answered = await startLoad(options(listening.port, { protocol: 'h2', concurrency: 2, streams: 3, maxConnections: 60, durationMs: 4000 })).done;
+  assertBalanced(answered);
+  assert.deepEqual([answered.attempted, answered.answered, answered.notSent], [60, 60, 0]);
+  assert.deepEqual(answered.byResponder, { [RESPONDER]: 60 });
+  assert.equal(sessions.size, 2, 'two sessions carried every stream');
+
+  refuse = true;
+  const refused = await startLoad(options(listening.port, { protocol: 'h2', concurrency: 1, streams: 2, maxConnections: 10, durationMs: 4000 })).done;
+  assertBalanced(refused);
+  assert.deepEqual(refused.errors, { 'ERR_HTTP2_STREAM_ERROR/7': 10 });
 });

@@ -302,6 +302,54 @@ describe('processes across an exec (baton upgrade)', () => {
   });
 });
 
+describe('sendWhole (a frame onto a stream socket)', () => {
+  /** A connected TCP pair on loopback: the client socket's fd, and what the server side reads. */
+  async function tcpPair() {
+    const server = net.createServer();
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const accepted = new Promise<net.Socket>((done) => server.once('connection', done));
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await new Promise((done) => client.once('connect', done));
+    const peer = await accepted;
+    const fd = (client as unknown as { _handle: { fd: number } })._handle.fd;
+    return {
+      client,
+      peer,
+      fd,
+      end: () => {
+        client.destroy();
+        peer.destroy();
+        server.close();
+      },
+    };
+  }
+
+  test('sends the bytes whole into an empty queue', async () => {
+    const { peer, fd, end } = await tcpPair();
+    const received = new Promise<Buffer>((done) => peer.once('data', done));
+    assert.equal(native.sendWhole(fd, Buffer.from('seventeen bytes!!')), true);
+    assert.equal((await received).toString(), 'seventeen bytes!!');
+    end();
+  });
+
+  test('sends nothing while the send queue holds bytes (the peer does not read)', async () => {
+    const { client, peer, fd, end } = await tcpPair();
+    peer.pause();
+    client.write(Buffer.alloc(8 * 1024 * 1024));
+    assert.equal(native.sendWhole(fd, Buffer.from('frame')), false);
+    end();
+  });
+
+  test('validates its arguments; a socket that is not connected is EPIPE, from send', () => {
+    assert.throws(() => native.sendWhole(-1, Buffer.from('x')), /fd must be an integer/);
+    assert.throws(() => native.sendWhole(0, Buffer.alloc(0)), /data must be a Buffer of 1\.\.4096 bytes/);
+    assert.throws(() => native.sendWhole(0, 'x' as never), /data must be a Buffer/);
+    const fd = native.tcpBind(4, '127.0.0.1', 0, false);
+    assert.throws(() => native.sendWhole(fd, Buffer.from('x')), { syscall: 'send', code: 'EPIPE' });
+    native.close(fd);
+  });
+});
+
 describe('poll', () => {
   test('readable and writable readiness arrive on the loop; close is idempotent', async () => {
     const [client, server, done] = pair();

@@ -4,7 +4,7 @@
 //
 //   node dist/tools/load/cli.js --target 127.0.0.1:8080 [--target [::1]:8080 ...]
 //     --concurrency 32 --duration-ms 10000 [--max-connections N]
-//     [--timeout-ms 5000] [--expect-body-prefix epoch=] [--path /] [--protocol tcp|udp]
+//     [--timeout-ms 5000] [--expect-body-prefix epoch=] [--path /] [--protocol tcp|udp|h2] [--streams 4]
 
 import { parseArgs } from 'node:util';
 import { invalidArgument } from '../../src/errors';
@@ -13,7 +13,8 @@ import { startLoad, type LoadOptions, type LoadProcessMessage, type LoadRun, typ
 
 const USAGE =
   'usage: cli.js --target HOST:PORT [--target [IPV6]:PORT ...] --concurrency N --duration-ms MS\n' +
-  '              [--max-connections N] [--timeout-ms MS] [--expect-body-prefix TEXT] [--path /PATH] [--protocol tcp|udp]';
+  '              [--max-connections N] [--timeout-ms MS] [--expect-body-prefix TEXT] [--path /PATH] [--protocol tcp|udp|h2]\n' +
+  '              [--streams N (h2: per session)]';
 const SNAPSHOT_INTERVAL_MS = 200;
 
 /** The listeners' own pattern, so a server's listen address is a target as it is written. */
@@ -42,6 +43,7 @@ function parseOptions(args: string[]): LoadOptions {
     options: {
       target: { type: 'string', multiple: true },
       concurrency: { type: 'string' },
+      streams: { type: 'string' },
       'duration-ms': { type: 'string' },
       'max-connections': { type: 'string' },
       'timeout-ms': { type: 'string' },
@@ -50,7 +52,7 @@ function parseOptions(args: string[]): LoadOptions {
       protocol: { type: 'string' },
     },
   });
-  const optionalInteger = (flag: 'max-connections' | 'timeout-ms'): number | undefined => {
+  const optionalInteger = (flag: 'max-connections' | 'timeout-ms' | 'streams'): number | undefined => {
     const text = values[flag];
     return text === undefined ? undefined : parseInteger(flag, text);
   };
@@ -58,6 +60,7 @@ function parseOptions(args: string[]): LoadOptions {
     targets: (values.target ?? []).map(parseTarget),
     concurrency: parseInteger('concurrency', required('concurrency', values.concurrency)),
     durationMs: parseInteger('duration-ms', required('duration-ms', values['duration-ms'])),
+    streams: optionalInteger('streams'),
     maxConnections: optionalInteger('max-connections'),
     timeoutMs: optionalInteger('timeout-ms'),
     expectBodyPrefix: values['expect-body-prefix'],

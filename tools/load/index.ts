@@ -5,10 +5,13 @@
 // new flow, as a connection is) and counts as answered when the reply does.
 // A loss the counter cannot see would make every such claim worthless, so a
 // connection only counts as answered once the server has closed it after a
-// complete, well-formed response.
+// complete, well-formed response. Over HTTP/2 ('h2', cleartext) each stream
+// counts, on `concurrency` sessions of `streams` streams each; a session that
+// gets GOAWAY takes no new stream, and a new session is opened for the next.
 
 import { fork } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import * as http2 from 'node:http2';
 import { BlockList, connect, isIP } from 'node:net';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -20,12 +23,14 @@ export interface LoadTarget {
 }
 
 export interface LoadOptions {
-  /** 'tcp' (HTTP/1.0, default) or 'udp' (a datagram `GET <path>`, answered by one datagram). */
-  protocol?: 'tcp' | 'udp';
+  /** 'tcp' (HTTP/1.0, default), 'udp' (a datagram `GET <path>`, answered by one datagram) or 'h2' (HTTP/2 streams). */
+  protocol?: Protocol;
   /** Connections go round-robin over the targets; loopback only. */
   targets: LoadTarget[];
-  /** Parallel connection loops (1..1024): never more sockets in flight. */
+  /** Parallel connection loops (1..1024): never more sockets in flight. With 'h2', sessions. */
   concurrency: number;
+  /** With 'h2': streams in flight on each session (1..100). Default 1. */
+  streams?: number;
   /** Stop starting new connections after this (1..600000). */
   durationMs: number;
   /** Optional cap on attempts. */
@@ -40,12 +45,18 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
+export type Protocol = 'tcp' | 'udp' | 'h2';
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'h2'];
+
 export interface LoadResult {
   /** attempted === answered + lost once finished; before, the difference is in flight. */
   attempted: number;
+  /** Over HTTP/2: streams refused by the client before they left it (see NOT_SENT), sent again, not attempted. */
+  notSent: number;
   answered: number;
   lost: number;
-  /** Lost connections by reason: an error code ('ECONNRESET', 'ECONNREFUSED'...),
+  /** Lost connections by reason: an error code ('ECONNRESET', 'ECONNREFUSED'...; for a stream
+   * reset, 'ERR_HTTP2_STREAM_ERROR' and its RST_STREAM code: 'ERR_HTTP2_STREAM_ERROR/7' is refused),
    * 'timeout', 'bad-status', 'bad-body' or 'closed-early'. */
   errors: Record<string, number>;
   /** Answered connections by the first two whitespace-separated tokens of the body's first line. */
@@ -73,6 +84,7 @@ export interface LoadProcessMessage {
 
 const LIMITS = {
   concurrency: 1024,
+  streams: 100,
   durationMs: 10 * 60_000,
   timeoutMs: 10 * 60_000,
   expectBodyPrefix: 1024,
@@ -85,9 +97,10 @@ const KEPT_RESPONSE_BYTES = 64 * 1024;
 const RESPONDER_BYTES = 256;
 
 interface Settings {
-  protocol: 'tcp' | 'udp';
+  protocol: Protocol;
   targets: LoadTarget[];
   concurrency: number;
+  streams: number;
   durationMs: number;
   /** Infinity when uncapped. */
   maxConnections: number;
@@ -158,13 +171,14 @@ function validateOptions(options: LoadOptions): Settings {
   if (!Array.isArray(targets) || targets.length === 0) {
     throw invalidArgument(`targets must be a non-empty array of { host, port }, got ${inspect(targets)}`);
   }
-  if (options.protocol !== undefined && options.protocol !== 'tcp' && options.protocol !== 'udp') {
-    throw invalidArgument(`protocol must be 'tcp' or 'udp', got ${inspect(options.protocol)}`);
+  if (options.protocol !== undefined && !PROTOCOLS.includes(options.protocol)) {
+    throw invalidArgument(`protocol must be one of ${PROTOCOLS.join(', ')}, got ${inspect(options.protocol)}`);
   }
   return {
     protocol: options.protocol ?? 'tcp',
     targets: targets.map(validTarget),
     concurrency: integerIn('concurrency', options.concurrency, 1, LIMITS.concurrency),
+    streams: integerIn('streams', options.streams ?? 1, 1, LIMITS.streams),
     durationMs: integerIn('durationMs', options.durationMs, 1, LIMITS.durationMs),
     maxConnections:
       options.maxConnections === undefined
@@ -229,6 +243,14 @@ export class LatencyHistogram {
 // One connection
 
 type Outcome = { answered: true; responder: string; latencyMs: number } | { answered: false; reason: string };
+
+/**
+ * Over HTTP/2: a stream the client never sent. Node's client closes its
+ * session as a GOAWAY arrives, and nghttp2 then refuses (REFUSED_STREAM)
+ * the streams still queued in it, unsent; a client honouring GOAWAY sends
+ * them on a new session (RFC 9113 §8.7: refused means not processed).
+ */
+const NOT_SENT = 'not-sent';
 
 const lost = (reason: string): Outcome => ({ answered: false, reason });
 
@@ -322,12 +344,81 @@ function datagramExchange(target: LoadTarget, request: Buffer, expectBody: Buffe
   });
 }
 
+/**
+ * The sessions of an 'h2' load, one per slot: a slot's session is replaced
+ * once it is closed or going away (a GOAWAY received closes it: Node then
+ * takes no new stream on it), as a client honouring GOAWAY does.
+ */
+class Sessions {
+  private readonly slots: Array<http2.ClientHttp2Session | undefined> = [];
+  /** The last stream id each session's newest GOAWAY names: the server processes every stream up to it. */
+  private readonly promised = new WeakMap<http2.ClientHttp2Session, number>();
+
+  of(slot: number, target: LoadTarget): http2.ClientHttp2Session {
+    let session = this.slots[slot];
+    if (session === undefined || session.closed || session.destroyed) {
+      const host = isIP(target.host) === 6 ? `[${target.host}]` : target.host;
+      session = http2.connect(`http://${host}:${target.port}`);
+      // Its streams fail with the error too, and are counted by why.
+      session.on('error', () => {});
+      const s = session;
+      s.on('goaway', (_code: number, lastStreamID: number) => this.promised.set(s, lastStreamID));
+      this.slots[slot] = session;
+    }
+    return session;
+  }
+
+  /**
+   * A stream refused while its session's newest GOAWAY still promised to
+   * process it was refused by the client itself (a server refusing it would
+   * have sent a GOAWAY naming a lower stream first): it never left.
+   */
+  neverSent(session: http2.ClientHttp2Session, stream: http2.ClientHttp2Stream): boolean {
+    const promised = this.promised.get(session);
+    return stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM && promised !== undefined && stream.id !== undefined && stream.id <= promised;
+  }
+
+  closeAll(): void {
+    for (const session of this.slots) session?.close();
+  }
+}
+
+/** One HTTP/2 stream (GET, no body); settles exactly once, whichever of end, error, close or timeout comes first. */
+function streamExchange(sessions: Sessions, session: http2.ClientHttp2Session, path: string, expectBody: Buffer, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const startedAt = performance.now();
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request({ ':path': path }, { endStream: true });
+    } catch (error) {
+      return resolve(lost((error as NodeJS.ErrnoException).code ?? 'error'));
+    }
+    const response = new Response();
+    let status = 0;
+    const settle = settleOnce(resolve, timeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.on('data', (chunk: Buffer) => response.add(chunk));
+    stream.on('end', () => {
+      const body = response.bytes();
+      if (status !== 200) return settle(lost('bad-status'));
+      if (!body.subarray(0, expectBody.length).equals(expectBody)) return settle(lost('bad-body'));
+      settle({ answered: true, responder: responderOf(body), latencyMs: performance.now() - startedAt });
+    });
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (sessions.neverSent(session, stream)) return settle(lost(NOT_SENT));
+      settle(lost(`${error.code ?? 'error'}${stream.rstCode ? `/${stream.rstCode}` : ''}`));
+    });
+    stream.on('close', () => settle(lost('closed-early')));
+  });
+}
+
 // ---------------------------------------------------------------------------
 // The run
 
 class LocalRun implements LoadRun {
   readonly done: Promise<LoadResult>;
   private attempted = 0;
+  private notSent = 0;
   private answered = 0;
   private lost = 0;
   private readonly errors = new Map<string, number>();
@@ -340,6 +431,7 @@ class LocalRun implements LoadRun {
   private nextTarget = 0;
   private readonly request: Buffer;
   private readonly expectBody: Buffer;
+  private readonly sessions = new Sessions();
 
   constructor(private readonly settings: Settings) {
     this.request =
@@ -351,9 +443,10 @@ class LocalRun implements LoadRun {
     const onAbort = (): void => this.stop();
     if (signal?.aborted) this.stop();
     signal?.addEventListener('abort', onAbort, { once: true });
-    const loops = Array.from({ length: settings.concurrency }, () => this.loop());
+    const loops = Array.from({ length: settings.concurrency * (settings.protocol === 'h2' ? settings.streams : 1) }, (_, i) => this.loop(i));
     this.done = Promise.all(loops).then(() => {
       signal?.removeEventListener('abort', onAbort);
+      this.sessions.closeAll();
       this.endedAt = performance.now();
       return this.snapshot();
     });
@@ -368,6 +461,7 @@ class LocalRun implements LoadRun {
     const finished = this.answered + this.lost;
     return {
       attempted: this.attempted,
+      notSent: this.notSent,
       answered: this.answered,
       lost: this.lost,
       errors: Object.fromEntries(this.errors),
@@ -384,14 +478,27 @@ class LocalRun implements LoadRun {
     };
   }
 
-  /** One of `concurrency` loops: each chains connections, so at most `concurrency` are in flight. */
-  private async loop(): Promise<void> {
+  /** One of `concurrency` loops (× streams with h2): each chains exchanges, so at most that many are in flight. */
+  private async loop(index: number): Promise<void> {
     while (this.mayStartAnother()) {
       this.attempted++;
-      const target = this.settings.targets[this.nextTarget++ % this.settings.targets.length];
-      const once = this.settings.protocol === 'udp' ? datagramExchange : exchange;
-      this.count(await once(target, this.request, this.expectBody, this.settings.timeoutMs));
+      const outcome = await this.exchange(index);
+      if (!outcome.answered && outcome.reason === NOT_SENT) {
+        this.attempted--;
+        this.notSent++;
+      } else this.count(outcome);
     }
+  }
+
+  private exchange(index: number): Promise<Outcome> {
+    const { protocol, targets, streams, path, timeoutMs } = this.settings;
+    if (protocol === 'h2') {
+      // A slot's streams share its session, which stays on its first target.
+      const slot = Math.floor(index / streams);
+      return streamExchange(this.sessions, this.sessions.of(slot, targets[slot % targets.length]), path, this.expectBody, timeoutMs);
+    }
+    const target = targets[this.nextTarget++ % targets.length];
+    return (protocol === 'udp' ? datagramExchange : exchange)(target, this.request, this.expectBody, timeoutMs);
   }
 
   private mayStartAnother(): boolean {
@@ -434,6 +541,7 @@ export function startLoad(options: LoadOptions): LoadRun {
 
 const EMPTY_RESULT: LoadResult = {
   attempted: 0,
+  notSent: 0,
   answered: 0,
   lost: 0,
   errors: {},
@@ -450,6 +558,7 @@ function cliArgs(settings: Settings): string[] {
   args.push(
     `--protocol=${settings.protocol}`,
     `--concurrency=${settings.concurrency}`,
+    `--streams=${settings.streams}`,
     `--duration-ms=${settings.durationMs}`,
     `--timeout-ms=${settings.timeoutMs}`,
     `--expect-body-prefix=${settings.expectBodyPrefix}`,
