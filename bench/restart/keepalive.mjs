@@ -11,6 +11,7 @@ import { firstAnswer } from '../probe.mjs';
 import { freePort, sleep } from '../../dist/test/support/wait.js';
 import { startLoadProcess } from '../processes.mjs';
 import { formatNumber, printTable } from '../report.mjs';
+import { NEW_EPOCH_MS } from './run.mjs';
 import { keepAliveScenarios } from './scenarios.mjs';
 
 const CLIENTS = 64;
@@ -18,8 +19,6 @@ const THINK_MS = { min: 5, max: 20 };
 const RESTARTS = 5;
 /** The worker counts of the first epoch and then of each restart in turn. */
 const WORKERS = [4, 2];
-/** How long a restarted server may take to answer from its new epoch. */
-const NEW_EPOCH_MS = 15_000;
 /** After the old epoch is gone: the load process reports every 200 ms, so its snapshot then holds the whole restart. */
 const SETTLE_MS = 500;
 
@@ -78,7 +77,7 @@ function row(scenario, m) {
   const by = Object.entries(m.total.errors).map(([reason, n]) => `${reason} ${n}`);
   return [
     scenario.name,
-    ...[m.total.attempted, m.total.answered, m.total.connections, m.steady.lost, errors].map(formatNumber),
+    ...[m.total.durationMs / 1000, m.total.attempted, m.total.answered, m.total.connections, m.steady.lost, errors].map(formatNumber),
     m.perRestart.join(' '),
     by.join('; '),
   ];
@@ -91,7 +90,7 @@ export async function keepAliveSection(results, { quick }) {
   for (const scenario of keepAliveScenarios()) {
     const unavailable = scenario.server.unavailable();
     if (unavailable) {
-      rows.push([scenario.name, ...Array(6).fill('-'), unavailable]);
+      rows.push([scenario.name, ...Array(7).fill('-'), unavailable]);
       continue;
     }
     try {
@@ -100,15 +99,15 @@ export async function keepAliveSection(results, { quick }) {
       rows.push(row(scenario, measured));
     } catch (error) {
       failures.push(`${scenario.name} failed: ${error.message}`);
-      rows.push([scenario.name, ...Array(6).fill('-'), 'failed, see below']);
+      rows.push([scenario.name, ...Array(7).fill('-'), 'failed, see below']);
     }
   }
   printTable(
     `keep-alive clients through ${RESTARTS} restarts (${WORKERS.join('->')}->... workers): ${CLIENTS} HTTP/1.1 clients from a separate process, each reusing its\n` +
       `connection, ${THINK_MS.min}-${THINK_MS.max} ms think time between requests, no retries. Errors: requests written and not answered (a connection\n` +
       `the server closed gracefully is reopened, not counted); steady: over the ${timing.steadyMs / 1000} s before the first restart (the control);\n` +
-      'by restart: from its signal to the old processes gone. PM2: `pm2 reload`, then `pm2 scale` to the new count.',
-    ['restart', 'sent', 'answered', 'connections', 'steady errors', 'errors', 'by restart', 'errors by reason'],
+      's: how long the clients ran; by restart: from its signal to the old processes gone. PM2: `pm2 reload`, then `pm2 scale` to the new count.',
+    ['restart', 's', 'sent', 'answered', 'connections', 'steady errors', 'errors', 'by restart', 'errors by reason'],
     rows,
   );
   for (const failure of failures) console.log(`\n${failure.split('\n').slice(0, 4).join('\n')}`);
