@@ -26,6 +26,15 @@ export function pm2Version() {
   return bin && JSON.parse(readFileSync(join(dirname(realpathSync(bin)), '../package.json'), 'utf8')).version;
 }
 
+/** A daemon a pm2 command started after all (the runtime, in the foreground, is killed with its group). */
+function killDaemon(home) {
+  try {
+    process.kill(Number(readFileSync(join(home, 'pm2.pid'), 'utf8')), 'SIGKILL');
+  } catch {
+    // No pid file, or that process is gone.
+  }
+}
+
 export const pm2 = {
   name: 'PM2 reload (cluster mode)',
   unavailable: () => (which('pm2') && which('pm2-runtime') ? undefined : 'not installed'),
@@ -36,10 +45,14 @@ export const pm2 = {
     const env = (epoch) => ({ ...process.env, PM2_HOME: home, EPOCH: String(epoch), HOST: '127.0.0.1', PORT: String(port) });
     const runtime = await answering(startServer('pm2-runtime', ['start', script, '--name', NAME, '-i', String(workers)], { env: env(0) }), port);
     runtime.stdout.resume(); // PM2's own messages: unread, they would fill the pipe
-    // Only while the runtime lives: a pm2 command that finds no daemon starts one, which nothing here would stop.
+    // A pm2 command that finds no daemon starts one (detached, in PM2_HOME/pm2.pid): commands run only
+    // while the runtime lives, and stop() ends those still running before the runtime.
+    const commands = new Set();
     const pm2Command = async (epoch, ...args) => {
       if (runtime.exitCode !== null || runtime.signalCode !== null) throw new Error(`pm2-runtime exited: ${runtime.stderrTail() || 'no stderr'}`);
-      await promisify(execFile)('pm2', args, { env: env(epoch), timeout: COMMAND_MS });
+      const running = promisify(execFile)('pm2', args, { env: env(epoch), timeout: COMMAND_MS });
+      commands.add(running.child);
+      await running.finally(() => commands.delete(running.child));
     };
     let epoch = 0;
     let count = workers;
@@ -53,7 +66,11 @@ export const pm2 = {
         const done = pm2Command(epoch, 'reload', NAME, '--update-env').then(() => scale.length > 0 && pm2Command(epoch, ...scale));
         return { epoch, oldGone: done.then(() => allGone(old, 'the old PM2 workers exit')) };
       },
-      stop: () => killServer(runtime),
+      async stop() {
+        for (const command of commands) command.kill('SIGKILL');
+        await killServer(runtime);
+        killDaemon(home);
+      },
     };
   },
 };
