@@ -3,6 +3,10 @@
 // once, as answered (status 200 and the expected body) or lost (with why).
 // Over UDP each exchange is one request datagram from a socket of its own (a
 // new flow, as a connection is) and counts as answered when the reply does.
+// With 'keepalive' each loop is one HTTP/1.1 client that keeps its connection
+// between requests, and what is counted is requests: one written and not
+// answered (reset, closed, timed out) is lost, while a connection the server
+// closes gracefully (Connection: close, or while idle) is only reopened.
 // A loss the counter cannot see would make every such claim worthless, so a
 // connection only counts as answered once the server has closed it after a
 // complete, well-formed response. Over HTTP/2 ('h2', cleartext) each stream
@@ -10,10 +14,12 @@
 // gets GOAWAY takes no new stream, and a new session is opened for the next.
 
 import { fork } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { createSocket } from 'node:dgram';
 import * as http2 from 'node:http2';
-import { BlockList, connect, isIP } from 'node:net';
+import { BlockList, connect, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
 import { invalidArgument } from '../../src/errors';
 
@@ -23,7 +29,11 @@ export interface LoadTarget {
 }
 
 export interface LoadOptions {
-  /** 'tcp' (HTTP/1.0, default), 'udp' (a datagram `GET <path>`, answered by one datagram) or 'h2' (HTTP/2 streams). */
+  /**
+   * 'tcp' (HTTP/1.0, default), 'udp' (a datagram `GET <path>`, answered by one
+   * datagram), 'keepalive' (HTTP/1.1 requests on reused connections; attempts
+   * are requests, and responses must carry Content-Length) or 'h2' (HTTP/2 streams).
+   */
   protocol?: Protocol;
   /** Connections go round-robin over the targets; loopback only. */
   targets: LoadTarget[];
@@ -43,10 +53,18 @@ export interface LoadOptions {
   path?: string;
   /** Stops early, like stop(). */
   signal?: AbortSignal;
+  /** Each loop's pause after an attempt before the next, uniform in [min, max] ms: a client's think time. Default none. */
+  thinkMs?: ThinkTime;
 }
 
-export type Protocol = 'tcp' | 'udp' | 'h2';
-const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'h2'];
+
+export interface ThinkTime {
+  min: number;
+  max: number;
+}
+
+export type Protocol = 'tcp' | 'udp' | 'keepalive' | 'h2';
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'keepalive', 'h2'];
 
 export interface LoadResult {
   /** attempted === answered + lost once finished; before, the difference is in flight. */
@@ -55,9 +73,11 @@ export interface LoadResult {
   notSent: number;
   answered: number;
   lost: number;
+  /** Connections (UDP: sockets; h2: sessions) opened: as many as attempts but with 'keepalive' and 'h2'. */
+  connections: number;
   /** Lost connections by reason: an error code ('ECONNRESET', 'ECONNREFUSED'...; for a stream
    * reset, 'ERR_HTTP2_STREAM_ERROR' and its RST_STREAM code: 'ERR_HTTP2_STREAM_ERROR/7' is refused),
-   * 'timeout', 'bad-status', 'bad-body' or 'closed-early'. */
+   * 'timeout', 'bad-status', 'bad-body', 'closed-early' or, with 'keepalive', 'unframed' (no Content-Length). */
   errors: Record<string, number>;
   /** Answered connections by the first two whitespace-separated tokens of the body's first line. */
   byResponder: Record<string, number>;
@@ -89,6 +109,7 @@ const LIMITS = {
   timeoutMs: 10 * 60_000,
   expectBodyPrefix: 1024,
   path: 8192,
+  thinkMs: 60_000,
 };
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_BODY_PREFIX = 'epoch=';
@@ -108,6 +129,7 @@ interface Settings {
   expectBodyPrefix: string;
   path: string;
   signal?: AbortSignal;
+  thinkMs?: ThinkTime;
 }
 
 // ---------------------------------------------------------------------------
@@ -165,6 +187,14 @@ function validSignal(signal: unknown): AbortSignal | undefined {
   throw invalidArgument(`signal must be an AbortSignal, got ${inspect(signal)}`);
 }
 
+function validThinkTime(think: unknown): ThinkTime | undefined {
+  if (think === undefined) return undefined;
+  const { min, max } = (think ?? {}) as Partial<ThinkTime>;
+  const valid = { min: integerIn('thinkMs.min', min, 0, LIMITS.thinkMs), max: integerIn('thinkMs.max', max, 0, LIMITS.thinkMs) };
+  if (valid.min > valid.max) throw invalidArgument(`thinkMs.min must not exceed thinkMs.max, got ${inspect(think)}`);
+  return valid;
+}
+
 function validateOptions(options: LoadOptions): Settings {
   if (typeof options !== 'object' || options === null) throw invalidArgument('load options must be an object');
   const { targets } = options;
@@ -188,6 +218,7 @@ function validateOptions(options: LoadOptions): Settings {
     expectBodyPrefix: validBodyPrefix(options.expectBodyPrefix ?? DEFAULT_BODY_PREFIX),
     path: validPath(options.path ?? '/'),
     signal: validSignal(options.signal),
+    thinkMs: validThinkTime(options.thinkMs),
   };
 }
 
@@ -350,6 +381,8 @@ function datagramExchange(target: LoadTarget, request: Buffer, expectBody: Buffe
  * takes no new stream on it), as a client honouring GOAWAY does.
  */
 class Sessions {
+  constructor(private readonly opened: () => void) {}
+
   private readonly slots: Array<http2.ClientHttp2Session | undefined> = [];
   /** The last stream id each session's newest GOAWAY names: the server processes every stream up to it. */
   private readonly promised = new WeakMap<http2.ClientHttp2Session, number>();
@@ -359,6 +392,7 @@ class Sessions {
     if (session === undefined || session.closed || session.destroyed) {
       const host = isIP(target.host) === 6 ? `[${target.host}]` : target.host;
       session = http2.connect(`http://${host}:${target.port}`);
+      this.opened();
       // Its streams fail with the error too, and are counted by why.
       session.on('error', () => {});
       const s = session;
@@ -412,6 +446,109 @@ function streamExchange(sessions: Sessions, session: http2.ClientHttp2Session, p
   });
 }
 
+/**
+ * Whether the response so far is complete without the connection closing:
+ * 'complete' once the header and Content-Length bytes of body are in,
+ * 'unframed' for a header without Content-Length (this client does not
+ * parse chunked bodies), undefined while more is to come.
+ */
+function framing(response: Response): 'complete' | 'unframed' | undefined {
+  const bytes = response.bytes();
+  const headerEnd = bytes.indexOf('\r\n\r\n');
+  if (headerEnd < 0) return undefined;
+  const length = /\r\ncontent-length:[ \t]*(\d+)/i.exec(bytes.toString('latin1', 0, headerEnd));
+  if (length === null) return 'unframed';
+  return response.received >= headerEnd + 4 + Number(length[1]) ? 'complete' : undefined;
+}
+
+/** Whether the server said it closes the connection after this response. */
+function closesAfter(response: Response): boolean {
+  const bytes = response.bytes();
+  const head = bytes.toString('latin1', 0, bytes.indexOf('\r\n\r\n'));
+  return /\r\nconnection:[^\r]*\bclose\b/i.test(head) || (/^HTTP\/1\.0 /.test(head) && !/\r\nconnection:[^\r]*keep-alive/i.test(head));
+}
+
+/** What happens to a connection while a request is outstanding on it. */
+interface Outstanding {
+  data(chunk: Buffer): void;
+  /** The connection ended (FIN: 'closed-early'), failed (an error code) or closed. */
+  gone(reason: string): void;
+}
+
+/**
+ * One client of a keep-alive population, as a browser or an http.Agent is:
+ * HTTP/1.1 requests one at a time on one connection, opened again only when
+ * the server has closed it gracefully (Connection: close on a response, or
+ * FIN or reset while no request was outstanding). It never retries: a request
+ * written and not answered is lost, the race of a server closing an idle
+ * connection as the next request is sent included.
+ */
+class KeepAliveClient {
+  /** The open connection no request failed on, if any. */
+  private socket: Socket | undefined;
+  private outstanding: Outstanding | undefined;
+
+  constructor(
+    private readonly nextTarget: () => LoadTarget,
+    private readonly opened: () => void,
+  ) {}
+
+  exchange(request: Buffer, expectBody: Buffer, timeoutMs: number): Promise<Outcome> {
+    const socket = (this.socket ??= this.open());
+    return new Promise((resolve) => {
+      const startedAt = performance.now();
+      const response = new Response();
+      let reusable = false;
+      const settle = settleOnce(resolve, timeoutMs, () => {
+        this.outstanding = undefined;
+        if (!reusable) this.drop(socket);
+      });
+      this.outstanding = {
+        data: (chunk) => {
+          response.add(chunk);
+          const framed = framing(response);
+          if (framed === 'unframed') return settle(lost('unframed'));
+          if (framed === undefined) return;
+          reusable = !closesAfter(response);
+          settle(judge(response, expectBody, performance.now() - startedAt));
+        },
+        gone: (reason) => settle(lost(reason)),
+      };
+      socket.write(request);
+    });
+  }
+
+  close(): void {
+    if (this.socket) this.drop(this.socket);
+  }
+
+  private open(): Socket {
+    const socket = connect(this.nextTarget());
+    this.opened();
+    socket.setNoDelay(true);
+    // Events of a connection this client has dropped are ignored; on an idle
+    // one they only mean the server closed it (or spoke out of turn).
+    const on = (reason: string) => (): void => {
+      if (this.socket !== socket) return;
+      if (this.outstanding) this.outstanding.gone(reason);
+      else this.drop(socket);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (this.socket === socket && this.outstanding) this.outstanding.data(chunk);
+      else on('unsolicited')();
+    });
+    socket.on('end', on('closed-early'));
+    socket.on('error', (error: NodeJS.ErrnoException) => on(error.code ?? 'error')());
+    socket.on('close', on('closed-early'));
+    return socket;
+  }
+
+  private drop(socket: Socket): void {
+    if (this.socket === socket) this.socket = undefined;
+    socket.destroy();
+  }
+}
+
 // ---------------------------------------------------------------------------
 // The run
 
@@ -428,17 +565,24 @@ class LocalRun implements LoadRun {
   private readonly startedAt = performance.now();
   private endedAt: number | undefined;
   private stopped = false;
+  /** Aborted by stop(): cuts the think times short. */
+  private readonly stopping = new AbortController();
   private nextTarget = 0;
+  private connections = 0;
   private readonly request: Buffer;
   private readonly expectBody: Buffer;
-  private readonly sessions = new Sessions();
+  private readonly sessions = new Sessions(() => this.connections++);
 
   constructor(private readonly settings: Settings) {
-    this.request =
-      settings.protocol === 'udp'
-        ? Buffer.from(`GET ${settings.path}`, 'latin1')
-        : Buffer.from(`GET ${settings.path} HTTP/1.0\r\nHost: baton\r\n\r\n`, 'latin1');
+    const requests: Record<Protocol, string> = {
+      udp: `GET ${settings.path}`,
+      tcp: `GET ${settings.path} HTTP/1.0\r\nHost: baton\r\n\r\n`,
+      keepalive: `GET ${settings.path} HTTP/1.1\r\nHost: baton\r\n\r\n`,
+      h2: '', // streams carry their path as a header
+    };
+    this.request = Buffer.from(requests[settings.protocol], 'latin1');
     this.expectBody = Buffer.from(settings.expectBodyPrefix, 'utf8');
+    setMaxListeners(settings.concurrency, this.stopping.signal); // one think time per loop
     const { signal } = settings;
     const onAbort = (): void => this.stop();
     if (signal?.aborted) this.stop();
@@ -454,6 +598,7 @@ class LocalRun implements LoadRun {
 
   stop(): void {
     this.stopped = true;
+    this.stopping.abort();
   }
 
   snapshot(): LoadResult {
@@ -464,6 +609,7 @@ class LocalRun implements LoadRun {
       notSent: this.notSent,
       answered: this.answered,
       lost: this.lost,
+      connections: this.connections,
       errors: Object.fromEntries(this.errors),
       byResponder: Object.fromEntries(this.byResponder),
       lastAnswerAt: Object.fromEntries(this.lastAnswerAt),
@@ -480,14 +626,29 @@ class LocalRun implements LoadRun {
 
   /** One of `concurrency` loops (× streams with h2): each chains exchanges, so at most that many are in flight. */
   private async loop(index: number): Promise<void> {
+    const { protocol, timeoutMs } = this.settings;
+    const client = protocol === 'keepalive' ? new KeepAliveClient(() => this.target(), () => this.connections++) : undefined;
     while (this.mayStartAnother()) {
       this.attempted++;
-      const outcome = await this.exchange(index);
+      const outcome = await (client ? client.exchange(this.request, this.expectBody, timeoutMs) : this.exchange(index));
       if (!outcome.answered && outcome.reason === NOT_SENT) {
         this.attempted--;
         this.notSent++;
       } else this.count(outcome);
+      await this.think();
     }
+    client?.close();
+  }
+
+  private target(): LoadTarget {
+    return this.settings.targets[this.nextTarget++ % this.settings.targets.length];
+  }
+
+  private async think(): Promise<void> {
+    const { thinkMs } = this.settings;
+    if (!thinkMs || this.stopped) return;
+    const ms = thinkMs.min + Math.random() * (thinkMs.max - thinkMs.min);
+    await sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => {}); // aborted: the run is stopping
   }
 
   private exchange(index: number): Promise<Outcome> {
@@ -497,8 +658,8 @@ class LocalRun implements LoadRun {
       const slot = Math.floor(index / streams);
       return streamExchange(this.sessions, this.sessions.of(slot, targets[slot % targets.length]), path, this.expectBody, timeoutMs);
     }
-    const target = targets[this.nextTarget++ % targets.length];
-    return (protocol === 'udp' ? datagramExchange : exchange)(target, this.request, this.expectBody, timeoutMs);
+    this.connections++;
+    return (protocol === 'udp' ? datagramExchange : exchange)(this.target(), this.request, this.expectBody, timeoutMs);
   }
 
   private mayStartAnother(): boolean {
@@ -544,6 +705,7 @@ const EMPTY_RESULT: LoadResult = {
   notSent: 0,
   answered: 0,
   lost: 0,
+  connections: 0,
   errors: {},
   byResponder: {},
   lastAnswerAt: {},
@@ -564,6 +726,7 @@ function cliArgs(settings: Settings): string[] {
     `--expect-body-prefix=${settings.expectBodyPrefix}`,
     `--path=${settings.path}`,
   );
+  if (settings.thinkMs) args.push(`--think-ms=${settings.thinkMs.min}-${settings.thinkMs.max}`);
   if (settings.maxConnections !== Infinity) args.push(`--max-connections=${settings.maxConnections}`);
   return args;
 }
