@@ -286,7 +286,7 @@ test('bad options are refused with a message naming them', () => {
     [{ path: 'x' }, /path must start with '\/'/],
     [{ path: '/a b' }, /path/],
     [{ path: '/\r\nX: y' }, /path/],
-    [{ protocol: 'http' as 'tcp' }, /protocol must be 'tcp', 'udp' or 'keepalive'/],
+    [{ protocol: 'http' as 'tcp' }, /protocol must be one of tcp, udp, keepalive, h2, got 'http'/],
     [{ thinkMs: { min: 20, max: 5 } }, /thinkMs.min must not exceed thinkMs.max/],
     [{ thinkMs: { min: -1, max: 5 } }, /thinkMs.min must be an integer in 0\.\.60000/],
   ];
