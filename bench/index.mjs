@@ -10,18 +10,20 @@ import { availableParallelism, arch, cpus, loadavg, release, totalmem, type } fr
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { version } from './alternatives/installed.mjs';
+import { pm2Version } from './alternatives/pm2.mjs';
 import { fdPassing } from './micro/fd-passing.mjs';
 import { handoff } from './micro/handoff.mjs';
 import { protocol } from './micro/protocol.mjs';
 import { sockets } from './micro/sockets.mjs';
 import { Results } from './report.mjs';
+import { keepAliveSection } from './restart/keepalive.mjs';
 import { restartSection } from './restart/run.mjs';
 import { soak } from './soak.mjs';
 import { throughput } from './throughput.mjs';
 
 const SECTIONS = {
   micro: [fdPassing, handoff, sockets, protocol],
-  restart: [restartSection],
+  restart: [restartSection, keepAliveSection],
   throughput: [throughput],
   soak: [soak],
 };
@@ -87,6 +89,7 @@ function machine(mode) {
     tcpMigrateReq,
     nginx: version('nginx') ?? null,
     haproxy: version('haproxy') ?? null,
+    pm2: pm2Version() ?? null,
     loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
     mode,
     date: new Date().toISOString(),

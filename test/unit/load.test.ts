@@ -191,6 +191,59 @@ test('a server that never answers loses connections as timeout', LIMIT, async ()
   }
 });
 
+const keepAlive = (port: number, more: Partial<LoadOptions> = {}): LoadOptions => options(port, { protocol: 'keepalive', durationMs: 10_000, ...more });
+
+test('keepalive: requests reuse one connection per loop, with the think time between them', LIMIT, async () => {
+  const server = await epochServer();
+  try {
+    const result = await startLoad(keepAlive(server.port, { concurrency: 2, maxConnections: 20, thinkMs: { min: 20, max: 20 } })).done;
+    assertBalanced(result);
+    assert.deepEqual([result.attempted, result.answered, result.connections], [20, 20, 2]);
+    assert.deepEqual(result.byResponder, { [RESPONDER]: 20 });
+    assert.ok(result.durationMs >= 9 * 20, `10 requests a loop, 20 ms apart, in ${result.durationMs} ms`);
+  } finally {
+    await server.close();
+  }
+});
+
+test('keepalive: a connection the server closes gracefully is reopened, not counted as lost', LIMIT, async () => {
+  let seen = 0;
+  // Every 2nd answer says Connection: close; every 3rd connection is ended by the server while idle, long before the next request.
+  const server = await httpServer((request, response) => {
+    if (++seen % 2 === 0) response.setHeader('connection', 'close');
+    else if (seen % 3 === 0) response.on('finish', () => request.socket.end());
+    response.end(`${RESPONDER}\n`);
+  });
+  try {
+    const result = await startLoad(keepAlive(server.port, { concurrency: 2, maxConnections: 30, thinkMs: { min: 50, max: 50 } })).done;
+    assertBalanced(result);
+    assert.deepEqual([result.answered, result.lost], [30, 0], JSON.stringify(result.errors));
+    assert.ok(result.connections >= 15 && result.connections < 30, `${result.connections} connections`);
+  } finally {
+    await server.close();
+  }
+});
+
+// A request written and never answered is lost, whatever the server does instead.
+const unanswered: Array<[string, RequestListener]> = [
+  ['closed-early', (request) => request.socket.end()],
+  ['ECONNRESET', (request) => request.socket.resetAndDestroy()],
+  ['unframed', (_request, response) => response.write(RESPONDER)], // chunked, never ended
+];
+for (const [reason, handler] of unanswered) {
+  test(`keepalive: a request the server does not answer is lost as '${reason}'`, LIMIT, async () => {
+    const server = await httpServer(handler);
+    try {
+      const result = await startLoad(keepAlive(server.port, { maxConnections: 8 })).done;
+      assertBalanced(result);
+      assert.deepEqual(result.errors, { [reason]: 8 });
+      assert.equal(result.connections, 8, 'a failed connection is not reused');
+    } finally {
+      await server.close();
+    }
+  });
+}
+
 test('targets go round-robin, IPv6 loopback included', LIMIT, async () => {
   const v4 = await epochServer();
   const v6 = await listen(createHttpServer((_request, response) => response.end('epoch=1 worker=3\n')), '::1');
@@ -232,6 +285,9 @@ test('bad options are refused with a message naming them', () => {
     [{ path: 'x' }, /path must start with '\/'/],
     [{ path: '/a b' }, /path/],
     [{ path: '/\r\nX: y' }, /path/],
+    [{ protocol: 'http' as 'tcp' }, /protocol must be 'tcp', 'udp' or 'keepalive'/],
+    [{ thinkMs: { min: 20, max: 5 } }, /thinkMs.min must not exceed thinkMs.max/],
+    [{ thinkMs: { min: -1, max: 5 } }, /thinkMs.min must be an integer in 0\.\.60000/],
   ];
   for (const [change, message] of bad) {
     assert.throws(() => startLoad({ ...options(80), ...change }), { code: ErrorCodes.INVALID_ARGUMENT, message });

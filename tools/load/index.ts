@@ -3,14 +3,20 @@
 // once, as answered (status 200 and the expected body) or lost (with why).
 // Over UDP each exchange is one request datagram from a socket of its own (a
 // new flow, as a connection is) and counts as answered when the reply does.
+// With 'keepalive' each loop is one HTTP/1.1 client that keeps its connection
+// between requests, and what is counted is requests: one written and not
+// answered (reset, closed, timed out) is lost, while a connection the server
+// closes gracefully (Connection: close, or while idle) is only reopened.
 // A loss the counter cannot see would make every such claim worthless, so a
 // connection only counts as answered once the server has closed it after a
 // complete, well-formed response.
 
 import { fork } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { createSocket } from 'node:dgram';
-import { BlockList, connect, isIP } from 'node:net';
+import { BlockList, connect, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
 import { invalidArgument } from '../../src/errors';
 
@@ -20,8 +26,12 @@ export interface LoadTarget {
 }
 
 export interface LoadOptions {
-  /** 'tcp' (HTTP/1.0, default) or 'udp' (a datagram `GET <path>`, answered by one datagram). */
-  protocol?: 'tcp' | 'udp';
+  /**
+   * 'tcp' (HTTP/1.0, default), 'udp' (a datagram `GET <path>`, answered by one
+   * datagram) or 'keepalive' (HTTP/1.1 requests on reused connections; attempts
+   * are requests, and responses must carry Content-Length).
+   */
+  protocol?: Protocol;
   /** Connections go round-robin over the targets; loopback only. */
   targets: LoadTarget[];
   /** Parallel connection loops (1..1024): never more sockets in flight. */
@@ -38,6 +48,15 @@ export interface LoadOptions {
   path?: string;
   /** Stops early, like stop(). */
   signal?: AbortSignal;
+  /** Each loop's pause after an attempt before the next, uniform in [min, max] ms: a client's think time. Default none. */
+  thinkMs?: ThinkTime;
+}
+
+export type Protocol = 'tcp' | 'udp' | 'keepalive';
+
+export interface ThinkTime {
+  min: number;
+  max: number;
 }
 
 export interface LoadResult {
@@ -45,8 +64,10 @@ export interface LoadResult {
   attempted: number;
   answered: number;
   lost: number;
+  /** Connections (UDP: sockets) opened: as many as attempts but with 'keepalive'. */
+  connections: number;
   /** Lost connections by reason: an error code ('ECONNRESET', 'ECONNREFUSED'...),
-   * 'timeout', 'bad-status', 'bad-body' or 'closed-early'. */
+   * 'timeout', 'bad-status', 'bad-body', 'closed-early' or, with 'keepalive', 'unframed' (no Content-Length). */
   errors: Record<string, number>;
   /** Answered connections by the first two whitespace-separated tokens of the body's first line. */
   byResponder: Record<string, number>;
@@ -77,6 +98,7 @@ const LIMITS = {
   timeoutMs: 10 * 60_000,
   expectBodyPrefix: 1024,
   path: 8192,
+  thinkMs: 60_000,
 };
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_BODY_PREFIX = 'epoch=';
@@ -85,7 +107,7 @@ const KEPT_RESPONSE_BYTES = 64 * 1024;
 const RESPONDER_BYTES = 256;
 
 interface Settings {
-  protocol: 'tcp' | 'udp';
+  protocol: Protocol;
   targets: LoadTarget[];
   concurrency: number;
   durationMs: number;
@@ -95,6 +117,7 @@ interface Settings {
   expectBodyPrefix: string;
   path: string;
   signal?: AbortSignal;
+  thinkMs?: ThinkTime;
 }
 
 // ---------------------------------------------------------------------------
@@ -152,14 +175,22 @@ function validSignal(signal: unknown): AbortSignal | undefined {
   throw invalidArgument(`signal must be an AbortSignal, got ${inspect(signal)}`);
 }
 
+function validThinkTime(think: unknown): ThinkTime | undefined {
+  if (think === undefined) return undefined;
+  const { min, max } = (think ?? {}) as Partial<ThinkTime>;
+  const valid = { min: integerIn('thinkMs.min', min, 0, LIMITS.thinkMs), max: integerIn('thinkMs.max', max, 0, LIMITS.thinkMs) };
+  if (valid.min > valid.max) throw invalidArgument(`thinkMs.min must not exceed thinkMs.max, got ${inspect(think)}`);
+  return valid;
+}
+
 function validateOptions(options: LoadOptions): Settings {
   if (typeof options !== 'object' || options === null) throw invalidArgument('load options must be an object');
   const { targets } = options;
   if (!Array.isArray(targets) || targets.length === 0) {
     throw invalidArgument(`targets must be a non-empty array of { host, port }, got ${inspect(targets)}`);
   }
-  if (options.protocol !== undefined && options.protocol !== 'tcp' && options.protocol !== 'udp') {
-    throw invalidArgument(`protocol must be 'tcp' or 'udp', got ${inspect(options.protocol)}`);
+  if (options.protocol !== undefined && !['tcp', 'udp', 'keepalive'].includes(options.protocol)) {
+    throw invalidArgument(`protocol must be 'tcp', 'udp' or 'keepalive', got ${inspect(options.protocol)}`);
   }
   return {
     protocol: options.protocol ?? 'tcp',
@@ -174,6 +205,7 @@ function validateOptions(options: LoadOptions): Settings {
     expectBodyPrefix: validBodyPrefix(options.expectBodyPrefix ?? DEFAULT_BODY_PREFIX),
     path: validPath(options.path ?? '/'),
     signal: validSignal(options.signal),
+    thinkMs: validThinkTime(options.thinkMs),
   };
 }
 
@@ -322,6 +354,109 @@ function datagramExchange(target: LoadTarget, request: Buffer, expectBody: Buffe
   });
 }
 
+/**
+ * Whether the response so far is complete without the connection closing:
+ * 'complete' once the header and Content-Length bytes of body are in,
+ * 'unframed' for a header without Content-Length (this client does not
+ * parse chunked bodies), undefined while more is to come.
+ */
+function framing(response: Response): 'complete' | 'unframed' | undefined {
+  const bytes = response.bytes();
+  const headerEnd = bytes.indexOf('\r\n\r\n');
+  if (headerEnd < 0) return undefined;
+  const length = /\r\ncontent-length:[ \t]*(\d+)/i.exec(bytes.toString('latin1', 0, headerEnd));
+  if (length === null) return 'unframed';
+  return response.received >= headerEnd + 4 + Number(length[1]) ? 'complete' : undefined;
+}
+
+/** Whether the server said it closes the connection after this response. */
+function closesAfter(response: Response): boolean {
+  const bytes = response.bytes();
+  const head = bytes.toString('latin1', 0, bytes.indexOf('\r\n\r\n'));
+  return /\r\nconnection:[^\r]*\bclose\b/i.test(head) || (/^HTTP\/1\.0 /.test(head) && !/\r\nconnection:[^\r]*keep-alive/i.test(head));
+}
+
+/** What happens to a connection while a request is outstanding on it. */
+interface Outstanding {
+  data(chunk: Buffer): void;
+  /** The connection ended (FIN: 'closed-early'), failed (an error code) or closed. */
+  gone(reason: string): void;
+}
+
+/**
+ * One client of a keep-alive population, as a browser or an http.Agent is:
+ * HTTP/1.1 requests one at a time on one connection, opened again only when
+ * the server has closed it gracefully (Connection: close on a response, or
+ * FIN or reset while no request was outstanding). It never retries: a request
+ * written and not answered is lost, the race of a server closing an idle
+ * connection as the next request is sent included.
+ */
+class KeepAliveClient {
+  /** The open connection no request failed on, if any. */
+  private socket: Socket | undefined;
+  private outstanding: Outstanding | undefined;
+
+  constructor(
+    private readonly nextTarget: () => LoadTarget,
+    private readonly opened: () => void,
+  ) {}
+
+  exchange(request: Buffer, expectBody: Buffer, timeoutMs: number): Promise<Outcome> {
+    const socket = (this.socket ??= this.open());
+    return new Promise((resolve) => {
+      const startedAt = performance.now();
+      const response = new Response();
+      let reusable = false;
+      const settle = settleOnce(resolve, timeoutMs, () => {
+        this.outstanding = undefined;
+        if (!reusable) this.drop(socket);
+      });
+      this.outstanding = {
+        data: (chunk) => {
+          response.add(chunk);
+          const framed = framing(response);
+          if (framed === 'unframed') return settle(lost('unframed'));
+          if (framed === undefined) return;
+          reusable = !closesAfter(response);
+          settle(judge(response, expectBody, performance.now() - startedAt));
+        },
+        gone: (reason) => settle(lost(reason)),
+      };
+      socket.write(request);
+    });
+  }
+
+  close(): void {
+    if (this.socket) this.drop(this.socket);
+  }
+
+  private open(): Socket {
+    const socket = connect(this.nextTarget());
+    this.opened();
+    socket.setNoDelay(true);
+    // Events of a connection this client has dropped are ignored; on an idle
+    // one they only mean the server closed it (or spoke out of turn).
+    const on = (reason: string) => (): void => {
+      if (this.socket !== socket) return;
+      if (this.outstanding) this.outstanding.gone(reason);
+      else this.drop(socket);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (this.socket === socket && this.outstanding) this.outstanding.data(chunk);
+      else on('unsolicited')();
+    });
+    socket.on('end', on('closed-early'));
+    socket.on('error', (error: NodeJS.ErrnoException) => on(error.code ?? 'error')());
+    socket.on('close', on('closed-early'));
+    return socket;
+  }
+
+  private drop(socket: Socket): void {
+    if (this.socket === socket) this.socket = undefined;
+    socket.destroy();
+  }
+}
+
 // ---------------------------------------------------------------------------
 // The run
 
@@ -337,16 +472,22 @@ class LocalRun implements LoadRun {
   private readonly startedAt = performance.now();
   private endedAt: number | undefined;
   private stopped = false;
+  /** Aborted by stop(): cuts the think times short. */
+  private readonly stopping = new AbortController();
   private nextTarget = 0;
+  private connections = 0;
   private readonly request: Buffer;
   private readonly expectBody: Buffer;
 
   constructor(private readonly settings: Settings) {
-    this.request =
-      settings.protocol === 'udp'
-        ? Buffer.from(`GET ${settings.path}`, 'latin1')
-        : Buffer.from(`GET ${settings.path} HTTP/1.0\r\nHost: baton\r\n\r\n`, 'latin1');
+    const requests: Record<Protocol, string> = {
+      udp: `GET ${settings.path}`,
+      tcp: `GET ${settings.path} HTTP/1.0\r\nHost: baton\r\n\r\n`,
+      keepalive: `GET ${settings.path} HTTP/1.1\r\nHost: baton\r\n\r\n`,
+    };
+    this.request = Buffer.from(requests[settings.protocol], 'latin1');
     this.expectBody = Buffer.from(settings.expectBodyPrefix, 'utf8');
+    setMaxListeners(settings.concurrency, this.stopping.signal); // one think time per loop
     const { signal } = settings;
     const onAbort = (): void => this.stop();
     if (signal?.aborted) this.stop();
@@ -361,6 +502,7 @@ class LocalRun implements LoadRun {
 
   stop(): void {
     this.stopped = true;
+    this.stopping.abort();
   }
 
   snapshot(): LoadResult {
@@ -370,6 +512,7 @@ class LocalRun implements LoadRun {
       attempted: this.attempted,
       answered: this.answered,
       lost: this.lost,
+      connections: this.connections,
       errors: Object.fromEntries(this.errors),
       byResponder: Object.fromEntries(this.byResponder),
       lastAnswerAt: Object.fromEntries(this.lastAnswerAt),
@@ -386,12 +529,31 @@ class LocalRun implements LoadRun {
 
   /** One of `concurrency` loops: each chains connections, so at most `concurrency` are in flight. */
   private async loop(): Promise<void> {
+    const { protocol, timeoutMs } = this.settings;
+    const client = protocol === 'keepalive' ? new KeepAliveClient(() => this.target(), () => this.connections++) : undefined;
     while (this.mayStartAnother()) {
       this.attempted++;
-      const target = this.settings.targets[this.nextTarget++ % this.settings.targets.length];
-      const once = this.settings.protocol === 'udp' ? datagramExchange : exchange;
-      this.count(await once(target, this.request, this.expectBody, this.settings.timeoutMs));
+      if (client) {
+        this.count(await client.exchange(this.request, this.expectBody, timeoutMs));
+      } else {
+        this.connections++;
+        const once = protocol === 'udp' ? datagramExchange : exchange;
+        this.count(await once(this.target(), this.request, this.expectBody, timeoutMs));
+      }
+      await this.think();
     }
+    client?.close();
+  }
+
+  private target(): LoadTarget {
+    return this.settings.targets[this.nextTarget++ % this.settings.targets.length];
+  }
+
+  private async think(): Promise<void> {
+    const { thinkMs } = this.settings;
+    if (!thinkMs || this.stopped) return;
+    const ms = thinkMs.min + Math.random() * (thinkMs.max - thinkMs.min);
+    await sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => {}); // aborted: the run is stopping
   }
 
   private mayStartAnother(): boolean {
@@ -436,6 +598,7 @@ const EMPTY_RESULT: LoadResult = {
   attempted: 0,
   answered: 0,
   lost: 0,
+  connections: 0,
   errors: {},
   byResponder: {},
   lastAnswerAt: {},
@@ -455,6 +618,7 @@ function cliArgs(settings: Settings): string[] {
     `--expect-body-prefix=${settings.expectBodyPrefix}`,
     `--path=${settings.path}`,
   );
+  if (settings.thinkMs) args.push(`--think-ms=${settings.thinkMs.min}-${settings.thinkMs.max}`);
   if (settings.maxConnections !== Infinity) args.push(`--max-connections=${settings.maxConnections}`);
   return args;
 }
