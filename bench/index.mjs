@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [-- --json FILE] [-- --only micro,restart,throughput,soak]
+// npm run bench [-- --quick] [-- --json FILE] [-- --only micro,restart,throughput,overhead,soak]
 //
 // How fast baton hands over and how little a restart disturbs, each figure
 // beside an alternative measured in the same run on this machine. Targets
@@ -13,6 +13,7 @@ import { version } from './alternatives/installed.mjs';
 import { pm2Version } from './alternatives/pm2.mjs';
 import { fdPassing } from './micro/fd-passing.mjs';
 import { handoff } from './micro/handoff.mjs';
+import { overhead } from './overhead.mjs';
 import { protocol } from './micro/protocol.mjs';
 import { sockets } from './micro/sockets.mjs';
 import { Results } from './report.mjs';
@@ -25,6 +26,7 @@ const SECTIONS = {
   micro: [fdPassing, handoff, sockets, protocol],
   restart: [restartSection, keepAliveSection],
   throughput: [throughput],
+  overhead: [overhead],
   soak: [soak],
 };
 
