@@ -9,6 +9,8 @@
 import { readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { BatonError } from '../errors';
 import { writeFileReplacing } from '../files';
 import { defaultsOf, flagHelp, flagsConfig, fromFlags, hotRestartVersion, optionTable, resolveOptions } from '../options';
@@ -98,6 +100,7 @@ function supervise(options: CarriedOptions, systemd: SystemdEnvironment | undefi
   const write = log === 'json' ? (e: LogEntry) => JSON.stringify({ time: new Date().toISOString(), ...e }) : (e: LogEntry) => formatText(e, log === 'details');
   const print = (entry: LogEntry) => process.stderr.write(`${write(entry)}\n`);
   supervisor.on('log', print);
+  collectAfterEachTakeOver(supervisor);
   if (systemd) new SystemdNotifier(supervisor, systemd, print);
   supervisor.on('done', (code) => {
     if (pidFile) unlinkSync(pidFile);
@@ -135,6 +138,21 @@ function withNegativeValues(argv: string[], options: Record<string, { type: stri
     } else out.push(arg);
   }
   return out;
+}
+
+/**
+ * A full garbage collection after each take-over, when the generation before
+ * has become garbage: V8 lets a heap this small (a few MB live) fill with
+ * old garbage for hundreds of reloads before it collects on its own (RSS +9
+ * MB over 1,000), and a supervisor whose memory only grows reads as a leak.
+ * Node has no gc() without --expose-gc at start: the flag set now reaches a
+ * new context's global, as Jest's leak detector does it.
+ */
+function collectAfterEachTakeOver(supervisor: Supervisor): void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  setFlagsFromString('--no-expose-gc');
+  supervisor.on('tookOver', () => setImmediate(gc));
 }
 
 function formatText(entry: LogEntry, details: boolean): string {
