@@ -369,3 +369,21 @@ test('h2: every stream is counted, on `concurrency` sessions of `streams` stream
   assertBalanced(refused);
   assert.deepEqual(refused.errors, { 'ERR_HTTP2_STREAM_ERROR/7': 10 });
 });
+
+// A stream that ended is closed already: resetting it too (RST_STREAM) is what
+// nghttp2's rapid-reset guard (CVE-2023-44487) counts, and past about 1000 it
+// ends the session with GOAWAY INTERNAL_ERROR, failing the streams in flight.
+test('h2: a session carries streams past the server\'s rapid-reset limit: a stream that ended is not reset', LIMIT, async (t) => {
+  const sessions = new Set<string>();
+  const server = createHttp2Server((request, response) => {
+    sessions.add(`${request.socket.remotePort}`);
+    response.end(`${RESPONDER}\n`);
+  });
+  const listening = await listen(server as unknown as Server);
+  t.after(() => listening.close());
+
+  const result = await startLoad(options(listening.port, { protocol: 'h2', concurrency: 1, streams: 4, maxConnections: 2000, durationMs: 4000 })).done;
+  assertBalanced(result);
+  assert.deepEqual([result.attempted, result.answered, result.errors], [2000, 2000, {}]);
+  assert.equal(sessions.size, 1, 'one session carried every stream');
+});

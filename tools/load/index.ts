@@ -429,10 +429,17 @@ function streamExchange(sessions: Sessions, session: http2.ClientHttp2Session, p
     }
     const response = new Response();
     let status = 0;
-    const settle = settleOnce(resolve, timeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+    // Only a stream still open (timed out) is reset. One that ended needs no RST_STREAM, and
+    // nghttp2's rapid-reset guard (CVE-2023-44487) counts those: past about 1000 on a session
+    // the server ends it with GOAWAY INTERNAL_ERROR, failing the streams in flight on it.
+    let ended = false;
+    const settle = settleOnce(resolve, timeoutMs, () => {
+      if (!ended) stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
     stream.on('response', (headers) => (status = Number(headers[':status'])));
     stream.on('data', (chunk: Buffer) => response.add(chunk));
     stream.on('end', () => {
+      ended = true;
       const body = response.bytes();
       if (status !== 200) return settle(lost('bad-status'));
       if (!body.subarray(0, expectBody.length).equals(expectBody)) return settle(lost('bad-body'));
