@@ -9,6 +9,7 @@ Baton::Baton(Napi::Env env, Napi::Object exports) {
   DefineAddon(exports, {
       fn("tcpBind", TcpBind),
       fn("udpBind", UdpBind),
+      fn("connectToSelf", ConnectToSelf),
       fn("listen", Listen),
       fn("shutdown", Shutdown),
       fn("dup", Dup),

@@ -61,6 +61,7 @@ inline std::string StringArg(const Napi::CallbackInfo& info, size_t i) {
 // listener.cc
 Napi::Value TcpBind(const Napi::CallbackInfo& info);
 Napi::Value UdpBind(const Napi::CallbackInfo& info);
+Napi::Value ConnectToSelf(const Napi::CallbackInfo& info);
 // fd.cc
 Napi::Value Listen(const Napi::CallbackInfo& info);
 Napi::Value Shutdown(const Napi::CallbackInfo& info);

@@ -47,8 +47,8 @@ function load(): NativeBinding {
 
 const native = load();
 // An addon built from older sources (a stale build/) would leave the fd limit undefined, and every check against it
-// passing, or lack the newest functions (setCloexec, sendWhole) until the first call.
-if (typeof native.SCM_MAX_FD !== 'number' || typeof native.setCloexec !== 'function' || typeof native.sendWhole !== 'function') {
+// passing, or lack the newest functions (sendWhole, connectToSelf) until the first call.
+if (typeof native.SCM_MAX_FD !== 'number' || typeof native.sendWhole !== 'function' || typeof native.connectToSelf !== 'function') {
   throw new BatonError(ErrorCodes.ADDON_NOT_FOUND, "baton's native addon is older than its JavaScript: run `npm rebuild baton` (or `npx node-gyp rebuild`)");
 }
 
@@ -111,6 +111,11 @@ export function udpBind(family: Family, address: string, p: number, v6only: bool
 
 export function listen(f: number, b: number): void {
   native.listen(fd(f), backlog(b));
+}
+
+/** A UDP socket about to close: connected to its own address, it takes no more datagrams from anyone (see native/listener.cc). */
+export function connectToSelf(f: number): void {
+  native.connectToSelf(fd(f));
 }
 
 export function shutdown(f: number): void {

@@ -64,6 +64,8 @@ export interface NativeBinding {
   tcpBind(family: Family, host: string, port: number, v6only: boolean): number;
   /** socket(SOCK_DGRAM) + SO_REUSEADDR + SO_REUSEPORT (+ IPV6_V6ONLY) + bind. */
   udpBind(family: Family, host: string, port: number, v6only: boolean): number;
+  /** getsockname + connect to that address: a UDP socket about to close takes no more datagrams (see listener.cc). */
+  connectToSelf(fd: number): void;
   /** listen(fd, backlog): starts listening, or changes the backlog of a listener. */
   listen(fd: number, backlog: number): void;
   /** shutdown(SHUT_RDWR): a TCP listener leaves its group and its queue is reset, whoever holds the socket. */

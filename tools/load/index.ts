@@ -83,6 +83,8 @@ export interface LoadResult {
   byResponder: Record<string, number>;
   /** When each responder (same keys as byResponder) last answered, Unix ms (Date.now()): when an old generation stopped serving. */
   lastAnswerAt: Record<string, number>;
+  /** When each lost exchange began, Unix ms, the first LOST_KEPT of them: to find them in a log. */
+  lostStartedAt: number[];
   /** Connect-to-answer of answered connections. */
   latencyMs: { p50: number; p99: number; max: number; count: number };
   durationMs: number;
@@ -116,6 +118,7 @@ const DEFAULT_BODY_PREFIX = 'epoch=';
 /** Bytes of a response kept for parsing; the rest is only counted, so a big body cannot exhaust memory. */
 const KEPT_RESPONSE_BYTES = 64 * 1024;
 const RESPONDER_BYTES = 256;
+const LOST_KEPT = 100;
 
 interface Settings {
   protocol: Protocol;
@@ -568,6 +571,7 @@ class LocalRun implements LoadRun {
   private readonly errors = new Map<string, number>();
   private readonly byResponder = new Map<string, number>();
   private readonly lastAnswerAt = new Map<string, number>();
+  private readonly lostStartedAt: number[] = [];
   private readonly latency = new LatencyHistogram();
   private readonly startedAt = performance.now();
   private endedAt: number | undefined;
@@ -620,6 +624,7 @@ class LocalRun implements LoadRun {
       errors: Object.fromEntries(this.errors),
       byResponder: Object.fromEntries(this.byResponder),
       lastAnswerAt: Object.fromEntries(this.lastAnswerAt),
+      lostStartedAt: [...this.lostStartedAt],
       latencyMs: {
         p50: roundMs(this.latency.percentile(0.5)),
         p99: roundMs(this.latency.percentile(0.99)),
@@ -637,11 +642,12 @@ class LocalRun implements LoadRun {
     const client = protocol === 'keepalive' ? new KeepAliveClient(() => this.target(), () => this.connections++) : undefined;
     while (this.mayStartAnother()) {
       this.attempted++;
+      const startedAt = Date.now();
       const outcome = await (client ? client.exchange(this.request, this.expectBody, timeoutMs) : this.exchange(index));
       if (!outcome.answered && outcome.reason === NOT_SENT) {
         this.attempted--;
         this.notSent++;
-      } else this.count(outcome);
+      } else this.count(outcome, startedAt);
       await this.think();
     }
     client?.close();
@@ -677,7 +683,7 @@ class LocalRun implements LoadRun {
     );
   }
 
-  private count(outcome: Outcome): void {
+  private count(outcome: Outcome, startedAt: number): void {
     if (outcome.answered) {
       this.answered++;
       increment(this.byResponder, outcome.responder);
@@ -686,6 +692,7 @@ class LocalRun implements LoadRun {
     } else {
       this.lost++;
       increment(this.errors, outcome.reason);
+      if (this.lostStartedAt.length < LOST_KEPT) this.lostStartedAt.push(startedAt);
     }
   }
 }
@@ -716,6 +723,7 @@ const EMPTY_RESULT: LoadResult = {
   errors: {},
   byResponder: {},
   lastAnswerAt: {},
+  lostStartedAt: [],
   latencyMs: { p50: 0, p99: 0, max: 0, count: 0 },
   durationMs: 0,
   connectionsPerSecond: 0,
