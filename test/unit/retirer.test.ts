@@ -190,8 +190,12 @@ describe('Retirer', () => {
 // lost; one that first leaves (connectToSelf) and is read a little longer
 // loses none.
 describe('a UDP socket leaving a steered group under load', () => {
-  /** Sockets join the group and go, three at a time, for `maxMs` or (`untilLost`) until a datagram is lost. */
-  async function churn(leaveFirst: boolean, untilLost: boolean, maxMs: number) {
+  /**
+   * Sockets join the group and go, three at a time, until `enough` says so
+   * or `maxMs` passed: how many went, and how many had gone when the first
+   * lost datagram was sent.
+   */
+  async function churn(leaveFirst: boolean, enough: (leaves: number, lost: number) => boolean, maxMs: number) {
     const s0 = native.udpBind(4, '127.0.0.1', 0, false);
     const port = native.socketInfo(s0).port;
     native.attachBpf(s0, 'reuseport', steerTo(0));
@@ -202,12 +206,12 @@ describe('a UDP socket leaving a steered group under load', () => {
       return socket;
     };
     const served = reader(s0);
-    const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], protocol: 'udp', concurrency: 6, durationMs: maxMs + 5000, timeoutMs: 500 });
+    const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], protocol: 'udp', concurrency: 6, durationMs: maxMs + 5000, timeoutMs: 2000 });
     await waitFor(() => load.snapshot().answered > 0);
     const startedAt = performance.now();
+    const gone: Array<[at: number, leaves: number]> = [];
     let leaves = 0;
-    const done = () => performance.now() - startedAt >= maxMs || (untilLost && load.snapshot().lost > 0);
-    while (!done()) {
+    while (performance.now() - startedAt < maxMs && !enough(leaves, load.snapshot().lost)) {
       const extra = [0, 1, 2].map(() => native.udpBind(4, '127.0.0.1', port, false));
       const readers = extra.map(reader);
       await sleep(2);
@@ -218,21 +222,26 @@ describe('a UDP socket leaving a steered group under load', () => {
       readers.forEach((r) => r.close());
       extra.forEach((fd) => native.close(fd));
       leaves += extra.length;
+      gone.push([Date.now(), leaves]);
     }
     load.stop();
     const result = await load.done;
     served.close();
     native.close(s0);
-    return { leaves, ...result };
+    const firstLost = result.lostStartedAt[0];
+    const beforeLoss = firstLost === undefined ? undefined : (gone.findLast(([at]) => at <= firstLost)?.[1] ?? 0);
+    return { leaves, beforeLoss, ...result };
   }
 
   test('closed in the group: datagrams lost (the control); out of the group first: none', async (t) => {
-    const control = await churn(false, true, 15_000);
-    t.diagnostic(`closed in the group: ${control.leaves} sockets, ${control.attempted} datagrams, lost ${control.lost}`);
+    const control = await churn(false, (_, lost) => lost > 0, 20_000);
+    t.diagnostic(`closed in the group: ${control.leaves} sockets, ${control.attempted} datagrams, lost ${control.lost}, the first after ${control.beforeLoss} sockets`);
     assert.ok(control.lost > 0, 'the counter sees a loss');
-    const fixed = await churn(true, false, 5000);
+    // Three times the chances the control needed to lose one.
+    const wanted = Math.max(1500, 3 * control.beforeLoss!);
+    const fixed = await churn(true, (leaves) => leaves >= wanted, 15_000);
     t.diagnostic(`left first: ${fixed.leaves} sockets, ${fixed.attempted} datagrams, lost ${fixed.lost}`);
-    assert.ok(fixed.leaves > control.leaves, `more sockets left than the control needed to lose a datagram: ${fixed.leaves}`);
+    assert.ok(fixed.leaves >= wanted, `${fixed.leaves} sockets left in time, ${wanted} wanted`);
     assert.equal(fixed.lost, 0, JSON.stringify(fixed.errors));
   });
 });
