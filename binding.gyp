@@ -10,7 +10,9 @@
         "native/poll.cc",
         "native/sockinfo.cc",
         "native/fd.cc",
-        "native/filter.cc"
+        "native/filter.cc",
+        "native/process.cc",
+        "native/stream.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [-- --json FILE] [-- --only micro,restart,takeover,throughput,soak]
+// npm run bench [-- --quick] [-- --json FILE] [-- --only micro,restart,takeover,throughput,overhead,soak]
 //
 // How fast baton hands over and how little a restart disturbs, each figure
 // beside an alternative measured in the same run on this machine. Targets
@@ -10,11 +10,15 @@ import { availableParallelism, arch, cpus, loadavg, release, totalmem, type } fr
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { version } from './alternatives/installed.mjs';
+import { pm2Version } from './alternatives/pm2.mjs';
 import { fdPassing } from './micro/fd-passing.mjs';
 import { handoff } from './micro/handoff.mjs';
+import { overhead } from './overhead.mjs';
 import { protocol } from './micro/protocol.mjs';
 import { sockets } from './micro/sockets.mjs';
 import { Results } from './report.mjs';
+import { http2Restarts } from './restart/http2.mjs';
+import { keepAliveSection } from './restart/keepalive.mjs';
 import { restartSection } from './restart/run.mjs';
 import { soak } from './soak.mjs';
 import { takeover } from './takeover.mjs';
@@ -22,9 +26,10 @@ import { throughput } from './throughput.mjs';
 
 const SECTIONS = {
   micro: [fdPassing, handoff, sockets, protocol],
-  restart: [restartSection],
+  restart: [restartSection, keepAliveSection, http2Restarts],
   takeover: [takeover],
   throughput: [throughput],
+  overhead: [overhead],
   soak: [soak],
 };
 
@@ -89,6 +94,7 @@ function machine(mode) {
     tcpMigrateReq,
     nginx: version('nginx') ?? null,
     haproxy: version('haproxy') ?? null,
+    pm2: pm2Version() ?? null,
     loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
     mode,
     date: new Date().toISOString(),

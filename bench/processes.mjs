@@ -4,7 +4,7 @@
 // also takes what they started (baton generations, nginx workers).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { waitFor } from '../dist/test/support/wait.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,6 +127,11 @@ function isAlive(pid) {
   } catch {
     return false;
   }
+}
+
+/** Pids of a process's children (nginx's or PM2's workers). */
+export function childrenOf(pid) {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
 /** Resolves once none of `pids` exists any more (their parent reaps them). */

@@ -6,13 +6,13 @@
 // a second after taking over: the supervisor rolls back to the epoch still
 // draining, which answers again.
 
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFileSync, mkdtempSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { freePort, runDemo } from '../dist/tools/demo/index.js';
 import { spawnLoad } from '../dist/tools/load/index.js';
 
 const { values } = parseArgs({
@@ -26,12 +26,7 @@ const restarts = Number(values.restarts);
 const interval = Number(values['interval-ms']);
 const root = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 
-const port = await new Promise((done) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => done(port));
-  });
-});
+const port = await freePort();
 const dir = mkdtempSync(join(tmpdir(), 'baton-demo-'));
 const config = join(dir, 'server.json');
 const writeConfig = (concurrency, extra = {}) => writeFileSync(config, JSON.stringify({ concurrency, listen: [`127.0.0.1:${port}`], ...extra }));
@@ -68,7 +63,7 @@ const tookOver = (epoch) =>
     waiters.set(epoch, () => (clearTimeout(timer), done()));
   });
 
-try {
+await runDemo(supervisor, dir, async () => {
   await tookOver(0);
   const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], concurrency: Number(values.concurrency), durationMs: 120_000 });
   await new Promise((r) => setTimeout(r, interval));
@@ -128,12 +123,5 @@ try {
   // Reset or closed before an answer: accepted by the process that died. A timeout or a refusal would be a queue nobody served.
   const inherent = new Set(['ECONNRESET', 'closed-early']);
   const rolledBackCleanly = after.lost === 0 && epochsAfter.every((e) => e === `epoch=${good}`) && Object.keys(crash.errors).every((reason) => inherent.has(reason));
-  process.exitCode = result.lost === 0 && result.answered === result.attempted && rolledBackCleanly ? 0 : 1;
-} catch (error) {
-  console.error(`demo failed: ${error.message}`);
-  process.exitCode = 1;
-} finally {
-  supervisor.kill('SIGTERM');
-  await new Promise((r) => supervisor.once('exit', r));
-  rmSync(dir, { recursive: true, force: true });
-}
+  return result.lost === 0 && result.answered === result.attempted && rolledBackCleanly;
+});

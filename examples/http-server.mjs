@@ -5,7 +5,8 @@
 //
 // and send the supervisor SIGHUP to restart: the new process reads the config
 // again ({ "concurrency": 2, "listen": ["127.0.0.1:8080"], "admin": "127.0.0.1:9901" },
-// and, for the demo's bad deploy, "crashAfterMs": 1000),
+// and, for the demo's bad deploy, "crashAfterMs": 1000; "http2": true serves
+// cleartext HTTP/2 instead of HTTP/1.1),
 // takes over every socket from the old one and the old one drains. This one
 // file is both the main thread (config, sockets, workers) and each worker
 // thread (HTTP). GET /metrics on the admin address answers in Prometheus
@@ -31,6 +32,7 @@ if (isMainThread) {
     workers: config.concurrency,
     admin: config.admin,
     script: new URL(import.meta.url),
+    ...(config.http2 === true ? { workerData: { http2: true } } : {}),
   });
   generation.on('warning', (message) => console.error(`epoch ${generation.epoch}: ${message}`));
   console.log(`epoch ${generation.epoch}: pid ${process.pid} serving ${config.listen.join(', ')} with ${config.concurrency} workers`);
@@ -41,7 +43,7 @@ if (isMainThread) {
   const requests = worker.stats.counter({ name: 'example_requests', help: 'Requests answered by the example server.' });
   worker.stats.gauge({ name: 'example_workers', help: 'Worker threads serving (the draining generation\'s included).' }).inc();
   for (const socket of worker.sockets) {
-    const server = http.createServer((req, res) => {
+    const server = (worker.data?.http2 ? await import('node:http2') : http).createServer((req, res) => {
       res.end(`epoch=${worker.epoch} worker=${worker.index}\n`);
       requests.inc();
     });

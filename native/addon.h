@@ -61,6 +61,7 @@ inline std::string StringArg(const Napi::CallbackInfo& info, size_t i) {
 // listener.cc
 Napi::Value TcpBind(const Napi::CallbackInfo& info);
 Napi::Value UdpBind(const Napi::CallbackInfo& info);
+Napi::Value ConnectToSelf(const Napi::CallbackInfo& info);
 // fd.cc
 Napi::Value Listen(const Napi::CallbackInfo& info);
 Napi::Value Shutdown(const Napi::CallbackInfo& info);
@@ -80,5 +81,12 @@ Napi::Value SendMessage(const Napi::CallbackInfo& info);
 Napi::Value ReceiveMessage(const Napi::CallbackInfo& info);
 // datagram.cc
 Napi::Value SendDatagram(const Napi::CallbackInfo& info);
+// process.cc
+Napi::Value Execve(const Napi::CallbackInfo& info);
+Napi::Value PidfdOpen(const Napi::CallbackInfo& info);
+Napi::Value WaitPid(const Napi::CallbackInfo& info);
+Napi::Value SetCloexec(const Napi::CallbackInfo& info);
+// stream.cc
+Napi::Value SendWhole(const Napi::CallbackInfo& info);
 // poll.cc
 Napi::Function DefinePoll(Napi::Env env);

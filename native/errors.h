@@ -15,8 +15,10 @@
 // while the environment is stopping (node-addon-api would abort on that).
 inline napi_value SystemErrorValue(napi_env env, const char* syscall, int err) {
   const int status = err > 0 ? -err : err;
-  const char* code = uv_err_name(status);
-  const std::string message = std::string(syscall) + " " + code + ": " + uv_strerror(status);
+  // libuv names every errno a caller of ours handles but ECHILD (waitpid).
+  const bool child = status == -ECHILD;
+  const char* code = child ? "ECHILD" : uv_err_name(status);
+  const std::string message = std::string(syscall) + " " + code + ": " + (child ? "no child process" : uv_strerror(status));
   napi_value text = nullptr, error = nullptr, value = nullptr;
   napi_create_string_utf8(env, message.c_str(), message.size(), &text);
   napi_create_error(env, nullptr, text, &error);

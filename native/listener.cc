@@ -69,3 +69,18 @@ Napi::Value TcpBind(const Napi::CallbackInfo& info) {
 Napi::Value UdpBind(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), BoundInetSocket(info, SOCK_DGRAM).release());
 }
+
+// connect() to its own address: a datagram socket that does this matches no
+// peer's datagram any more, so no lookup starts at it, and on kernels with
+// the 4-tuple hash it leaves its SO_REUSEPORT group. Closing a socket still
+// in the group instead can take a datagram the group never steered to it:
+// a lookup that scored it just before it left delivers to it all the same.
+Napi::Value ConnectToSelf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int fd = IntArg(info, 0);
+  InetAddress addr;
+  socklen_t length = sizeof(addr);
+  Check(env, "getsockname", getsockname(fd, &addr.sa, &length));
+  Check(env, "connect", connect(fd, &addr.sa, length));
+  return env.Undefined();
+}

@@ -4,6 +4,7 @@
 // never a crash or a wrong fd.
 
 import { isIP } from 'node:net';
+import { constants } from 'node:os';
 import { BatonError, ErrorCodes, invalidArgument } from './errors';
 import { integerIn } from './validate';
 import type { BpfTarget, Family, NativeBinding } from './native';
@@ -46,8 +47,8 @@ function load(): NativeBinding {
 
 const native = load();
 // An addon built from older sources (a stale build/) would leave the fd limit undefined, and every check against it
-// passing, or lack the newest function (sendDatagram) until the first call.
-if (typeof native.SCM_MAX_FD !== 'number' || typeof native.sendDatagram !== 'function') {
+// passing, or lack the newest functions (sendWhole, connectToSelf) until the first call.
+if (typeof native.SCM_MAX_FD !== 'number' || typeof native.sendWhole !== 'function' || typeof native.connectToSelf !== 'function') {
   throw new BatonError(ErrorCodes.ADDON_NOT_FOUND, "baton's native addon is older than its JavaScript: run `npm rebuild baton` (or `npx node-gyp rebuild`)");
 }
 
@@ -110,6 +111,11 @@ export function udpBind(family: Family, address: string, p: number, v6only: bool
 
 export function listen(f: number, b: number): void {
   native.listen(fd(f), backlog(b));
+}
+
+/** A UDP socket about to close: connected to its own address, it takes no more datagrams from anyone (see native/listener.cc). */
+export function connectToSelf(f: number): void {
+  native.connectToSelf(fd(f));
 }
 
 export function shutdown(f: number): void {
@@ -179,6 +185,52 @@ export function sendDatagram(path: string, abstract: boolean, data: Buffer): boo
   unixPath(path, abstract);
   if (!Buffer.isBuffer(data)) throw invalidArgument('data must be a Buffer');
   return native.sendDatagram(path, abstract, data);
+}
+
+function strings(value: unknown, name: string): string[] {
+  if (!Array.isArray(value)) throw invalidArgument(`${name} must be an array of strings`);
+  for (let i = 0; i < value.length; i++) {
+    if (typeof value[i] !== 'string' || value[i].includes('\0')) throw invalidArgument(`${name}[${i}] must be a string without NUL`);
+  }
+  return value;
+}
+
+/**
+ * Replaces this process's image; returns only by throwing. The addon's, not
+ * Node's process.execve (>= 23.11): Node's printed the error and aborted when
+ * execve(2) failed until nodejs/node#62878, and a failed upgrade must leave
+ * the supervisor running.
+ */
+export function execve(path: string, argv: string[], env: Record<string, string>): never {
+  if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) throw invalidArgument(`path must be a non-empty string without NUL, got ${JSON.stringify(path)}`);
+  const entries = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return native.execve(path, strings(argv, 'argv'), strings(entries, 'env'));
+}
+
+const pid = (value: unknown) => integerIn(value, 'pid', 1, 2 ** 22);
+
+export function pidfdOpen(p: number): number {
+  return native.pidfdOpen(pid(p));
+}
+
+/** A reaped process's exit as ChildProcess 'exit' gives it; null while it runs. */
+export function waitpid(p: number): { code: number | null; signal: NodeJS.Signals | null } | null {
+  const status = native.waitpid(pid(p));
+  if (!status) return null;
+  const signal = status.signal === null ? null : ((Object.keys(constants.signals) as NodeJS.Signals[]).find((name) => constants.signals[name] === status.signal) ?? null);
+  return { code: status.code, signal };
+}
+
+export function setCloexec(f: number, on: boolean): boolean {
+  return native.setCloexec(fd(f), boolean(on, 'on'));
+}
+
+/** The longest `data` sendWhole takes: a frame, not a stream (a socket's send buffer is never smaller). */
+const MAX_WHOLE_BYTES = 4096;
+
+export function sendWhole(f: number, data: Buffer): boolean {
+  if (!Buffer.isBuffer(data) || data.length === 0 || data.length > MAX_WHOLE_BYTES) throw invalidArgument(`data must be a Buffer of 1..${MAX_WHOLE_BYTES} bytes`);
+  return native.sendWhole(fd(f), data);
 }
 
 export const Poll: NativeBinding['Poll'] = class {

@@ -64,6 +64,8 @@ export interface NativeBinding {
   tcpBind(family: Family, host: string, port: number, v6only: boolean): number;
   /** socket(SOCK_DGRAM) + SO_REUSEADDR + SO_REUSEPORT (+ IPV6_V6ONLY) + bind. */
   udpBind(family: Family, host: string, port: number, v6only: boolean): number;
+  /** getsockname + connect to that address: a UDP socket about to close takes no more datagrams (see listener.cc). */
+  connectToSelf(fd: number): void;
   /** listen(fd, backlog): starts listening, or changes the backlog of a listener. */
   listen(fd: number, backlog: number): void;
   /** shutdown(SHUT_RDWR): a TCP listener leaves its group and its queue is reset, whoever holds the socket. */
@@ -96,6 +98,18 @@ export interface NativeBinding {
   /** One SOCK_DGRAM datagram to a Unix socket (abstract = leading NUL), from a socket opened and closed for the call;
    * MSG_DONTWAIT | MSG_NOSIGNAL. Returns false (nothing sent) when the receiver's queue is full (EAGAIN). */
   sendDatagram(path: string, abstract: boolean, data: Buffer): boolean;
+
+  /** execve(2): replaces this process's image; returns only by throwing. */
+  execve(path: string, argv: string[], envp: string[]): never;
+  /** pidfd_open(2), CLOEXEC: readable once the process exits (a zombie's too). */
+  pidfdOpen(pid: number): number;
+  /** waitpid(pid, WNOHANG): null while it runs; its exit code or signal number once reaped. */
+  waitpid(pid: number): { code: number | null; signal: number | null } | null;
+  /** fcntl(F_SETFD): whether `fd` is closed by the next exec; returns whether it was before. */
+  setCloexec(fd: number, on: boolean): boolean;
+  /** `data` onto a connected stream socket whole, with MSG_DONTWAIT | MSG_NOSIGNAL, and only when its send queue
+   * is empty (ioctl SIOCOUTQ == 0). Returns false (nothing sent) when the queue is not empty or the send would block. */
+  sendWhole(fd: number, data: Buffer): boolean;
 
   /** uv_poll on fd, on this thread's loop. callback(error, readable, writable, disconnect). */
   Poll: new (

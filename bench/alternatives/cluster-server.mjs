@@ -7,6 +7,8 @@
 //
 //   node cluster-server.mjs --config FILE [--epoch N]
 //
+// PM2 in cluster mode runs the same file as its workers (pm2.mjs).
+//
 // It reports on stdout, one JSON line each: { event: 'serving', epoch }
 // once every worker listens, { event: 'retired', epoch } once the workers
 // of a replaced epoch have all exited.
@@ -61,6 +63,9 @@ if (cluster.isPrimary) {
   process.on('SIGHUP', () => (rolling = rolling.then(roll)));
   process.on('SIGTERM', () => void retire(workers).then(() => process.exit(0)));
 } else {
-  const { EPOCH, INDEX, HOST, PORT } = process.env;
-  http.createServer((_req, res) => res.end(`epoch=${EPOCH} worker=${INDEX}\n`)).listen(Number(PORT), HOST);
+  // Under PM2 (pm2.mjs), PM2 is the primary: the index is its NODE_APP_INSTANCE.
+  const { EPOCH, INDEX = process.env.NODE_APP_INSTANCE, HOST, PORT } = process.env;
+  const server = http.createServer((_req, res) => res.end(`epoch=${EPOCH} worker=${INDEX}\n`)).listen(Number(PORT), HOST);
+  // PM2 stops a worker with SIGINT (SIGKILL after its kill_timeout); closing the server first is its documented graceful stop.
+  process.on('SIGINT', () => server.close(() => process.exit(0)));
 }

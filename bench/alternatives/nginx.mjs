@@ -2,10 +2,10 @@
 // way nginx is: a new config (worker_processes changed) and SIGHUP to the
 // master, which starts new workers and lets the old ones finish and exit.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { answering } from '../probe.mjs';
-import { allGone, killServer, startServer, workDir } from '../processes.mjs';
+import { allGone, childrenOf, killServer, startServer, workDir } from '../processes.mjs';
 import { which } from './installed.mjs';
 
 function configFile(port, workers, epoch) {
@@ -26,11 +26,6 @@ http {
 `,
   );
   return file;
-}
-
-/** Pids of a process's children (the master's workers). */
-function childrenOf(pid) {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
 export const nginx = {

@@ -6,6 +6,7 @@
 import { coldRestart, clusterRolling } from '../alternatives/cluster.mjs';
 import { haproxy } from '../alternatives/haproxy.mjs';
 import { nginx } from '../alternatives/nginx.mjs';
+import { pm2 } from '../alternatives/pm2.mjs';
 import { baton } from '../servers/baton.mjs';
 
 const DIRECTIONS = [
@@ -13,7 +14,7 @@ const DIRECTIONS = [
   { direction: 'increase', from: 2, to: 4, baseline: 'increase.cluster' },
 ];
 
-const ALTERNATIVES = { cold: coldRestart, cluster: clusterRolling, nginx, haproxy };
+const ALTERNATIVES = { cold: coldRestart, cluster: clusterRolling, nginx, haproxy, pm2 };
 
 /** In run order; --quick keeps the decrease, where restarts lose connections. */
 export function scenarios({ quick }) {
@@ -24,4 +25,13 @@ export function scenarios({ quick }) {
       : []),
     ...Object.entries(ALTERNATIVES).map(([key, server]) => ({ key: `${direction}.${key}`, name: `${server.name} ${from}->${to}`, server, from, to })),
   ]);
+}
+
+/** The keep-alive population's servers: baton (figures restart.keepalive.*), then each reload it is compared to. */
+export function keepAliveScenarios() {
+  const reloads = { nginx, haproxy, cluster: clusterRolling, pm2 };
+  return [
+    { key: 'baton', name: 'baton', server: baton, ours: true, baseline: 'nginx' },
+    ...Object.entries(reloads).map(([key, server]) => ({ key, name: server.name, server })),
+  ];
 }

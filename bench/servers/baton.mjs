@@ -28,12 +28,12 @@ export const baton = {
 
   /**
    * `flags` go to `baton run` (--surplus-sockets close, say); `socketPath` is its --socket-path (base id 0);
-   * `ports`: every port it listens on (`port`, where answers are awaited, among them).
+   * `ports`: every port it listens on (`port`, where answers are awaited, among them); `http2`: cleartext HTTP/2.
    */
-  async start({ port, workers, flags = [], socketPath = `@baton-bench-${process.pid}-${port}`, ports = [port] }) {
+  async start({ port, workers, flags = [], socketPath = `@baton-bench-${process.pid}-${port}`, ports = [port], http2 = false }) {
     const config = join(workDir(), `baton-${port}.json`);
     const listen = ports.map((p) => `127.0.0.1:${p}`);
-    const writeConfig = (concurrency) => writeFileSync(config, JSON.stringify({ concurrency, listen }));
+    const writeConfig = (concurrency) => writeFileSync(config, JSON.stringify({ concurrency, listen, http2 }));
     writeConfig(workers);
     const supervisor = startServer(process.execPath, [
       join(root, 'dist/src/supervisor/cli.js'), 'run', '--log', 'json', '--socket-path', socketPath, ...TIMES, ...flags,
@@ -42,7 +42,9 @@ export const baton = {
     // Every generation prints a line there: unread, a thousand of them would fill the pipe and block the next one.
     supervisor.stdout.resume();
     const logged = jsonLines(supervisor, supervisor.stderr);
-    await answering(supervisor, port);
+    // The probe speaks HTTP/1.0: an HTTP/2 server is serving once its supervisor says epoch 0 took over.
+    if (http2) await logged((e) => e.epoch === 0 && typeof e.tookOverMs === 'number').catch((error) => killServer(supervisor).then(() => Promise.reject(error)));
+    else await answering(supervisor, port);
     // Every generation's pid, from its 'starting' entry.
     const pidOf = (epoch) => logged((e) => e.epoch === epoch && typeof e.pid === 'number').then((e) => e.pid);
     let epoch = 0;

@@ -29,7 +29,8 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
 
   private constructor(
     readonly address: ControlAddress,
-    private readonly fd: number,
+    /** The listening socket; kept across `baton upgrade`'s exec. */
+    readonly fd: number,
   ) {
     super();
     this.poll = new native.Poll(fd, (error) => (error ? this.emit('error', error) : this.acceptAll()));
@@ -50,6 +51,11 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       if (!isSystemError(error, 'EADDRINUSE')) throw error;
       throw new BatonError(ErrorCodes.BASE_ID_IN_USE, inUse(address), { cause: error });
     }
+  }
+
+  /** A listening socket at `address` that this process already holds (an image before an exec bound it). */
+  static adopt(address: ControlAddress, fd: number): ControlServer {
+    return new ControlServer(address, fd);
   }
 
   close(): void {

@@ -49,7 +49,7 @@ export interface DrainControllerEvents {
 
 /** A connection (a socket, an HTTP/2 session): anything that emits `close` once. */
 export interface Closeable {
-  once(event: 'close', listener: () => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
 }
 
 const STRATEGIES: readonly DrainStrategy[] = ['gradual', 'immediate'];
@@ -70,6 +70,8 @@ export class DrainController extends EventEmitter<DrainControllerEvents> {
   private drainMs = 0;
   private state: 'idle' | 'draining' | 'overdue' = 'idle';
   private timer: NodeJS.Timeout | undefined;
+  /** Every tracked connection's one close listener (`this` is the connection): no closure per connection. */
+  private readonly untrack: (this: Closeable) => void;
 
   constructor(options: DrainControllerOptions = {}) {
     super();
@@ -80,6 +82,10 @@ export class DrainController extends EventEmitter<DrainControllerEvents> {
     this.strategy = strategy;
     this.random = random;
     this.now = now;
+    const controller = this;
+    this.untrack = function untrack(this: Closeable): void {
+      if (controller.tracked.delete(this)) controller.progressed();
+    };
   }
 
   /** Whether a drain is under way (until stop()). */
@@ -158,13 +164,10 @@ export class DrainController extends EventEmitter<DrainControllerEvents> {
 
   /** Counts `connection` until it emits close. */
   track(connection: Closeable): void {
-    if (typeof connection?.once !== 'function') throw invalidArgument('connection must emit close');
+    if (typeof connection?.on !== 'function') throw invalidArgument('connection must emit close');
     if (this.tracked.has(connection)) return;
     this.tracked.add(connection);
-    connection.once('close', () => {
-      this.tracked.delete(connection);
-      this.progressed();
-    });
+    connection.on('close', this.untrack);
     this.progressed();
   }
 

@@ -201,6 +201,11 @@ export class ListenerSet {
     return entry.listener.address.protocol === 'tcp' ? info.acceptQueue : info.receiveQueueBytes;
   }
 
+  /** A UDP socket about to be retired takes no more datagrams from anyone (connected to itself); it is still read. */
+  leaveGroup(entry: SocketEntry): void {
+    if (this.holds(entry) && entry.listener.address.protocol === 'udp') native.connectToSelf(entry.fd);
+  }
+
   /**
    * Closes one socket for good. A TCP listener is shut down first: whoever
    * else holds it (the parent, until it exits), it leaves the group now.

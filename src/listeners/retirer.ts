@@ -1,15 +1,18 @@
 // Retires sockets without resetting a connection: each is served until
 // nothing waits in it and nothing has for a grace period (which also covers
-// handshakes still in SYN_RECV, which no queue figure shows; a UDP socket
-// has none, and needs only UDP_GRACE_MS), then its server lets go of it and
-// the socket is closed. One at a time, in the order
+// handshakes still in SYN_RECV, which no queue figure shows; UDP needs only
+// UDP_GRACE_MS), then its server lets go of it and the socket is closed. A
+// UDP socket first leaves its group, still served, for UDP_GRACE_MS more:
+// the kernel can deliver a datagram to a socket that leaves as it looks the
+// group up, and one still in the group when it closes would lose it (see
+// native/listener.cc). One at a time, in the order
 // given (the highest index first keeps a group's order). Queues are sampled
 // on a timer: nothing here ever blocks the event loop.
 
 import { EventEmitter } from 'node:events';
 import type { ListenerSet, SocketEntry } from './listener-set';
 
-/** Enough for a datagram the kernel routed to a UDP socket just before its steering changed to reach its queue. */
+/** Enough for a datagram the kernel routed to a UDP socket just before its steering changed, or as it left its group, to reach its queue. */
 const UDP_GRACE_MS = 100;
 
 export interface RetirerOptions {
@@ -34,6 +37,8 @@ interface Pending {
   entry: SocketEntry;
   since: number;
   quietSince?: number;
+  /** A UDP socket out of its group, still served. */
+  left?: boolean;
 }
 
 export class Retirer extends EventEmitter<RetirerEvents> {
@@ -94,8 +99,22 @@ export class Retirer extends EventEmitter<RetirerEvents> {
     const quiet = head.quietSince !== undefined && now - head.quietSince >= graceMs;
     const late = now - head.since >= this.options.deadlineMs;
     if (!quiet && !late) return;
+    if (head.entry.listener.address.protocol === 'udp' && !head.left && !late) {
+      head.left = true;
+      head.quietSince = now;
+      this.leaveGroup(head.entry);
+      return;
+    }
     this.queue.shift();
     this.inFlight = { entry: head.entry, done: this.retire(head, now) };
+  }
+
+  private leaveGroup(entry: SocketEntry): void {
+    try {
+      this.set.leaveGroup(entry);
+    } catch (error) {
+      this.emit('warning', `socket ${entry.index} of ${entry.listener.name} could not leave its group before closing (${(error as Error).message}): a datagram may be lost`);
+    }
   }
 
   private async retire(pending: Pending, now: number): Promise<void> {

@@ -145,11 +145,12 @@ export class EngineMetrics {
     if (typeof server?.on !== 'function') throw invalidArgument('server must be a net.Server');
     const accepted = this.connectionsAccepted.labels({ worker: workerLabel(worker) });
     const open = this.connectionsOpen.labels({ worker: workerLabel(worker) });
+    // One listener for every socket (each emits close once), not a wrapper each as once() makes.
     const closed = (): void => open.dec();
     const onConnection = (socket: net.Socket): void => {
       accepted.inc();
       open.inc();
-      socket.once('close', closed);
+      socket.on('close', closed);
     };
     server.on('connection', onConnection);
     return () => server.off('connection', onConnection);

@@ -1,4 +1,4 @@
-// `baton reload|status|rollback`: what the command line prints, and its exit
+// `baton reload|status|rollback|upgrade`: what the command line prints, and its exit
 // code. The supervisor renders outcomes itself (its log says the same);
 // only the status table is laid out here.
 
@@ -35,7 +35,7 @@ export async function runCommand(command: Command, flags: CommandFlags): Promise
 
 export function statusText(status: SupervisorStatus): string {
   const lines = [
-    `supervisor pid ${status.pid}, base id ${status.baseId ?? '(choosing)'}, control socket ${status.socket}`,
+    `supervisor pid ${status.pid}${status.batonVersion ? ` (baton ${status.batonVersion})` : ''}, base id ${status.baseId ?? '(choosing)'}, control socket ${status.socket}`,
     `${status.restarts} restarts, ${status.rollbacks} rollbacks`,
   ];
   if (status.generations.length === 0) lines.push('no generation running');

@@ -7,7 +7,7 @@
 
 import type { Credentials } from '../binding';
 import type { ControlAddress } from '../channel/address';
-import type { Channel } from '../channel/channel';
+import { Channel } from '../channel/channel';
 import { closeAll } from '../channel/connection';
 import { ControlServer } from '../channel/server';
 import { ErrorCodes } from '../errors';
@@ -29,6 +29,8 @@ export interface CommandHandler {
   reload(): Promise<CommandOutcome>;
   rollback(): Promise<CommandOutcome>;
   status(): SupervisorStatus;
+  /** `answer`: the asking connection's fd and request id, answered by the new image once the exec took. */
+  upgrade(answer: { fd: number; re: number }): Promise<CommandOutcome>;
 }
 
 export interface ControlOptions {
@@ -51,6 +53,25 @@ export class SupervisorControl {
     return this.server?.address;
   }
 
+  /** The listening socket's fd, if it listens. */
+  get fd(): number | undefined {
+    return this.server?.fd;
+  }
+
+  /** Listens on `fd`, the socket at `address` that the image before an upgrade listened on. */
+  adopt(address: ControlAddress, fd: number): void {
+    this.server = ControlServer.adopt(address, fd);
+    this.watch(this.server);
+  }
+
+  /** Answers the `baton upgrade` that the image before this one received, on its connection (`fd`), and ends it. */
+  answerCarried(answer: { fd: number; re: number }, outcome: CommandOutcome): void {
+    const channel = new Channel(answer.fd);
+    channel.on('message', (_data, fds) => closeAll(fds));
+    this.reply(channel, { type: 'outcome', protocol: SUPERVISOR_PROTOCOL, re: answer.re, ...outcome });
+    channel.end();
+  }
+
   /** Listens at `address` unless it already does; a name another process holds is a warning (once), never a failure. */
   listen(address: ControlAddress): void {
     if (this.server || this.closed) return;
@@ -66,8 +87,12 @@ export class SupervisorControl {
       this.warned = true;
       return;
     }
-    this.server.on('connection', (channel, peer) => this.accept(channel, peer));
-    this.server.on('error', (error) => this.options.warn(`control socket: ${error.message}`));
+    this.watch(this.server);
+  }
+
+  private watch(server: ControlServer): void {
+    server.on('connection', (channel, peer) => this.accept(channel, peer));
+    server.on('error', (error) => this.options.warn(`control socket: ${error.message}`));
   }
 
   /** No more connections; those open are still answered (a reload that fails as the supervisor stops says so). */
@@ -109,7 +134,11 @@ export class SupervisorControl {
     }
     const re = message.id;
     if (message.type === 'status') return this.reply(channel, { type: 'snapshot', protocol: SUPERVISOR_PROTOCOL, re, status: this.handler.status() });
-    const outcome = await (message.type === 'reload' ? this.handler.reload() : this.handler.rollback());
+    const outcome = await (message.type === 'reload'
+      ? this.handler.reload()
+      : message.type === 'upgrade'
+        ? this.handler.upgrade({ fd: channel.fd, re })
+        : this.handler.rollback());
     this.reply(channel, { type: 'outcome', protocol: SUPERVISOR_PROTOCOL, re, ...outcome });
   }
 

@@ -1,4 +1,4 @@
-// The supervisor's command line protocol (`baton reload|status|rollback`):
+// The supervisor's command line protocol (`baton reload|status|rollback|upgrade`):
 // one JSON record per SEQPACKET message on the supervisor's control socket,
 // never any fd. A client sends a command, the supervisor answers it once.
 // Every record is checked here, both ways, like the generations' protocol
@@ -10,7 +10,7 @@ export const SUPERVISOR_PROTOCOL = 1;
 /** Generations a status lists at most: more cannot be running (each drains on its deadline), and the record stays small. */
 export const MAX_GENERATIONS = 64;
 
-export const COMMANDS = ['reload', 'status', 'rollback'] as const;
+export const COMMANDS = ['reload', 'status', 'rollback', 'upgrade'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export type CommandRequest = { [C in Command]: { type: C; protocol: number; id: number } }[Command];
@@ -53,6 +53,8 @@ export interface GenerationStatus {
 
 export interface SupervisorStatus {
   pid: number;
+  /** The version of baton the supervisor runs (the new one after `baton upgrade`); absent from one older than `baton upgrade`, which a newer client may ask. */
+  batonVersion?: string;
   /** null until the first generation has chosen one (--use-dynamic-base-id). */
   baseId: number | null;
   socket: string;
@@ -130,6 +132,7 @@ const decoders: { [T in SupervisorMessage['type']]: (o: Fields) => Extract<Super
       re: int(o, 're'),
       status: {
         pid: int(s, 'pid', 1),
+        ...(s.batonVersion === undefined ? {} : { batonVersion: str(s, 'batonVersion', 64) }),
         baseId: s.baseId === null ? null : int(s, 'baseId'),
         socket: str(s, 'socket', 1024),
         restarts: int(s, 'restarts', 0, MAX_INT),
@@ -139,6 +142,7 @@ const decoders: { [T in SupervisorMessage['type']]: (o: Fields) => Extract<Super
     };
   },
   rollback: (o) => ({ type: 'rollback', protocol: int(o, 'protocol'), id: int(o, 'id') }),
+  upgrade: (o) => ({ type: 'upgrade', protocol: int(o, 'protocol'), id: int(o, 'id') }),
   outcome: (o) => ({
     type: 'outcome',
     protocol: int(o, 'protocol'),

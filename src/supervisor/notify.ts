@@ -1,7 +1,8 @@
 // sd_notify(3) for `baton run` under systemd (Type=notify-reload), rendered
 // from the supervisor's events alone: READY=1 once the first epoch serves,
 // RELOADING=1 then READY=1 around every reload, STOPPING=1, the watchdog, and
-// a STATUS= line a person reads in `systemctl status`. A message that cannot
+// a STATUS= line a person reads in `systemctl status`. `baton upgrade` is a
+// reload too: RELOADING=1 from the old image, READY=1 from the new one. A message that cannot
 // be sent is a warning in the log: systemd's absence never stops a server.
 
 import { sendDatagram } from '../binding';
@@ -75,6 +76,13 @@ export class SystemdNotifier {
     supervisor.on('reloadFailed', (epoch, reason) => this.onReloadFailed(epoch, reason));
     supervisor.on('rolledBack', (from, to) => this.onRolledBack(from, to));
     supervisor.on('stopping', () => this.onStopping());
+    supervisor.on('upgrading', (from, to) => this.send(['RELOADING=1', `MONOTONIC_USEC=${monotonicUsec()}`], `upgrading baton ${from} -> ${to}${this.servingText()}`));
+    supervisor.on('upgradeFailed', (reason) => this.send(['READY=1'], `${reason}${this.servingText()}`));
+    supervisor.on('upgraded', (serving, message) => {
+      this.serving = serving;
+      this.send(['READY=1'], `${message}${this.servingText()}`);
+      this.becomeReady();
+    });
   }
 
   private onTookOver(epoch: number): void {
@@ -84,6 +92,11 @@ export class SystemdNotifier {
     const took = reload ? ` (took over in ${Math.round(performance.now() - reload.startedAt)} ms)` : '';
     // MAINPID: the supervisor, not the generation that serves, is the process systemd watches and signals.
     this.send([`READY=1`, ...(this.ready ? [] : [`MAINPID=${process.pid}`])], `epoch ${epoch} serving${took}`);
+    this.becomeReady();
+  }
+
+  /** The first READY=1 of this image (the new one of an upgrade has one too): the watchdog starts. */
+  private becomeReady(): void {
     if (this.ready) return;
     this.ready = true;
     // systemd starts the watchdog at READY=1 (service_enter_start_post), and stops it at STOPPING=1.

@@ -7,15 +7,19 @@
 // generations' status reports: the log, `baton reload|status|rollback` and
 // the Supervisor's events all read the same.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { supervisorAddress } from '../channel/address';
 import { optionsToEnv, resolveOptions, type HotRestartOptions } from '../options';
 import { STATUS_FD_ENV, type StatusReport } from '../restart/status';
 import { SupervisorControl } from './control';
 import type { CommandOutcome, GenerationState, SupervisorStatus } from './messages';
+import { AdoptedProcess, type GenerationProcess } from './process';
+import { checkNewImage, execImage, type Image } from './upgrade';
+import { STATE_VERSION, type CarriedOptions, type UpgradeState } from './upgrade-state';
 
 export type GenerationPhase = GenerationState;
 type TakenOver = Extract<StatusReport, { event: 'takenOver' }>;
@@ -34,7 +38,11 @@ export interface SupervisedGeneration {
   askedAt: number;
   /** Milliseconds its child machine spent in each state on the way to taking over. */
   phases: Record<string, number>;
-  process: ChildProcess;
+  process: GenerationProcess;
+  /** Its status pipe, read as JSON lines; a socket made of the pipe's fd after an upgrade. */
+  statusInput?: Readable;
+  /** Reaped, and reported once its last status lines are read. */
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
   tookOverAt?: number;
   takenOver?: TakenOver;
   /** Connections open at its last load report. */
@@ -57,6 +65,10 @@ export interface SupervisorOptions {
   killTimeoutMs?: number;
   /** When the serving generation dies: 'auto' (default) lets its draining parent serve again; 'off' stops everything. */
   rollback?: 'auto' | 'off';
+  /** This package's version, shown by `baton status`. */
+  version: string;
+  /** What `baton upgrade` needs and carries across the exec that the supervisor itself does not use; without it, upgrades are refused. */
+  upgrade?: Image & Pick<CarriedOptions, 'log' | 'pidFile'> & { systemd?: NonNullable<UpgradeState['systemd']> };
 }
 
 export interface LogEntry {
@@ -78,6 +90,12 @@ export interface SupervisorEvents {
   reloadFailed: [epoch: number, reason: string];
   /** Epoch `from` no longer serves (it died after taking over, or an operator rolled it back) and the older `to`, still draining, serves again. */
   rolledBack: [from: number, to: number];
+  /** `baton upgrade` passed its dry run: this image execs the new one now. */
+  upgrading: [from: string, to: string];
+  /** The exec of an upgrade failed (after 'upgrading'); this image runs on. A refusal before is only logged. */
+  upgradeFailed: [reason: string];
+  /** This image is the new one of an upgrade and has adopted every generation. */
+  upgraded: [serving: number | undefined, message: string];
   /** SIGTERM/SIGINT, or nothing left serving: every generation is told to stop. */
   stopping: [];
   /** Every generation is gone; the supervisor should exit with this code. */
@@ -92,6 +110,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Reloads asked for while a generation starts: one restart, later. */
   private queued: Waiter[] | undefined;
   private stopping = false;
+  private upgrading = false;
   private exitCode = 0;
   private restarts = 0;
   private rollbacks = 0;
@@ -105,7 +124,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.engine = resolveOptions(options.engine);
     this.baseId = options.engine.useDynamicBaseId ? undefined : this.engine.baseId;
     this.control = new SupervisorControl(
-      { reload: () => this.reload(), rollback: () => this.rollback(), status: () => this.status() },
+      { reload: () => this.reload(), rollback: () => this.rollback(), status: () => this.status(), upgrade: (answer) => this.upgrade(answer) },
       { socketMode: this.engine.socketMode, allowedUids: this.engine.allowedUids, warn: (message) => this.log('warn', message) },
     );
   }
@@ -174,10 +193,131 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     });
   }
 
+  /**
+   * `baton upgrade`, SIGUSR2: re-executes this process in place with the
+   * code now on disk, checked first by a dry run of it. On success it never
+   * resolves: the new image answers on `answer` (the client's connection),
+   * which crosses the exec. On failure everything runs on as before.
+   */
+  async upgrade(answer?: { fd: number; re: number }): Promise<CommandOutcome> {
+    const image = this.options.upgrade;
+    const refusal = !image ? 'this supervisor was not started by the baton command line' : this.upgrading ? 'an upgrade is already under way' : this.upgradeRefusal();
+    if (!image || refusal) return this.upgradeFailed(`upgrade refused: ${refusal}`);
+    this.upgrading = true;
+    try {
+      let to: string;
+      try {
+        to = (await checkNewImage(image, this.state(image, answer))).batonVersion;
+      } catch (error) {
+        return this.upgradeFailed(`upgrade refused: ${(error as Error).message}; baton ${this.options.version} runs on`);
+      }
+      const changed = this.upgradeRefusal(); // while the dry run ran
+      if (changed) return this.upgradeFailed(`upgrade refused: ${changed}`);
+      const from = this.options.version;
+      this.log('info', `upgrading baton ${from} -> ${to}: re-executing in place (pid ${process.pid}), ${this.generations.length} generation(s) kept`);
+      this.emit('upgrading', from, to);
+      try {
+        execImage(image, this.state(image, answer));
+      } catch (error) {
+        const outcome = this.upgradeFailed(`upgrade failed: ${(error as Error).message}; baton ${from} runs on`);
+        this.emit('upgradeFailed', outcome.message);
+        return outcome;
+      }
+      throw new Error('unreachable: execve returned without an error');
+    } finally {
+      this.upgrading = false;
+    }
+  }
+
+  private upgradeRefusal(): string | undefined {
+    if (this.stopping) return 'the supervisor is stopping';
+    const starting = this.starting;
+    if (starting) return `epoch ${starting.epoch} is starting: upgrade once it has taken over or failed`;
+    const resuming = this.generations.find((g) => g.resumeWaiters.length > 0);
+    if (resuming) return `a rollback waits for epoch ${resuming.epoch} to accept again`;
+    return undefined;
+  }
+
+  private upgradeFailed(message: string): CommandOutcome {
+    this.log('error', message);
+    return this.failure(message, { reason: message.replace(/^upgrade (refused|failed): /, '') });
+  }
+
+  /** Everything this image knows, for the next one. */
+  private state(image: NonNullable<SupervisorOptions['upgrade']>, answer: UpgradeState['answer'] = null): UpgradeState {
+    const now = performance.now();
+    const { command, args, engine, rollback = 'auto' } = this.options;
+    return {
+      stateVersion: STATE_VERSION,
+      batonVersion: this.options.version,
+      baseId: this.baseId ?? null,
+      highestEpoch: this.highestEpoch ?? null,
+      restarts: this.restarts,
+      rollbacks: this.rollbacks,
+      options: { command, args, engine, killTimeoutMs: this.killTimeoutMs, rollback, log: image.log, ...(image.pidFile === undefined ? {} : { pidFile: image.pidFile }) },
+      generations: this.generations.map((g) => ({
+        epoch: g.epoch,
+        ...(g.parentEpoch === undefined ? {} : { parentEpoch: g.parentEpoch }),
+        pid: g.pid,
+        phase: g.phase,
+        reload: g.reload,
+        ...(g.tookOverAt === undefined ? {} : { tookOverAgoMs: Math.round(now - g.tookOverAt) }),
+        ...(g.takenOver === undefined ? {} : { takenOver: g.takenOver }),
+        ...(g.connections === undefined ? {} : { connections: g.connections }),
+        statusFd: fdOf(g.statusInput),
+        ...(g.exit ? { exit: g.exit } : {}),
+      })),
+      controlFd: this.control.fd ?? null,
+      systemd: image.systemd ?? null,
+      answer,
+    };
+  }
+
+  /**
+   * The new image of an upgrade, in place of start(): every generation of
+   * the state is adopted (its process through a pidfd, its status pipe, its
+   * counters), the control socket too, and the client that asked is answered.
+   */
+  adopt(state: UpgradeState): void {
+    const now = performance.now();
+    this.baseId = state.baseId ?? undefined;
+    this.highestEpoch = state.highestEpoch ?? undefined;
+    this.restarts = state.restarts;
+    this.rollbacks = state.rollbacks;
+    if (state.controlFd !== null && this.baseId !== undefined) this.control.adopt(supervisorAddress(this.engine.socketPath, this.baseId), state.controlFd);
+    for (const carried of state.generations) {
+      const generation: SupervisedGeneration = {
+        epoch: carried.epoch,
+        ...(carried.parentEpoch === undefined ? {} : { parentEpoch: carried.parentEpoch }),
+        pid: carried.pid,
+        phase: carried.phase,
+        reload: carried.reload,
+        askedAt: now,
+        phases: {},
+        process: new AdoptedProcess(carried.pid, carried.exit),
+        ...(carried.tookOverAgoMs === undefined ? {} : { tookOverAt: now - carried.tookOverAgoMs }),
+        ...(carried.takenOver === undefined ? {} : { takenOver: carried.takenOver }),
+        ...(carried.connections === undefined ? {} : { connections: carried.connections }),
+        waiters: [],
+        resumeWaiters: [],
+      };
+      this.generations.push(generation);
+      // A pipe whose end of file came before the exec is read as already ended.
+      this.watch(generation, carried.statusFd < 0 ? Readable.from([]) : new Socket({ fd: carried.statusFd, readable: true, writable: false }));
+    }
+    const kept = state.generations.length;
+    const message = `upgraded baton ${state.batonVersion} -> ${this.options.version} in place (pid ${process.pid}), ${kept} generation${kept === 1 ? '' : 's'} kept`;
+    this.log('info', message);
+    this.emit('upgraded', this.serving?.epoch, message);
+    if (state.answer) this.control.answerCarried(state.answer, { ok: true, message, serving: this.serving?.epoch ?? null });
+    this.listenForCommands();
+  }
+
   status(): SupervisorStatus {
     const now = performance.now();
     return {
       pid: process.pid,
+      batonVersion: this.options.version,
       baseId: this.baseId ?? null,
       socket: this.control.address?.display ?? '',
       restarts: this.restarts,
@@ -261,10 +401,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       [STATUS_FD_ENV]: '3',
     };
     const child = spawn(this.options.command, this.options.args, { env, stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+    const pid = child.pid;
     const generation: SupervisedGeneration = {
       epoch,
       ...(parentEpoch === undefined ? {} : { parentEpoch }),
-      pid: child.pid ?? 0,
+      pid: pid ?? 0,
       phase: 'starting',
       reload,
       askedAt,
@@ -274,27 +415,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       resumeWaiters: [],
     };
     this.generations.push(generation);
-    if (child.pid !== undefined) this.log('info', `epoch ${epoch} starting (pid ${child.pid})`, epoch, { pid: child.pid });
+    if (pid !== undefined) this.log('info', `epoch ${epoch} starting (pid ${pid})`, epoch, { pid });
     child.on('error', (error) => {
       this.log('error', `epoch ${epoch} could not start: ${error.message}`, epoch);
       // A command that could not be spawned never exits: it ends here.
-      if (child.pid === undefined) this.onExit(generation, null, null);
+      if (pid === undefined) this.onExit(generation, null, null);
     });
-    if (child.pid === undefined) return;
-    const reports = createInterface({ input: child.stdio[3] as Readable });
-    let reportsEnded = false;
-    reports.on('line', (line) => this.onStatus(generation, line));
-    reports.on('close', () => (reportsEnded = true));
-    child.on('exit', (code, signal) => {
-      // Its last reports (why it failed, say) may still be in the pipe: read them first, for at most a second.
-      const exited = () => this.onExit(generation, code, signal);
-      if (reportsEnded) return exited();
-      const timer = setTimeout(exited, 1000);
-      reports.on('close', () => {
-        clearTimeout(timer);
-        exited();
-      });
-    });
+    if (pid === undefined) return;
+    this.watch(generation, child.stdio[3] as Readable);
     // The parent gives up on its child childInitTimeoutS after its hello, and the child then fails.
     // One that hangs instead would block every restart: we end it, later than the parent would.
     const startTimeoutMs = this.engine.childInitTimeoutS * 1000 + this.engine.handshakeTimeoutMs;
@@ -304,6 +432,26 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       child.kill('SIGKILL');
     }, startTimeoutMs);
     generation.startDeadline.unref();
+  }
+
+  /** Its status reports and its exit, the same whichever image spawned it. */
+  private watch(generation: SupervisedGeneration, input: Readable): void {
+    generation.statusInput = input;
+    const reports = createInterface({ input });
+    let reportsEnded = false;
+    reports.on('line', (line) => this.onStatus(generation, line));
+    reports.on('close', () => (reportsEnded = true));
+    generation.process.on('exit', (code, signal) => {
+      generation.exit = { code, signal };
+      // Its last reports (why it failed, say) may still be in the pipe: read them first, for at most a second.
+      const exited = () => this.onExit(generation, code, signal);
+      if (reportsEnded) return exited();
+      const timer = setTimeout(exited, 1000);
+      reports.on('close', () => {
+        clearTimeout(timer);
+        exited();
+      });
+    });
   }
 
   private onStatus(g: SupervisedGeneration, line: string): void {
@@ -485,4 +633,10 @@ export function sinceRestartAsked(timeline: TakenOver['timeline'], askedAt: numb
   const started = timeline.startedAt - (performance.timeOrigin + askedAt);
   const steps: Array<[string, number]> = [['process', started], ...Object.entries(timeline.marks).map(([step, ms]): [string, number] => [step, started + ms])];
   return Object.fromEntries(steps.sort((a, b) => a[1] - b[1]).map(([step, ms]) => [step, Math.round(ms)]));
+}
+
+/** The fd under a pipe's stream, -1 once it is closed (its end of file came). */
+function fdOf(stream: Readable | undefined): number {
+  const fd = (stream as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }

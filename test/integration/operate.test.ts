@@ -120,7 +120,7 @@ test('baton status in each state, as text and --json; exit 3 when nothing runs; 
   assert.equal(one.generations[0].pid, pidOf(supervisor, 0));
   const text = await baton('status', '--pid-file', pidFile);
   assert.equal(text.code, 0, text.stderr);
-  assert.match(text.stdout, new RegExp(`^supervisor pid ${supervisor.pid}, base id 0, control socket ${socketPath}_0_supervisor\n0 restarts, 0 rollbacks\nepoch 0, pid \\d+, serving, 2 workers, tcp://127.0.0.1:\\d+ \\(2 sockets\\), took over [\\d.]+ s ago, \\d+ connections open\n$`));
+  assert.match(text.stdout, new RegExp(`^supervisor pid ${supervisor.pid} \\(baton \\d+\\.\\d+\\.\\d+\\), base id 0, control socket ${socketPath}_0_supervisor\n0 restarts, 0 rollbacks\nepoch 0, pid \\d+, serving, 2 workers, tcp://127.0.0.1:\\d+ \\(2 sockets\\), took over [\\d.]+ s ago, \\d+ connections open\n$`));
 
   next.set({ TEST_INIT_MS: 1500 });
   supervisor.child.kill('SIGHUP');

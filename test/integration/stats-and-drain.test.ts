@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { load } from '../support/processes';
-import { get, supervisedExample } from '../support/supervised';
+import { answered, load } from '../support/processes';
+import { assertKeepAliveCounterSeesLoss } from '../support/control';
+import { assertNoneLost, get, supervisedExample } from '../support/supervised';
 import { sleep, waitFor } from '../support/wait';
 
 /**
@@ -145,4 +146,23 @@ test('keep-alive clients in the drain: every request answered, their connections
     assert.ok(s.closedAt !== undefined && s.closedAt - restartedAt < 2000 + 1500, `closed by the server within the drain time (${s.closedAt! - restartedAt} ms)`);
   }
   assert.ok([...sockets.values()].some((s) => s.epochs.has('epoch=1')), 'the clients went on with the new generation');
+});
+
+test('keep-alive clients with think time, never retrying, through 4 restarts that change the worker count: every request answered', async (t) => {
+  await assertKeepAliveCounterSeesLoss(); // control: the same counter does see requests written and not answered
+  const server = await supervisedExample(t, 'keepalive-restarts', ['--drain-time-s', '1', '--parent-shutdown-time-s', '2']);
+  // Between requests each client's connection is idle, as a browser's is: a server that closes idle connections abruptly races them.
+  const traffic = load(t, server.port, { protocol: 'keepalive', thinkMs: { min: 5, max: 20 }, concurrency: 32, durationMs: 120_000 });
+  await answered(traffic, { from: ['epoch=0'] });
+  for (const [epoch, workers] of [[1, 4], [2, 1], [3, 3], [4, 2]]) {
+    await server.restart(epoch, workers);
+    await server.parentGone(epoch - 1);
+    await answered(traffic, { from: [`epoch=${epoch}`] });
+  }
+  traffic.stop();
+  const result = await traffic.done;
+  t.diagnostic(`${result.connections} connections`);
+  assertNoneLost(t, result, 2000);
+  // Reused: each drain closes every connection once, and the clients open new ones.
+  assert.ok(result.connections <= 32 * 6, `${result.connections} connections for ${result.attempted} requests`);
 });

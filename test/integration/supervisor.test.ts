@@ -36,7 +36,7 @@ test('a bad flag value exits 2 with a line naming the flag, before any generatio
     ['--surplus-sockets', 'bogus', "--surplus-sockets must be 'drain' or 'close', got 'bogus'"],
     ['--drain-strategy', 'bogus', "--drain-strategy must be 'gradual' or 'immediate', got 'bogus'"],
     ['--retire-grace-ms', '9999999', '--retire-grace-ms must be an integer in 0..600000, got 9999999'],
-    ['--log', 'xml', "--log must be 'text' or 'json', got 'xml'"],
+    ['--log', 'xml', "--log must be 'text', 'json' or 'details', got 'xml'"],
     ['--kill-timeout-s', 'soon', "--kill-timeout-s must be a whole number, got 'soon'"],
     // A negative number is a value, not a forgotten one ("argument is ambiguous").
     ['--base-id', '-1', "--base-id must be a whole number, got '-1'"],

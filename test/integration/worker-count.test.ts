@@ -60,8 +60,8 @@ test('4 → 2 → 4 → 1 → 8 → 1 → 4 workers under TCP and UDP load: ever
   tcp.stop();
   udp.stop();
   const [tcpResult, udpResult] = await Promise.all([tcp.done, udp.done]);
-  assertNoneLost(t, tcpResult);
-  assertNoneLost(t, udpResult, 100);
+  assertNoneLost(t, tcpResult, 300, setup.supervisor);
+  assertNoneLost(t, udpResult, 100, setup.supervisor);
   // Every worker of every epoch answered: no group kept a program that steers away from new sockets.
   for (let epoch = 0; epoch < counts.length; epoch++) {
     for (let worker = 0; worker < counts[epoch]; worker++) {

@@ -74,11 +74,21 @@ export function epochsAnswering(run: { byResponder: Record<string, number> }): s
   return [...new Set(Object.keys(run.byResponder).map((r) => r.split(' ')[0]))];
 }
 
-export function assertNoneLost(t: TestContext, run: { attempted: number; answered: number; lost: number; errors: object }, min = 300): void {
+type Run = { attempted: number; answered: number; lost: number; errors: object; lostStartedAt?: number[] };
+
+/** With a supervisor: a loss is reported with what it logged around the time each lost exchange began. */
+export function assertNoneLost(t: TestContext, run: Run, min = 300, supervisor?: Proc): void {
   t.diagnostic(`attempted ${run.attempted}, answered ${run.answered}, lost ${run.lost} ${JSON.stringify(run.errors)}`);
   assert.ok(run.attempted > min, `load too small to mean anything: ${run.attempted}`);
-  assert.equal(run.lost, 0, `lost: ${JSON.stringify(run.errors)}`);
+  assert.equal(run.lost, 0, `lost: ${JSON.stringify(run.errors)}${supervisor ? `\n${aroundLosses(run, supervisor)}` : ''}`);
   assert.equal(run.answered, run.attempted);
+}
+
+/** The supervisor's log lines within a second and a half of each lost exchange's start. */
+function aroundLosses(run: Run, supervisor: Proc): string {
+  const starts = run.lostStartedAt ?? [];
+  const near = (l: Line) => typeof l.time === 'string' && starts.some((at) => Math.abs(Date.parse(l.time as string) - at) < 1500);
+  return [`lost exchanges began at ${starts.map((at) => new Date(at).toISOString()).join(', ')}`, ...supervisor.lines.filter(near).map((l) => JSON.stringify(l))].join('\n');
 }
 
 /** `baton <args>` (reload, status, rollback) run to its end: its exit code and what it printed. */

@@ -163,6 +163,30 @@ test('http: a request the application takes through checkContinue is followed: i
   assert.ok(performance.now() - startedAt > 2 * checkMs, 'the upload lasted over two checks');
 });
 
+test('http: following costs no closure per connection or request: sockets share their close listeners, responses get none', async (t) => {
+  // What a response and its socket carry as the application sees them, with and without the drain.
+  const serve = async (drained: boolean) => {
+    const controller = new DrainController();
+    const seen: Array<{ socket: Function[]; response: number }> = [];
+    const server = http.createServer((req, res) => {
+      seen.push({ socket: req.socket.listeners('close'), response: res.listenerCount('close') });
+      res.end('ok');
+    });
+    if (drained) drainHttp(server, controller);
+    const agents = [new http.Agent(), new http.Agent()]; // a connection each
+    cleanUp(t, controller, server, agents);
+    const port = await listen(server);
+    for (const agent of agents) await get(port, agent);
+    return seen;
+  };
+  const [plain, drained] = [await serve(false), await serve(true)];
+  assert.equal(drained[0]!.response, plain[0]!.response, 'no listener on a response');
+  assert.equal(drained[0]!.socket.length, plain[0]!.socket.length + 2, 'the follower\'s and the controller\'s');
+  // Node binds one of its own per socket; the drain adds none that differ.
+  const ownPerSocket = (seen: typeof plain) => seen[0]!.socket.filter((listener, i) => listener !== seen[1]!.socket[i]).length;
+  assert.equal(ownPerSocket(drained), ownPerSocket(plain), 'the same functions on every socket');
+});
+
 test('http: once the drain time is over an idle keep-alive connection closes at that check, not a check later', async (t) => {
   const [checkMs, drainMs] = [600, 900];
   // Every draw is 0.99: nothing closes before the deadline.

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type RequestListener } from 'node:http';
+import { constants as http2Constants, createServer as createHttp2Server } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -191,6 +192,59 @@ test('a server that never answers loses connections as timeout', LIMIT, async ()
   }
 });
 
+const keepAlive = (port: number, more: Partial<LoadOptions> = {}): LoadOptions => options(port, { protocol: 'keepalive', durationMs: 10_000, ...more });
+
+test('keepalive: requests reuse one connection per loop, with the think time between them', LIMIT, async () => {
+  const server = await epochServer();
+  try {
+    const result = await startLoad(keepAlive(server.port, { concurrency: 2, maxConnections: 20, thinkMs: { min: 20, max: 20 } })).done;
+    assertBalanced(result);
+    assert.deepEqual([result.attempted, result.answered, result.connections], [20, 20, 2]);
+    assert.deepEqual(result.byResponder, { [RESPONDER]: 20 });
+    assert.ok(result.durationMs >= 9 * 20, `10 requests a loop, 20 ms apart, in ${result.durationMs} ms`);
+  } finally {
+    await server.close();
+  }
+});
+
+test('keepalive: a connection the server closes gracefully is reopened, not counted as lost', LIMIT, async () => {
+  let seen = 0;
+  // Every 2nd answer says Connection: close; every 3rd connection is ended by the server while idle, long before the next request.
+  const server = await httpServer((request, response) => {
+    if (++seen % 2 === 0) response.setHeader('connection', 'close');
+    else if (seen % 3 === 0) response.on('finish', () => request.socket.end());
+    response.end(`${RESPONDER}\n`);
+  });
+  try {
+    const result = await startLoad(keepAlive(server.port, { concurrency: 2, maxConnections: 30, thinkMs: { min: 50, max: 50 } })).done;
+    assertBalanced(result);
+    assert.deepEqual([result.answered, result.lost], [30, 0], JSON.stringify(result.errors));
+    assert.ok(result.connections >= 15 && result.connections < 30, `${result.connections} connections`);
+  } finally {
+    await server.close();
+  }
+});
+
+// A request written and never answered is lost, whatever the server does instead.
+const unanswered: Array<[string, RequestListener]> = [
+  ['closed-early', (request) => request.socket.end()],
+  ['ECONNRESET', (request) => request.socket.resetAndDestroy()],
+  ['unframed', (_request, response) => response.write(RESPONDER)], // chunked, never ended
+];
+for (const [reason, handler] of unanswered) {
+  test(`keepalive: a request the server does not answer is lost as '${reason}'`, LIMIT, async () => {
+    const server = await httpServer(handler);
+    try {
+      const result = await startLoad(keepAlive(server.port, { maxConnections: 8 })).done;
+      assertBalanced(result);
+      assert.deepEqual(result.errors, { [reason]: 8 });
+      assert.equal(result.connections, 8, 'a failed connection is not reused');
+    } finally {
+      await server.close();
+    }
+  });
+}
+
 test('targets go round-robin, IPv6 loopback included', LIMIT, async () => {
   const v4 = await epochServer();
   const v6 = await listen(createHttpServer((_request, response) => response.end('epoch=1 worker=3\n')), '::1');
@@ -232,6 +286,9 @@ test('bad options are refused with a message naming them', () => {
     [{ path: 'x' }, /path must start with '\/'/],
     [{ path: '/a b' }, /path/],
     [{ path: '/\r\nX: y' }, /path/],
+    [{ protocol: 'http' as 'tcp' }, /protocol must be one of tcp, udp, keepalive, h2, got 'http'/],
+    [{ thinkMs: { min: 20, max: 5 } }, /thinkMs.min must not exceed thinkMs.max/],
+    [{ thinkMs: { min: -1, max: 5 } }, /thinkMs.min must be an integer in 0\.\.60000/],
   ];
   for (const [change, message] of bad) {
     assert.throws(() => startLoad({ ...options(80), ...change }), { code: ErrorCodes.INVALID_ARGUMENT, message });
@@ -288,4 +345,45 @@ test('cli: prints the result as one JSON line, exits 2 on bad arguments', LIMIT,
 // restart must avoid, and the counter must see every one of them.
 test('control: closing a listener with a full accept queue is counted as lost', LIMIT, async () => {
   await assertCounterSeesLoss(startLoad);
+});
+
+test('h2: every stream is counted, on `concurrency` sessions of `streams` streams; streams the server refuses are lost', LIMIT, async (t) => {
+  let refuse = false;
+  const sessions = new Set<string>();
+  const server = createHttp2Server((request, response) => {
+    sessions.add(`${request.socket.remotePort}`);
+    if (refuse) return request.stream.close(http2Constants.NGHTTP2_REFUSED_STREAM);
+    response.end(`${RESPONDER}\n`);
+  });
+  const listening = await listen(server as unknown as Server);
+  t.after(() => listening.close());
+
+  const answered = await startLoad(options(listening.port, { protocol: 'h2', concurrency: 2, streams: 3, maxConnections: 60, durationMs: 4000 })).done;
+  assertBalanced(answered);
+  assert.deepEqual([answered.attempted, answered.answered, answered.notSent], [60, 60, 0]);
+  assert.deepEqual(answered.byResponder, { [RESPONDER]: 60 });
+  assert.equal(sessions.size, 2, 'two sessions carried every stream');
+
+  refuse = true;
+  const refused = await startLoad(options(listening.port, { protocol: 'h2', concurrency: 1, streams: 2, maxConnections: 10, durationMs: 4000 })).done;
+  assertBalanced(refused);
+  assert.deepEqual(refused.errors, { 'ERR_HTTP2_STREAM_ERROR/7': 10 });
+});
+
+// A stream that ended is closed already: resetting it too (RST_STREAM) is what
+// nghttp2's rapid-reset guard (CVE-2023-44487) counts, and past about 1000 it
+// ends the session with GOAWAY INTERNAL_ERROR, failing the streams in flight.
+test('h2: a session carries streams past the server\'s rapid-reset limit: a stream that ended is not reset', LIMIT, async (t) => {
+  const sessions = new Set<string>();
+  const server = createHttp2Server((request, response) => {
+    sessions.add(`${request.socket.remotePort}`);
+    response.end(`${RESPONDER}\n`);
+  });
+  const listening = await listen(server as unknown as Server);
+  t.after(() => listening.close());
+
+  const result = await startLoad(options(listening.port, { protocol: 'h2', concurrency: 1, streams: 4, maxConnections: 2000, durationMs: 4000 })).done;
+  assertBalanced(result);
+  assert.deepEqual([result.attempted, result.answered, result.errors], [2000, 2000, {}]);
+  assert.equal(sessions.size, 1, 'one session carried every stream');
 });

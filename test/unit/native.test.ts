@@ -2,6 +2,7 @@
 // records and fds, datagrams, readiness, error shapes, and teardown in worker threads.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
@@ -11,7 +12,7 @@ import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import * as native from '../../src/binding';
 import { has, notifyReceiver } from '../support/notify-receiver';
-import { waitFor } from '../support/wait';
+import { sleep, waitFor } from '../support/wait';
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 const fdsAtStart = fdCount();
@@ -260,6 +261,92 @@ describe('unix datagrams (sd_notify)', () => {
     assert.ok(sent < 100_000, 'the queue filled');
     assert.ok(performance.now() - started < 2000, `returned at once (${performance.now() - started} ms)`);
     t.diagnostic(`${sent} datagrams queued before the receiver's queue was full`);
+  });
+});
+
+describe('processes across an exec (baton upgrade)', () => {
+  test('pidfd_open: CLOEXEC, readable once the process exits; waitpid: null while it runs, ECHILD for no child of ours', async () => {
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const pidfd = native.pidfdOpen(child.pid!);
+    assert.ok(isCloexec(pidfd));
+    let exited = false;
+    const poll = new native.Poll(pidfd, (error, readable) => {
+      assert.equal(error, null);
+      exited ||= readable;
+    });
+    poll.start(true, false);
+    assert.equal(native.waitpid(child.pid!), null, 'WNOHANG: running');
+    await sleep(100);
+    assert.equal(exited, false);
+    child.kill('SIGKILL');
+    await waitFor(() => exited, { what: 'the pidfd readable' });
+    poll.close();
+    native.close(pidfd);
+    await waitFor(() => child.signalCode === 'SIGKILL', { what: 'libuv reaping its own child' });
+    assert.throws(() => native.waitpid(process.ppid), { code: 'ECHILD', syscall: 'waitpid' });
+    assert.throws(() => native.pidfdOpen(2 ** 22), { code: 'ESRCH', syscall: 'pidfd_open' });
+    assert.throws(() => native.pidfdOpen(0), { code: 'BATON_INVALID_ARGUMENT' });
+  });
+
+  test('setCloexec sets the flag and says what it was; a failed execve throws and this process runs on', () => {
+    const fd = native.dup(0);
+    assert.equal(native.setCloexec(fd, false), true);
+    assert.equal(isCloexec(fd), false);
+    assert.equal(native.setCloexec(fd, true), false);
+    assert.ok(isCloexec(fd));
+    native.close(fd);
+    assert.throws(() => native.setCloexec(fd, true), { code: 'EBADF', syscall: 'fcntl' });
+    assert.throws(() => native.execve('/nonexistent/node', ['node'], {}), { code: 'ENOENT', syscall: 'execve' });
+    assert.throws(() => native.execve(process.execPath, ['node', 'a\0b'], {}), { code: 'BATON_INVALID_ARGUMENT', message: /argv\[1\]/ });
+    assert.throws(() => native.execve('', [], {}), { code: 'BATON_INVALID_ARGUMENT' });
+  });
+});
+
+describe('sendWhole (a frame onto a stream socket)', () => {
+  /** A connected TCP pair on loopback: the client socket's fd, and what the server side reads. */
+  async function tcpPair() {
+    const server = net.createServer();
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const accepted = new Promise<net.Socket>((done) => server.once('connection', done));
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await new Promise((done) => client.once('connect', done));
+    const peer = await accepted;
+    const fd = (client as unknown as { _handle: { fd: number } })._handle.fd;
+    return {
+      client,
+      peer,
+      fd,
+      end: () => {
+        client.destroy();
+        peer.destroy();
+        server.close();
+      },
+    };
+  }
+
+  test('sends the bytes whole into an empty queue', async () => {
+    const { peer, fd, end } = await tcpPair();
+    const received = new Promise<Buffer>((done) => peer.once('data', done));
+    assert.equal(native.sendWhole(fd, Buffer.from('seventeen bytes!!')), true);
+    assert.equal((await received).toString(), 'seventeen bytes!!');
+    end();
+  });
+
+  test('sends nothing while the send queue holds bytes (the peer does not read)', async () => {
+    const { client, peer, fd, end } = await tcpPair();
+    peer.pause();
+    client.write(Buffer.alloc(8 * 1024 * 1024));
+    assert.equal(native.sendWhole(fd, Buffer.from('frame')), false);
+    end();
+  });
+
+  test('validates its arguments; a socket that is not connected is EPIPE, from send', () => {
+    assert.throws(() => native.sendWhole(-1, Buffer.from('x')), /fd must be an integer/);
+    assert.throws(() => native.sendWhole(0, Buffer.alloc(0)), /data must be a Buffer of 1\.\.4096 bytes/);
+    assert.throws(() => native.sendWhole(0, 'x' as never), /data must be a Buffer/);
+    const fd = native.tcpBind(4, '127.0.0.1', 0, false);
+    assert.throws(() => native.sendWhole(fd, Buffer.from('x')), { syscall: 'send', code: 'EPIPE' });
+    native.close(fd);
   });
 });
 

@@ -4,6 +4,7 @@
 // warning), every fd closed exactly once.
 
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
@@ -13,16 +14,19 @@ import { resolveListeners } from '../../src/listeners/spec';
 import { planHandoff } from '../../src/listeners/plan';
 import { Retirer } from '../../src/listeners/retirer';
 import { steerTo } from '../../src/listeners/steering';
+import { spawnLoad } from '../../tools/load';
+import { kernelSockets } from '../support/processes';
 import { sleep, waitFor } from '../support/wait';
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 
-/** A parent's four listeners on one port, and a child of two workers that took them all. */
-function decrease(t: TestContext, parentSockets = 4, workers = 2) {
-  const first = native.tcpListen(4, '127.0.0.1', 0, false, 64);
+/** A parent's four listeners (or UDP sockets) on one port, and a child of two workers that took them all. */
+function decrease(t: TestContext, parentSockets = 4, workers = 2, protocol: 'tcp' | 'udp' = 'tcp') {
+  const bind = (port: number) => (protocol === 'tcp' ? native.tcpListen(4, '127.0.0.1', port, false, 64) : native.udpBind(4, '127.0.0.1', port, false));
+  const first = bind(0);
   const port = native.socketInfo(first).port;
-  const parent = [first, ...Array.from({ length: parentSockets - 1 }, () => native.tcpListen(4, '127.0.0.1', port, false, 64))];
-  const listeners = resolveListeners([{ host: '127.0.0.1', port }]);
+  const parent = [first, ...Array.from({ length: parentSockets - 1 }, () => bind(port))];
+  const listeners = resolveListeners([{ host: '127.0.0.1', port, protocol }]);
   const wanted = [{ ...listeners[0].address, ipv6Only: false }];
   const plan = planHandoff([{ ...wanted[0], sockets: parentSockets }], wanted, workers, 'drain');
   const inherited: InheritedSockets = new Map([[0, new Map(parent.map((fd, index) => [index, native.dup(fd)]))]]);
@@ -110,6 +114,19 @@ describe('Retirer', () => {
     assert.deepEqual(warnings, []);
   });
 
+  test('a UDP socket leaves its group before its server lets go of it, and is served meanwhile', async (t) => {
+    const { set, port } = decrease(t, 3, 2, 'udp');
+    const events: string[] = [];
+    const r = new Retirer(set, { graceMs: 300, deadlineMs: 5000, letGoMs: 5000, pollMs: 10 }, async (entry) => {
+      events.push(`let go of ${entry.index} with ${kernelSockets('udp', port)} sockets in the group`);
+    });
+    r.on('retired', (e, waitedMs) => events.push(`retired ${e.index} after ${waitedMs >= 200 ? 'two' : 'one'} UDP grace periods`));
+    r.watch(surplusFromTop(set));
+    await waitFor(() => events.length === 2);
+    // Connected to itself, it is no longer a bound socket that takes datagrams (state 07 in /proc/net/udp); the parent's copy is the same socket.
+    assert.deepEqual(events, ['let go of 2 with 2 sockets in the group', 'retired 2 after two UDP grace periods']);
+  });
+
   test('past the deadline a socket goes anyway, with a warning that names what is lost', async (t) => {
     const { set, queueOn } = decrease(t, 3, 2);
     await queueOn(2);
@@ -164,5 +181,67 @@ describe('Retirer', () => {
     assert.deepEqual(set.entries().map((e) => e.index), [0, 1]);
     assert.equal(warnings.length, 2);
     assert.match(warnings[0]!, /socket 3 of .*: its server did not let go within 150 ms; retired anyway/);
+  });
+});
+
+// The kernel's side of it, on its own: under load, a UDP socket that closes
+// while in its group takes datagrams its group's program never picked it
+// for (a lookup that scored it as it left delivers to it), and they are
+// lost; one that first leaves (connectToSelf) and is read a little longer
+// loses none.
+describe('a UDP socket leaving a steered group under load', () => {
+  /**
+   * Sockets join the group and go, three at a time, until `enough` says so
+   * or `maxMs` passed: how many went, and how many had gone when the first
+   * lost datagram was sent.
+   */
+  async function churn(leaveFirst: boolean, enough: (leaves: number, lost: number) => boolean, maxMs: number) {
+    const s0 = native.udpBind(4, '127.0.0.1', 0, false);
+    const port = native.socketInfo(s0).port;
+    native.attachBpf(s0, 'reuseport', steerTo(0));
+    const reader = (fd: number) => {
+      const socket = createSocket('udp4');
+      socket.on('message', (_, peer) => socket.send('epoch=0 worker=0', peer.port, peer.address));
+      socket.bind({ fd: native.dup(fd) });
+      return socket;
+    };
+    const served = reader(s0);
+    const load = spawnLoad({ targets: [{ host: '127.0.0.1', port }], protocol: 'udp', concurrency: 6, durationMs: maxMs + 5000, timeoutMs: 2000 });
+    await waitFor(() => load.snapshot().answered > 0);
+    const startedAt = performance.now();
+    const gone: Array<[at: number, leaves: number]> = [];
+    let leaves = 0;
+    while (performance.now() - startedAt < maxMs && !enough(leaves, load.snapshot().lost)) {
+      const extra = [0, 1, 2].map(() => native.udpBind(4, '127.0.0.1', port, false));
+      const readers = extra.map(reader);
+      await sleep(2);
+      if (leaveFirst) {
+        extra.forEach((fd) => native.connectToSelf(fd));
+        await sleep(1); // what a lookup delivered as they left is read meanwhile
+      }
+      readers.forEach((r) => r.close());
+      extra.forEach((fd) => native.close(fd));
+      leaves += extra.length;
+      gone.push([Date.now(), leaves]);
+    }
+    load.stop();
+    const result = await load.done;
+    served.close();
+    native.close(s0);
+    const firstLost = result.lostStartedAt[0];
+    const beforeLoss = firstLost === undefined ? undefined : (gone.findLast(([at]) => at <= firstLost)?.[1] ?? 0);
+    return { leaves, beforeLoss, ...result };
+  }
+
+  test('closed in the group: datagrams lost (the control); out of the group first: none', async (t) => {
+    const control = await churn(false, (_, lost) => lost > 0, 20_000);
+    t.diagnostic(`closed in the group: ${control.leaves} sockets, ${control.attempted} datagrams, lost ${control.lost}, the first after ${control.beforeLoss} sockets`);
+    assert.ok(control.lost > 0, 'the counter sees a loss');
+    // Three times the chances the control needed to lose one.
+    const wanted = Math.max(1500, 3 * control.beforeLoss!);
+    const fixed = await churn(true, (leaves) => leaves >= wanted, 15_000);
+    t.diagnostic(`left first: ${fixed.leaves} sockets, ${fixed.attempted} datagrams, lost ${fixed.lost}`);
+    assert.ok(fixed.leaves >= wanted, `${fixed.leaves} sockets left in time, ${wanted} wanted`);
+    assert.equal(fixed.lost, 0, JSON.stringify(fixed.errors));
   });
 });

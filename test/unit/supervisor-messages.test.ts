@@ -13,6 +13,7 @@ import { uniqueSocketPath } from '../support/processes';
 const record = (o: unknown) => Buffer.from(JSON.stringify(o));
 const status = {
   pid: 10,
+  batonVersion: '0.1.0',
   baseId: 0,
   socket: '@baton_0_supervisor',
   restarts: 1,
@@ -28,6 +29,7 @@ test('every record survives encode and decode whole', () => {
     { type: 'reload', protocol: SUPERVISOR_PROTOCOL, id: 1 },
     { type: 'status', protocol: SUPERVISOR_PROTOCOL, id: 2 },
     { type: 'rollback', protocol: SUPERVISOR_PROTOCOL, id: 3 },
+    { type: 'upgrade', protocol: SUPERVISOR_PROTOCOL, id: 4 },
     { type: 'outcome', protocol: SUPERVISOR_PROTOCOL, re: 1, ok: true, message: 'epoch 1 took over', epoch: 1, serving: 1, tookOverMs: 231, workers: 4, parentWorkers: 2, inherited: 2, created: 2 },
     { type: 'outcome', protocol: SUPERVISOR_PROTOCOL, re: 1, ok: false, message: 'rollback refused', reason: 'stopping', serving: null },
     { type: 'snapshot', protocol: SUPERVISOR_PROTOCOL, re: 2, status: status as never },

@@ -4,16 +4,18 @@
 //
 //   node dist/tools/load/cli.js --target 127.0.0.1:8080 [--target [::1]:8080 ...]
 //     --concurrency 32 --duration-ms 10000 [--max-connections N]
-//     [--timeout-ms 5000] [--expect-body-prefix epoch=] [--path /] [--protocol tcp|udp]
+//     [--timeout-ms 5000] [--expect-body-prefix epoch=] [--path /] [--protocol tcp|udp|keepalive|h2]
+//     [--think-ms MIN-MAX] [--streams 4]
 
 import { parseArgs } from 'node:util';
 import { invalidArgument } from '../../src/errors';
 import { parseHostPort } from '../../src/listeners/spec';
-import { startLoad, type LoadOptions, type LoadProcessMessage, type LoadRun, type LoadTarget } from './index';
+import { startLoad, type LoadOptions, type LoadProcessMessage, type LoadRun, type LoadTarget, type ThinkTime } from './index';
 
 const USAGE =
   'usage: cli.js --target HOST:PORT [--target [IPV6]:PORT ...] --concurrency N --duration-ms MS\n' +
-  '              [--max-connections N] [--timeout-ms MS] [--expect-body-prefix TEXT] [--path /PATH] [--protocol tcp|udp]';
+  '              [--max-connections N] [--timeout-ms MS] [--expect-body-prefix TEXT] [--path /PATH]\n' +
+  '              [--protocol tcp|udp|keepalive|h2] [--think-ms MIN-MAX] [--streams N (h2: per session)]';
 const SNAPSHOT_INTERVAL_MS = 200;
 
 /** The listeners' own pattern, so a server's listen address is a target as it is written. */
@@ -26,6 +28,13 @@ function parseTarget(text: string): LoadTarget {
 function parseInteger(flag: string, text: string): number {
   if (!/^\d+$/.test(text)) throw invalidArgument(`--${flag} must be a non-negative integer, got "${text}"`);
   return Number(text);
+}
+
+/** '5-20' (or '5', for exactly 5 ms) as { min, max }. */
+function parseThinkTime(text: string): ThinkTime {
+  const range = /^(\d+)(?:-(\d+))?$/.exec(text);
+  if (range === null) throw invalidArgument(`--think-ms must be MIN-MAX in ms (5-20) or one number, got "${text}"`);
+  return { min: Number(range[1]), max: Number(range[2] ?? range[1]) };
 }
 
 function required(flag: string, text: string | undefined): string {
@@ -42,15 +51,17 @@ function parseOptions(args: string[]): LoadOptions {
     options: {
       target: { type: 'string', multiple: true },
       concurrency: { type: 'string' },
+      streams: { type: 'string' },
       'duration-ms': { type: 'string' },
       'max-connections': { type: 'string' },
       'timeout-ms': { type: 'string' },
       'expect-body-prefix': { type: 'string' },
       path: { type: 'string' },
       protocol: { type: 'string' },
+      'think-ms': { type: 'string' },
     },
   });
-  const optionalInteger = (flag: 'max-connections' | 'timeout-ms'): number | undefined => {
+  const optionalInteger = (flag: 'max-connections' | 'timeout-ms' | 'streams'): number | undefined => {
     const text = values[flag];
     return text === undefined ? undefined : parseInteger(flag, text);
   };
@@ -58,11 +69,13 @@ function parseOptions(args: string[]): LoadOptions {
     targets: (values.target ?? []).map(parseTarget),
     concurrency: parseInteger('concurrency', required('concurrency', values.concurrency)),
     durationMs: parseInteger('duration-ms', required('duration-ms', values['duration-ms'])),
+    streams: optionalInteger('streams'),
     maxConnections: optionalInteger('max-connections'),
     timeoutMs: optionalInteger('timeout-ms'),
     expectBodyPrefix: values['expect-body-prefix'],
     path: values.path,
     protocol: values.protocol as LoadOptions['protocol'],
+    thinkMs: values['think-ms'] === undefined ? undefined : parseThinkTime(values['think-ms']),
   };
 }
 

@@ -3,14 +3,23 @@
 // once, as answered (status 200 and the expected body) or lost (with why).
 // Over UDP each exchange is one request datagram from a socket of its own (a
 // new flow, as a connection is) and counts as answered when the reply does.
+// With 'keepalive' each loop is one HTTP/1.1 client that keeps its connection
+// between requests, and what is counted is requests: one written and not
+// answered (reset, closed, timed out) is lost, while a connection the server
+// closes gracefully (Connection: close, or while idle) is only reopened.
 // A loss the counter cannot see would make every such claim worthless, so a
 // connection only counts as answered once the server has closed it after a
-// complete, well-formed response.
+// complete, well-formed response. Over HTTP/2 ('h2', cleartext) each stream
+// counts, on `concurrency` sessions of `streams` streams each; a session that
+// gets GOAWAY takes no new stream, and a new session is opened for the next.
 
 import { fork } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { createSocket } from 'node:dgram';
-import { BlockList, connect, isIP } from 'node:net';
+import * as http2 from 'node:http2';
+import { BlockList, connect, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
 import { invalidArgument } from '../../src/errors';
 
@@ -20,12 +29,18 @@ export interface LoadTarget {
 }
 
 export interface LoadOptions {
-  /** 'tcp' (HTTP/1.0, default) or 'udp' (a datagram `GET <path>`, answered by one datagram). */
-  protocol?: 'tcp' | 'udp';
+  /**
+   * 'tcp' (HTTP/1.0, default), 'udp' (a datagram `GET <path>`, answered by one
+   * datagram), 'keepalive' (HTTP/1.1 requests on reused connections; attempts
+   * are requests, and responses must carry Content-Length) or 'h2' (HTTP/2 streams).
+   */
+  protocol?: Protocol;
   /** Connections go round-robin over the targets; loopback only. */
   targets: LoadTarget[];
-  /** Parallel connection loops (1..1024): never more sockets in flight. */
+  /** Parallel connection loops (1..1024): never more sockets in flight. With 'h2', sessions. */
   concurrency: number;
+  /** With 'h2': streams in flight on each session (1..100). Default 1. */
+  streams?: number;
   /** Stop starting new connections after this (1..600000). */
   durationMs: number;
   /** Optional cap on attempts. */
@@ -38,20 +53,38 @@ export interface LoadOptions {
   path?: string;
   /** Stops early, like stop(). */
   signal?: AbortSignal;
+  /** Each loop's pause after an attempt before the next, uniform in [min, max] ms: a client's think time. Default none. */
+  thinkMs?: ThinkTime;
 }
+
+
+export interface ThinkTime {
+  min: number;
+  max: number;
+}
+
+export type Protocol = 'tcp' | 'udp' | 'keepalive' | 'h2';
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'keepalive', 'h2'];
 
 export interface LoadResult {
   /** attempted === answered + lost once finished; before, the difference is in flight. */
   attempted: number;
+  /** Over HTTP/2: streams refused by the client before they left it (see NOT_SENT), sent again, not attempted. */
+  notSent: number;
   answered: number;
   lost: number;
-  /** Lost connections by reason: an error code ('ECONNRESET', 'ECONNREFUSED'...),
-   * 'timeout', 'bad-status', 'bad-body' or 'closed-early'. */
+  /** Connections (UDP: sockets; h2: sessions) opened: as many as attempts but with 'keepalive' and 'h2'. */
+  connections: number;
+  /** Lost connections by reason: an error code ('ECONNRESET', 'ECONNREFUSED'...; for a stream
+   * reset, 'ERR_HTTP2_STREAM_ERROR' and its RST_STREAM code: 'ERR_HTTP2_STREAM_ERROR/7' is refused),
+   * 'timeout', 'bad-status', 'bad-body', 'closed-early' or, with 'keepalive', 'unframed' (no Content-Length). */
   errors: Record<string, number>;
   /** Answered connections by the first two whitespace-separated tokens of the body's first line. */
   byResponder: Record<string, number>;
   /** When each responder (same keys as byResponder) last answered, Unix ms (Date.now()): when an old generation stopped serving. */
   lastAnswerAt: Record<string, number>;
+  /** When each lost exchange began, Unix ms, the first LOST_KEPT of them: to find them in a log. */
+  lostStartedAt: number[];
   /** Connect-to-answer of answered connections. */
   latencyMs: { p50: number; p99: number; max: number; count: number };
   durationMs: number;
@@ -73,21 +106,25 @@ export interface LoadProcessMessage {
 
 const LIMITS = {
   concurrency: 1024,
+  streams: 100,
   durationMs: 10 * 60_000,
   timeoutMs: 10 * 60_000,
   expectBodyPrefix: 1024,
   path: 8192,
+  thinkMs: 60_000,
 };
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_BODY_PREFIX = 'epoch=';
 /** Bytes of a response kept for parsing; the rest is only counted, so a big body cannot exhaust memory. */
 const KEPT_RESPONSE_BYTES = 64 * 1024;
 const RESPONDER_BYTES = 256;
+const LOST_KEPT = 100;
 
 interface Settings {
-  protocol: 'tcp' | 'udp';
+  protocol: Protocol;
   targets: LoadTarget[];
   concurrency: number;
+  streams: number;
   durationMs: number;
   /** Infinity when uncapped. */
   maxConnections: number;
@@ -95,6 +132,7 @@ interface Settings {
   expectBodyPrefix: string;
   path: string;
   signal?: AbortSignal;
+  thinkMs?: ThinkTime;
 }
 
 // ---------------------------------------------------------------------------
@@ -152,19 +190,28 @@ function validSignal(signal: unknown): AbortSignal | undefined {
   throw invalidArgument(`signal must be an AbortSignal, got ${inspect(signal)}`);
 }
 
+function validThinkTime(think: unknown): ThinkTime | undefined {
+  if (think === undefined) return undefined;
+  const { min, max } = (think ?? {}) as Partial<ThinkTime>;
+  const valid = { min: integerIn('thinkMs.min', min, 0, LIMITS.thinkMs), max: integerIn('thinkMs.max', max, 0, LIMITS.thinkMs) };
+  if (valid.min > valid.max) throw invalidArgument(`thinkMs.min must not exceed thinkMs.max, got ${inspect(think)}`);
+  return valid;
+}
+
 function validateOptions(options: LoadOptions): Settings {
   if (typeof options !== 'object' || options === null) throw invalidArgument('load options must be an object');
   const { targets } = options;
   if (!Array.isArray(targets) || targets.length === 0) {
     throw invalidArgument(`targets must be a non-empty array of { host, port }, got ${inspect(targets)}`);
   }
-  if (options.protocol !== undefined && options.protocol !== 'tcp' && options.protocol !== 'udp') {
-    throw invalidArgument(`protocol must be 'tcp' or 'udp', got ${inspect(options.protocol)}`);
+  if (options.protocol !== undefined && !PROTOCOLS.includes(options.protocol)) {
+    throw invalidArgument(`protocol must be one of ${PROTOCOLS.join(', ')}, got ${inspect(options.protocol)}`);
   }
   return {
     protocol: options.protocol ?? 'tcp',
     targets: targets.map(validTarget),
     concurrency: integerIn('concurrency', options.concurrency, 1, LIMITS.concurrency),
+    streams: integerIn('streams', options.streams ?? 1, 1, LIMITS.streams),
     durationMs: integerIn('durationMs', options.durationMs, 1, LIMITS.durationMs),
     maxConnections:
       options.maxConnections === undefined
@@ -174,6 +221,7 @@ function validateOptions(options: LoadOptions): Settings {
     expectBodyPrefix: validBodyPrefix(options.expectBodyPrefix ?? DEFAULT_BODY_PREFIX),
     path: validPath(options.path ?? '/'),
     signal: validSignal(options.signal),
+    thinkMs: validThinkTime(options.thinkMs),
   };
 }
 
@@ -229,6 +277,14 @@ export class LatencyHistogram {
 // One connection
 
 type Outcome = { answered: true; responder: string; latencyMs: number } | { answered: false; reason: string };
+
+/**
+ * Over HTTP/2: a stream the client never sent. Node's client closes its
+ * session as a GOAWAY arrives, and nghttp2 then refuses (REFUSED_STREAM)
+ * the streams still queued in it, unsent; a client honouring GOAWAY sends
+ * them on a new session (RFC 9113 §8.7: refused means not processed).
+ */
+const NOT_SENT = 'not-sent';
 
 const lost = (reason: string): Outcome => ({ answered: false, reason });
 
@@ -322,38 +378,230 @@ function datagramExchange(target: LoadTarget, request: Buffer, expectBody: Buffe
   });
 }
 
+/**
+ * The sessions of an 'h2' load, one per slot: a slot's session is replaced
+ * once it is closed or going away (a GOAWAY received closes it: Node then
+ * takes no new stream on it), as a client honouring GOAWAY does.
+ */
+class Sessions {
+  constructor(private readonly opened: () => void) {}
+
+  private readonly slots: Array<http2.ClientHttp2Session | undefined> = [];
+  /** The last stream id each session's newest GOAWAY names: the server processes every stream up to it. */
+  private readonly promised = new WeakMap<http2.ClientHttp2Session, number>();
+
+  of(slot: number, target: LoadTarget): http2.ClientHttp2Session {
+    let session = this.slots[slot];
+    if (session === undefined || session.closed || session.destroyed) {
+      const host = isIP(target.host) === 6 ? `[${target.host}]` : target.host;
+      session = http2.connect(`http://${host}:${target.port}`);
+      this.opened();
+      // Its streams fail with the error too, and are counted by why.
+      session.on('error', () => {});
+      const s = session;
+      s.on('goaway', (_code: number, lastStreamID: number) => this.promised.set(s, lastStreamID));
+      this.slots[slot] = session;
+    }
+    return session;
+  }
+
+  /**
+   * A stream refused while its session's newest GOAWAY still promised to
+   * process it was refused by the client itself (a server refusing it would
+   * have sent a GOAWAY naming a lower stream first): it never left.
+   */
+  neverSent(session: http2.ClientHttp2Session, stream: http2.ClientHttp2Stream): boolean {
+    const promised = this.promised.get(session);
+    return stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM && promised !== undefined && stream.id !== undefined && stream.id <= promised;
+  }
+
+  closeAll(): void {
+    for (const session of this.slots) session?.close();
+  }
+}
+
+/** One HTTP/2 stream (GET, no body); settles exactly once, whichever of end, error, close or timeout comes first. */
+function streamExchange(sessions: Sessions, session: http2.ClientHttp2Session, path: string, expectBody: Buffer, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const startedAt = performance.now();
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request({ ':path': path }, { endStream: true });
+    } catch (error) {
+      return resolve(lost((error as NodeJS.ErrnoException).code ?? 'error'));
+    }
+    const response = new Response();
+    let status = 0;
+    // Only a stream still open (timed out) is reset. One that ended needs no RST_STREAM, and
+    // nghttp2's rapid-reset guard (CVE-2023-44487) counts those: past about 1000 on a session
+    // the server ends it with GOAWAY INTERNAL_ERROR, failing the streams in flight on it.
+    let ended = false;
+    const settle = settleOnce(resolve, timeoutMs, () => {
+      if (!ended) stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.on('data', (chunk: Buffer) => response.add(chunk));
+    stream.on('end', () => {
+      ended = true;
+      const body = response.bytes();
+      if (status !== 200) return settle(lost('bad-status'));
+      if (!body.subarray(0, expectBody.length).equals(expectBody)) return settle(lost('bad-body'));
+      settle({ answered: true, responder: responderOf(body), latencyMs: performance.now() - startedAt });
+    });
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (sessions.neverSent(session, stream)) return settle(lost(NOT_SENT));
+      settle(lost(`${error.code ?? 'error'}${stream.rstCode ? `/${stream.rstCode}` : ''}`));
+    });
+    stream.on('close', () => settle(lost('closed-early')));
+  });
+}
+
+/**
+ * Whether the response so far is complete without the connection closing:
+ * 'complete' once the header and Content-Length bytes of body are in,
+ * 'unframed' for a header without Content-Length (this client does not
+ * parse chunked bodies), undefined while more is to come.
+ */
+function framing(response: Response): 'complete' | 'unframed' | undefined {
+  const bytes = response.bytes();
+  const headerEnd = bytes.indexOf('\r\n\r\n');
+  if (headerEnd < 0) return undefined;
+  const length = /\r\ncontent-length:[ \t]*(\d+)/i.exec(bytes.toString('latin1', 0, headerEnd));
+  if (length === null) return 'unframed';
+  return response.received >= headerEnd + 4 + Number(length[1]) ? 'complete' : undefined;
+}
+
+/** Whether the server said it closes the connection after this response. */
+function closesAfter(response: Response): boolean {
+  const bytes = response.bytes();
+  const head = bytes.toString('latin1', 0, bytes.indexOf('\r\n\r\n'));
+  return /\r\nconnection:[^\r]*\bclose\b/i.test(head) || (/^HTTP\/1\.0 /.test(head) && !/\r\nconnection:[^\r]*keep-alive/i.test(head));
+}
+
+/** What happens to a connection while a request is outstanding on it. */
+interface Outstanding {
+  data(chunk: Buffer): void;
+  /** The connection ended (FIN: 'closed-early'), failed (an error code) or closed. */
+  gone(reason: string): void;
+}
+
+/**
+ * One client of a keep-alive population, as a browser or an http.Agent is:
+ * HTTP/1.1 requests one at a time on one connection, opened again only when
+ * the server has closed it gracefully (Connection: close on a response, or
+ * FIN or reset while no request was outstanding). It never retries: a request
+ * written and not answered is lost, the race of a server closing an idle
+ * connection as the next request is sent included.
+ */
+class KeepAliveClient {
+  /** The open connection no request failed on, if any. */
+  private socket: Socket | undefined;
+  private outstanding: Outstanding | undefined;
+
+  constructor(
+    private readonly nextTarget: () => LoadTarget,
+    private readonly opened: () => void,
+  ) {}
+
+  exchange(request: Buffer, expectBody: Buffer, timeoutMs: number): Promise<Outcome> {
+    const socket = (this.socket ??= this.open());
+    return new Promise((resolve) => {
+      const startedAt = performance.now();
+      const response = new Response();
+      let reusable = false;
+      const settle = settleOnce(resolve, timeoutMs, () => {
+        this.outstanding = undefined;
+        if (!reusable) this.drop(socket);
+      });
+      this.outstanding = {
+        data: (chunk) => {
+          response.add(chunk);
+          const framed = framing(response);
+          if (framed === 'unframed') return settle(lost('unframed'));
+          if (framed === undefined) return;
+          reusable = !closesAfter(response);
+          settle(judge(response, expectBody, performance.now() - startedAt));
+        },
+        gone: (reason) => settle(lost(reason)),
+      };
+      socket.write(request);
+    });
+  }
+
+  close(): void {
+    if (this.socket) this.drop(this.socket);
+  }
+
+  private open(): Socket {
+    const socket = connect(this.nextTarget());
+    this.opened();
+    socket.setNoDelay(true);
+    // Events of a connection this client has dropped are ignored; on an idle
+    // one they only mean the server closed it (or spoke out of turn).
+    const on = (reason: string) => (): void => {
+      if (this.socket !== socket) return;
+      if (this.outstanding) this.outstanding.gone(reason);
+      else this.drop(socket);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (this.socket === socket && this.outstanding) this.outstanding.data(chunk);
+      else on('unsolicited')();
+    });
+    socket.on('end', on('closed-early'));
+    socket.on('error', (error: NodeJS.ErrnoException) => on(error.code ?? 'error')());
+    socket.on('close', on('closed-early'));
+    return socket;
+  }
+
+  private drop(socket: Socket): void {
+    if (this.socket === socket) this.socket = undefined;
+    socket.destroy();
+  }
+}
+
 // ---------------------------------------------------------------------------
 // The run
 
 class LocalRun implements LoadRun {
   readonly done: Promise<LoadResult>;
   private attempted = 0;
+  private notSent = 0;
   private answered = 0;
   private lost = 0;
   private readonly errors = new Map<string, number>();
   private readonly byResponder = new Map<string, number>();
   private readonly lastAnswerAt = new Map<string, number>();
+  private readonly lostStartedAt: number[] = [];
   private readonly latency = new LatencyHistogram();
   private readonly startedAt = performance.now();
   private endedAt: number | undefined;
   private stopped = false;
+  /** Aborted by stop(): cuts the think times short. */
+  private readonly stopping = new AbortController();
   private nextTarget = 0;
+  private connections = 0;
   private readonly request: Buffer;
   private readonly expectBody: Buffer;
+  private readonly sessions = new Sessions(() => this.connections++);
 
   constructor(private readonly settings: Settings) {
-    this.request =
-      settings.protocol === 'udp'
-        ? Buffer.from(`GET ${settings.path}`, 'latin1')
-        : Buffer.from(`GET ${settings.path} HTTP/1.0\r\nHost: baton\r\n\r\n`, 'latin1');
+    const requests: Record<Protocol, string> = {
+      udp: `GET ${settings.path}`,
+      tcp: `GET ${settings.path} HTTP/1.0\r\nHost: baton\r\n\r\n`,
+      keepalive: `GET ${settings.path} HTTP/1.1\r\nHost: baton\r\n\r\n`,
+      h2: '', // streams carry their path as a header
+    };
+    this.request = Buffer.from(requests[settings.protocol], 'latin1');
     this.expectBody = Buffer.from(settings.expectBodyPrefix, 'utf8');
+    setMaxListeners(settings.concurrency, this.stopping.signal); // one think time per loop
     const { signal } = settings;
     const onAbort = (): void => this.stop();
     if (signal?.aborted) this.stop();
     signal?.addEventListener('abort', onAbort, { once: true });
-    const loops = Array.from({ length: settings.concurrency }, () => this.loop());
+    const loops = Array.from({ length: settings.concurrency * (settings.protocol === 'h2' ? settings.streams : 1) }, (_, i) => this.loop(i));
     this.done = Promise.all(loops).then(() => {
       signal?.removeEventListener('abort', onAbort);
+      this.sessions.closeAll();
       this.endedAt = performance.now();
       return this.snapshot();
     });
@@ -361,6 +609,7 @@ class LocalRun implements LoadRun {
 
   stop(): void {
     this.stopped = true;
+    this.stopping.abort();
   }
 
   snapshot(): LoadResult {
@@ -368,11 +617,14 @@ class LocalRun implements LoadRun {
     const finished = this.answered + this.lost;
     return {
       attempted: this.attempted,
+      notSent: this.notSent,
       answered: this.answered,
       lost: this.lost,
+      connections: this.connections,
       errors: Object.fromEntries(this.errors),
       byResponder: Object.fromEntries(this.byResponder),
       lastAnswerAt: Object.fromEntries(this.lastAnswerAt),
+      lostStartedAt: [...this.lostStartedAt],
       latencyMs: {
         p50: roundMs(this.latency.percentile(0.5)),
         p99: roundMs(this.latency.percentile(0.99)),
@@ -384,14 +636,43 @@ class LocalRun implements LoadRun {
     };
   }
 
-  /** One of `concurrency` loops: each chains connections, so at most `concurrency` are in flight. */
-  private async loop(): Promise<void> {
+  /** One of `concurrency` loops (× streams with h2): each chains exchanges, so at most that many are in flight. */
+  private async loop(index: number): Promise<void> {
+    const { protocol, timeoutMs } = this.settings;
+    const client = protocol === 'keepalive' ? new KeepAliveClient(() => this.target(), () => this.connections++) : undefined;
     while (this.mayStartAnother()) {
       this.attempted++;
-      const target = this.settings.targets[this.nextTarget++ % this.settings.targets.length];
-      const once = this.settings.protocol === 'udp' ? datagramExchange : exchange;
-      this.count(await once(target, this.request, this.expectBody, this.settings.timeoutMs));
+      const startedAt = Date.now();
+      const outcome = await (client ? client.exchange(this.request, this.expectBody, timeoutMs) : this.exchange(index));
+      if (!outcome.answered && outcome.reason === NOT_SENT) {
+        this.attempted--;
+        this.notSent++;
+      } else this.count(outcome, startedAt);
+      await this.think();
     }
+    client?.close();
+  }
+
+  private target(): LoadTarget {
+    return this.settings.targets[this.nextTarget++ % this.settings.targets.length];
+  }
+
+  private async think(): Promise<void> {
+    const { thinkMs } = this.settings;
+    if (!thinkMs || this.stopped) return;
+    const ms = thinkMs.min + Math.random() * (thinkMs.max - thinkMs.min);
+    await sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => {}); // aborted: the run is stopping
+  }
+
+  private exchange(index: number): Promise<Outcome> {
+    const { protocol, targets, streams, path, timeoutMs } = this.settings;
+    if (protocol === 'h2') {
+      // A slot's streams share its session, which stays on its first target.
+      const slot = Math.floor(index / streams);
+      return streamExchange(this.sessions, this.sessions.of(slot, targets[slot % targets.length]), path, this.expectBody, timeoutMs);
+    }
+    this.connections++;
+    return (protocol === 'udp' ? datagramExchange : exchange)(this.target(), this.request, this.expectBody, timeoutMs);
   }
 
   private mayStartAnother(): boolean {
@@ -402,7 +683,7 @@ class LocalRun implements LoadRun {
     );
   }
 
-  private count(outcome: Outcome): void {
+  private count(outcome: Outcome, startedAt: number): void {
     if (outcome.answered) {
       this.answered++;
       increment(this.byResponder, outcome.responder);
@@ -411,6 +692,7 @@ class LocalRun implements LoadRun {
     } else {
       this.lost++;
       increment(this.errors, outcome.reason);
+      if (this.lostStartedAt.length < LOST_KEPT) this.lostStartedAt.push(startedAt);
     }
   }
 }
@@ -434,11 +716,14 @@ export function startLoad(options: LoadOptions): LoadRun {
 
 const EMPTY_RESULT: LoadResult = {
   attempted: 0,
+  notSent: 0,
   answered: 0,
   lost: 0,
+  connections: 0,
   errors: {},
   byResponder: {},
   lastAnswerAt: {},
+  lostStartedAt: [],
   latencyMs: { p50: 0, p99: 0, max: 0, count: 0 },
   durationMs: 0,
   connectionsPerSecond: 0,
@@ -450,11 +735,13 @@ function cliArgs(settings: Settings): string[] {
   args.push(
     `--protocol=${settings.protocol}`,
     `--concurrency=${settings.concurrency}`,
+    `--streams=${settings.streams}`,
     `--duration-ms=${settings.durationMs}`,
     `--timeout-ms=${settings.timeoutMs}`,
     `--expect-body-prefix=${settings.expectBodyPrefix}`,
     `--path=${settings.path}`,
   );
+  if (settings.thinkMs) args.push(`--think-ms=${settings.thinkMs.min}-${settings.thinkMs.max}`);
   if (settings.maxConnections !== Infinity) args.push(`--max-connections=${settings.maxConnections}`);
   return args;
 }
