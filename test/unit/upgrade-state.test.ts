@@ -23,7 +23,7 @@ const state: UpgradeState = {
       phase: 'serving',
       reload: true,
       tookOverAgoMs: 20,
-      takenOver: { event: 'takenOver', epoch: 3, ms: 80, inherited: 2, created: 0, surplus: 0, tcpMigrateReq: null, workers: 2, listeners: [{ name: 'tcp://127.0.0.1:80', sockets: 2 }] },
+      takenOver: { event: 'takenOver', timeline: { startedAt: 1_780_000_000_000, marks: { baton: 40, takenOver: 120 } }, epoch: 3, ms: 80, inherited: 2, created: 0, surplus: 0, tcpMigrateReq: null, workers: 2, listeners: [{ name: 'tcp://127.0.0.1:80', sockets: 2 }] },
       statusFd: 23,
     },
     { epoch: 2, pid: 102, phase: 'stopping', reload: true, statusFd: -1, exit: { code: null, signal: 'SIGKILL' } },
