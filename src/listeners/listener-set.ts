@@ -201,9 +201,17 @@ export class ListenerSet {
     return entry.listener.address.protocol === 'tcp' ? info.acceptQueue : info.receiveQueueBytes;
   }
 
-  /** A UDP socket about to be retired takes no more datagrams from anyone (connected to itself); it is still read. */
+  /**
+   * A UDP socket about to be retired takes no more datagrams from anyone
+   * (connected to itself); it is still read. Not one bound to a wildcard
+   * address: connecting would also pin its own address to loopback, and
+   * whoever still answers through it could not reach a remote peer; such a
+   * socket closes in its group, where a datagram the kernel hands it as it
+   * goes is lost (README).
+   */
   leaveGroup(entry: SocketEntry): void {
-    if (this.holds(entry) && entry.listener.address.protocol === 'udp') native.connectToSelf(entry.fd);
+    const { protocol, host } = entry.listener.address;
+    if (this.holds(entry) && protocol === 'udp' && host !== '0.0.0.0' && host !== '::') native.connectToSelf(entry.fd);
   }
 
   /**

@@ -10,6 +10,7 @@
 // on a timer: nothing here ever blocks the event loop.
 
 import { EventEmitter } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { ListenerSet, SocketEntry } from './listener-set';
 
 /** Enough for a datagram the kernel routed to a UDP socket just before its steering changed, or as it left its group, to reach its queue. */
@@ -37,8 +38,8 @@ interface Pending {
   entry: SocketEntry;
   since: number;
   quietSince?: number;
-  /** A UDP socket out of its group, still served. */
-  left?: boolean;
+  /** When a UDP socket left its group (it is still served). */
+  leftAt?: number;
 }
 
 export class Retirer extends EventEmitter<RetirerEvents> {
@@ -79,7 +80,13 @@ export class Retirer extends EventEmitter<RetirerEvents> {
    * what stays (and the group's order with it).
    */
   async stop(): Promise<void> {
+    // A UDP socket that left its group cannot go back (and no child may take it): it goes, once what reached it as it left is read.
+    const left = this.queue.find((p) => p.leftAt !== undefined);
     this.queue = [];
+    if (left && !this.inFlight) {
+      const graceLeft = Math.max(0, UDP_GRACE_MS - (performance.now() - left.leftAt!));
+      this.inFlight = { entry: left.entry, done: delay(graceLeft).then(() => this.retire(left, performance.now())) };
+    }
     if (!this.inFlight) this.stopTimer();
     await this.inFlight?.done;
   }
@@ -99,11 +106,11 @@ export class Retirer extends EventEmitter<RetirerEvents> {
     const quiet = head.quietSince !== undefined && now - head.quietSince >= graceMs;
     const late = now - head.since >= this.options.deadlineMs;
     if (!quiet && !late) return;
-    if (head.entry.listener.address.protocol === 'udp' && !head.left && !late) {
-      head.left = true;
+    if (head.entry.listener.address.protocol === 'udp' && head.leftAt === undefined) {
+      head.leftAt = now;
       head.quietSince = now;
       this.leaveGroup(head.entry);
-      return;
+      if (!late) return;
     }
     this.queue.shift();
     this.inFlight = { entry: head.entry, done: this.retire(head, now) };

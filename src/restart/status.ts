@@ -13,8 +13,8 @@ export type StatusReport =
   | { event: 'baseId'; baseId: number }
   | {
       event: 'takenOver';
-      /** When this process started (Unix ms), and when it reached each step on its way here, in ms since then (src/timeline.ts). */
-      timeline: { startedAt: number; marks: Record<string, number> };
+      /** When this process started (Unix ms), and when it reached each step on its way here, in ms since then (src/timeline.ts); not sent by a baton before 0.1.0's take-over timeline. */
+      timeline?: { startedAt: number; marks: Record<string, number> };
       epoch: number;
       ms: number;
       inherited: number;

@@ -511,13 +511,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (g.reload) this.restarts++;
     const sinceAsked = Math.round(g.tookOverAt - g.askedAt);
     const phases = Object.entries(g.phases).map(([state, ms]) => `${state} ${ms.toFixed(1)}`).join(', ');
-    const timeline = sinceRestartAsked(report.timeline, g.askedAt);
-    const steps = Object.entries(timeline).map(([step, ms]) => `${step} ${ms}`).join(', ');
+    // A generation of an older baton (its own dependency, or one that started before an upgrade) reports no timeline.
+    const timeline = report.timeline === undefined ? undefined : sinceRestartAsked(report.timeline, g.askedAt);
+    const steps = timeline ? `; ms after the restart was asked: ${Object.entries(timeline).map(([step, ms]) => `${step} ${ms}`).join(', ')}` : '';
     this.log(
       'info',
-      `epoch ${g.epoch} took over ${sinceAsked} ms after the restart was asked (inherited ${report.inherited} sockets, created ${report.created}, surplus ${report.surplus}; ms in ${phases}; ms after the restart was asked: ${steps})`,
+      `epoch ${g.epoch} took over ${sinceAsked} ms after the restart was asked (inherited ${report.inherited} sockets, created ${report.created}, surplus ${report.surplus}; ms in ${phases}${steps})`,
       g.epoch,
-      { tookOverMs: sinceAsked, phases: g.phases, ...report, timeline },
+      { tookOverMs: sinceAsked, phases: g.phases, ...report, ...(timeline ? { timeline } : {}) },
     );
     this.emit('tookOver', g.epoch);
     this.listenForCommands(); // should another supervisor have held the name, it may be gone
@@ -629,7 +630,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
  * order they happened: 'process' (it started), then its own marks
  * (src/timeline.ts), placed on our clock by when it started.
  */
-export function sinceRestartAsked(timeline: TakenOver['timeline'], askedAt: number): Record<string, number> {
+export function sinceRestartAsked(timeline: NonNullable<TakenOver['timeline']>, askedAt: number): Record<string, number> {
   const started = timeline.startedAt - (performance.timeOrigin + askedAt);
   const steps: Array<[string, number]> = [['process', started], ...Object.entries(timeline.marks).map(([step, ms]): [string, number] => [step, started + ms])];
   return Object.fromEntries(steps.sort((a, b) => a[1] - b[1]).map(([step, ms]) => [step, Math.round(ms)]));

@@ -21,12 +21,12 @@ import { sleep, waitFor } from '../support/wait';
 const fdCount = () => readdirSync('/proc/self/fd').length;
 
 /** A parent's four listeners (or UDP sockets) on one port, and a child of two workers that took them all. */
-function decrease(t: TestContext, parentSockets = 4, workers = 2, protocol: 'tcp' | 'udp' = 'tcp') {
-  const bind = (port: number) => (protocol === 'tcp' ? native.tcpListen(4, '127.0.0.1', port, false, 64) : native.udpBind(4, '127.0.0.1', port, false));
+function decrease(t: TestContext, parentSockets = 4, workers = 2, protocol: 'tcp' | 'udp' = 'tcp', host = '127.0.0.1') {
+  const bind = (port: number) => (protocol === 'tcp' ? native.tcpListen(4, host, port, false, 64) : native.udpBind(4, host, port, false));
   const first = bind(0);
   const port = native.socketInfo(first).port;
   const parent = [first, ...Array.from({ length: parentSockets - 1 }, () => bind(port))];
-  const listeners = resolveListeners([{ host: '127.0.0.1', port, protocol }]);
+  const listeners = resolveListeners([{ host, port, protocol }]);
   const wanted = [{ ...listeners[0].address, ipv6Only: false }];
   const plan = planHandoff([{ ...wanted[0], sockets: parentSockets }], wanted, workers, 'drain');
   const inherited: InheritedSockets = new Map([[0, new Map(parent.map((fd, index) => [index, native.dup(fd)]))]]);
@@ -125,6 +125,24 @@ describe('Retirer', () => {
     await waitFor(() => events.length === 2);
     // Connected to itself, it is no longer a bound socket that takes datagrams (state 07 in /proc/net/udp); the parent's copy is the same socket.
     assert.deepEqual(events, ['let go of 2 with 2 sockets in the group', 'retired 2 after two UDP grace periods']);
+  });
+
+  test('stop() after a UDP socket left its group retires it all the same: no child takes a socket that takes no datagram', async (t) => {
+    const { set, port } = decrease(t, 3, 2, 'udp');
+    const { r, retired } = retirer(set, { graceMs: 300 });
+    r.watch(surplusFromTop(set));
+    await waitFor(() => kernelSockets('udp', port) === 2, { what: 'socket 2 leaving its group' });
+    assert.deepEqual(retired, []);
+    await r.stop();
+    assert.deepEqual(retired, [2]);
+    assert.deepEqual(set.held().map((h) => h.held.sockets), [2], 'what a child would be handed');
+  });
+
+  test('a UDP socket bound to a wildcard address does not leave its group (connecting would pin its address to loopback)', (t) => {
+    const { set, port } = decrease(t, 3, 2, 'udp', '0.0.0.0');
+    set.leaveGroup(set.entry(0, 2));
+    assert.equal(native.socketInfo(set.fd(0, 2)).address, '0.0.0.0');
+    assert.equal(kernelSockets('udp', port), 3);
   });
 
   test('past the deadline a socket goes anyway, with a warning that names what is lost', async (t) => {
