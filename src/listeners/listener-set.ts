@@ -207,11 +207,13 @@ export class ListenerSet {
    * address: connecting would also pin its own address to loopback, and
    * whoever still answers through it could not reach a remote peer; such a
    * socket closes in its group, where a datagram the kernel hands it as it
-   * goes is lost (README).
+   * goes is lost (README). Whether it left.
    */
-  leaveGroup(entry: SocketEntry): void {
+  leaveGroup(entry: SocketEntry): boolean {
     const { protocol, host } = entry.listener.address;
-    if (this.holds(entry) && protocol === 'udp' && host !== '0.0.0.0' && host !== '::') native.connectToSelf(entry.fd);
+    if (!this.holds(entry) || protocol !== 'udp' || host === '0.0.0.0' || host === '::') return false;
+    native.connectToSelf(entry.fd);
+    return true;
   }
 
   /**

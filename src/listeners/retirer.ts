@@ -106,21 +106,23 @@ export class Retirer extends EventEmitter<RetirerEvents> {
     const quiet = head.quietSince !== undefined && now - head.quietSince >= graceMs;
     const late = now - head.since >= this.options.deadlineMs;
     if (!quiet && !late) return;
-    if (head.entry.listener.address.protocol === 'udp' && head.leftAt === undefined) {
+    // Served a little longer once out of its group; one that stays in it (a wildcard address) goes at once.
+    if (head.leftAt === undefined && this.leaveGroup(head.entry)) {
       head.leftAt = now;
       head.quietSince = now;
-      this.leaveGroup(head.entry);
       if (!late) return;
     }
     this.queue.shift();
     this.inFlight = { entry: head.entry, done: this.retire(head, now) };
   }
 
-  private leaveGroup(entry: SocketEntry): void {
+  /** Whether a UDP socket left its group; one that could not is a warning. */
+  private leaveGroup(entry: SocketEntry): boolean {
     try {
-      this.set.leaveGroup(entry);
+      return this.set.leaveGroup(entry);
     } catch (error) {
       this.emit('warning', `socket ${entry.index} of ${entry.listener.name} could not leave its group before closing (${(error as Error).message}): a datagram may be lost`);
+      return false;
     }
   }
 
