@@ -15,6 +15,7 @@ import { BatonError } from '../errors';
 import { writeFileReplacing } from '../files';
 import { defaultsOf, flagHelp, flagsConfig, fromFlags, hotRestartVersion, optionTable, resolveOptions } from '../options';
 import { runCommand } from './commands';
+import { SUPERVISOR_NODE_FLAGS, withSupervisorFlags } from './exec';
 import { COMMANDS, type Command } from './messages';
 import { SystemdNotifier, takeSystemdEnvironment, type SystemdEnvironment } from './notify';
 import { commandOptionTable, supervisorOptionTable } from './options';
@@ -73,8 +74,11 @@ function main(argv: string[]): void {
   resolveOptions(engine); // and together (--use-dynamic-base-id with --restart-epoch 1, say)
   const own = { ...defaultsOf(supervisorOptionTable), ...fromFlags(supervisorOptionTable, values) };
   const options = { command, args, engine, killTimeoutMs: own.killTimeoutS * 1000, rollback: own.rollback, log: own.log, ...(own.pidFile ? { pidFile: own.pidFile } : {}) };
+  // Every flag checked, nothing open yet: this is where the process becomes node with the supervisor's own flags.
+  const notFlagged = withSupervisorFlags();
   // Before the first generation starts: it must not inherit NOTIFY_SOCKET.
   const supervisor = supervise(options, takeSystemdEnvironment(process.env));
+  if (notFlagged) supervisor.emit('log', { level: 'warn', message: `runs without its node flags (${SUPERVISOR_NODE_FLAGS.join(' ')}): ${notFlagged}` });
   if (own.pidFile) writeFileReplacing(own.pidFile, `${process.pid}\n`);
   supervisor.start();
 }

@@ -5,7 +5,7 @@
 // fds the state lists.
 
 import { spawn } from 'node:child_process';
-import * as native from '../binding';
+import { envOf, execNode } from './exec';
 import { carriedFds, decodeState, encodeState, STATE_ENV, type UpgradeState } from './upgrade-state';
 
 /** The dry run is a Node start-up and a module load: seconds at most, even on a loaded machine. */
@@ -67,27 +67,13 @@ export function answerCheck(version: string): void {
   });
 }
 
-/** stdin, stdout, stderr: Node may have made them CLOEXEC, and the new image logs where this one did. */
-const STDIO = [0, 1, 2];
-
 /**
  * Replaces this image with the one at `image.cliPath`, `state` in its
- * environment. Only stdio and the fds the state lists are kept across
- * (CLOEXEC cleared); should execve fail each gets its flag back, this image
- * runs on as before, and the error is thrown. No event loop turn happens in
- * between, so nothing is read from a kept fd that the new image would miss.
+ * environment, keeping the fds the state lists; should execve fail, this
+ * image runs on as before, and the error is thrown.
  */
 export function execImage(image: Image, state: UpgradeState): void {
-  const kept = [...STDIO, ...carriedFds(state)].map((fd) => ({ fd, cloexec: native.setCloexec(fd, false) }));
-  try {
-    native.execve(process.execPath, [process.execPath, ...process.execArgv, image.cliPath, ...image.argv], { ...envOf(process.env), [STATE_ENV]: encodeState(state) });
-  } finally {
-    for (const { fd, cloexec } of kept) native.setCloexec(fd, cloexec);
-  }
-}
-
-function envOf(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  execNode([...process.execArgv, image.cliPath, ...image.argv], { ...envOf(process.env), [STATE_ENV]: encodeState(state) }, carriedFds(state));
 }
 
 /** The reason of a failed dry run: its own answer, or the error Node printed (a syntax error, a missing file). */

@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hotRestartVersion, optionTable } from '../../src/options';
+import { SUPERVISOR_NODE_FLAGS } from '../../src/supervisor/exec';
 import { supervisorOptionTable } from '../../src/supervisor/options';
 import { test } from 'node:test';
 import { answered, CLI, load, ROOT, start, superviseFixture, uniqueSocketPath, type Line } from '../support/processes';
@@ -277,6 +278,18 @@ test('SIGUSR1 reaches every generation as reopenLogs (not Node inspector), one s
   assert.deepEqual(await supervisor.exited, { code: 0, signal: null });
   for (const epoch of [0, 1, 2]) assert.ok(supervisor.lines.some(logged(new RegExp(`^epoch ${epoch} exited \\(code 0\\)`))), `a second SIGTERM does not kill epoch ${epoch}`);
   assert.equal(existsSync(pidFile), false, 'pid file removed at exit');
+});
+
+test('the supervisor is node with its own flags (no JIT, a 1 MB semi-space), exec\'d once under the same pid, the operator\'s node flags after them; its generations run without them', async (t) => {
+  const port = await freePort();
+  const operators = ['--stack-trace-limit=20', '--max-semi-space-size=2'];
+  const supervisor = superviseFixture(t, ['--socket-path', uniqueSocketPath('flags')], { TEST_PORT: port }, operators);
+  await supervisor.waitFor(tookOver(0), { timeoutMs: 15_000, what: 'epoch 0 taking over' });
+  const argv = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+  assert.deepEqual(argv(supervisor.pid).slice(0, 8), [process.execPath, ...SUPERVISOR_NODE_FLAGS, ...operators, CLI, 'run']);
+  assert.ok(!argv(pidOf(supervisor, 0)).includes('--jitless'), 'a generation is node as its command says');
+  // V8 warns on stderr about a flag --jitless turns off unless it is turned off too.
+  assert.deepEqual(supervisor.lines.filter((l) => typeof l.text === 'string'), [], 'nothing but the JSON log on stderr');
 });
 
 test('--use-dynamic-base-id gives a second instance the next free base id; the same --base-id twice is refused', async (t) => {

@@ -108,9 +108,9 @@ export function startSupervisor(t: TestContext, configPath: string, flags: strin
   return start(t, process.execPath, [CLI, 'run', '--log', 'json', ...flags, '--', process.execPath, EXAMPLE, '--config', configPath]);
 }
 
-/** The supervisor running generations of test/fixtures/generation.mjs, driven by `env`. */
-export function superviseFixture(t: TestContext, flags: string[], env: Record<string, string | number>): Proc {
-  return start(t, process.execPath, [CLI, 'run', '--log', 'json', ...flags, '--', process.execPath, FIXTURE], { env: testEnv(env) });
+/** The supervisor running generations of test/fixtures/generation.mjs, driven by `env`; `nodeFlags` are the supervisor's node's. */
+export function superviseFixture(t: TestContext, flags: string[], env: Record<string, string | number>, nodeFlags: string[] = []): Proc {
+  return start(t, process.execPath, [...nodeFlags, CLI, 'run', '--log', 'json', ...flags, '--', process.execPath, FIXTURE], { env: testEnv(env) });
 }
 
 /** A generation of the fixture under an fd limit (RLIMIT_NOFILE, soft and hard), as `prlimit --nofile` sets it. */
