@@ -16,10 +16,9 @@ import { baton } from './servers/baton.mjs';
 const CONCURRENCY = 16;
 /**
  * Reloads before the first reading: every code path run, every lazy import
- * loaded, the heaps grown to their working size, and V8's compiled code: the
- * supervisor's RSS still grew 0.9 MB from reload 50 to 150 and 0.2 from 150
- * to 300, while a heap snapshot at 30 and at 230 differs by 113 KB, all of
- * it compiled code, not one object more.
+ * loaded, the heaps grown to their working size. (With a JIT, the
+ * supervisor's RSS grew 0.9 MB from reload 50 to 150, as V8's background
+ * compile threads grew their malloc arenas; it now runs --jitless, flat.)
  */
 const WARM_UP = { full: 200, quick: 50 };
 const RESTARTS = { full: 1000, quick: 100 };

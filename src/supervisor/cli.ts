@@ -21,7 +21,7 @@ import { SystemdNotifier, takeSystemdEnvironment, type SystemdEnvironment } from
 import { commandOptionTable, supervisorOptionTable } from './options';
 import { Supervisor, type LogEntry } from './supervisor';
 import { answerCheck } from './upgrade';
-import { decodeState, STATE_ENV, type CarriedOptions, type UpgradeState } from './upgrade-state';
+import { carriedFds, decodeState, STATE_ENV, type CarriedOptions, type UpgradeState } from './upgrade-state';
 
 const usage = `usage: baton run [options] -- <command> [args...]
        baton reload|status|rollback|upgrade [command options]
@@ -77,8 +77,7 @@ function main(argv: string[]): void {
   // Every flag checked, nothing open yet: this is where the process becomes node with the supervisor's own flags.
   const notFlagged = withSupervisorFlags();
   // Before the first generation starts: it must not inherit NOTIFY_SOCKET.
-  const supervisor = supervise(options, takeSystemdEnvironment(process.env));
-  if (notFlagged) supervisor.emit('log', { level: 'warn', message: `runs without its node flags (${SUPERVISOR_NODE_FLAGS.join(' ')}): ${notFlagged}` });
+  const supervisor = supervise(options, takeSystemdEnvironment(process.env), notFlagged);
   if (own.pidFile) writeFileReplacing(own.pidFile, `${process.pid}\n`);
   supervisor.start();
 }
@@ -93,17 +92,23 @@ function adopt(text: string): void {
     console.error(`baton: cannot read the state of the upgrade (${(error as Error).message}); the generations run on unsupervised: stop them and start baton again`);
     return void (process.exitCode = 1);
   }
-  supervise(state.options, state.systemd ?? undefined).adopt(state);
+  // The exec of an older image that ran without them; nothing carried has been read yet.
+  const notFlagged = withSupervisorFlags({ [STATE_ENV]: text }, carriedFds(state));
+  supervise(state.options, state.systemd ?? undefined, notFlagged).adopt(state);
 }
 
-/** A supervisor with its log, systemd notifier, pid file and signals; started (or adopting) is the caller's. */
-function supervise(options: CarriedOptions, systemd: SystemdEnvironment | undefined): Supervisor {
+/**
+ * A supervisor with its log, systemd notifier, pid file and signals; started (or adopting) is the caller's.
+ * `notFlagged`: why it runs without its node flags, logged.
+ */
+function supervise(options: CarriedOptions, systemd: SystemdEnvironment | undefined, notFlagged: string | undefined): Supervisor {
   const { log, pidFile } = options;
   const image = { cliPath: process.argv[1], argv: process.argv.slice(2), log, ...(pidFile ? { pidFile } : {}), ...(systemd ? { systemd } : {}) };
   const supervisor = new Supervisor({ ...options, version: VERSION, upgrade: image });
   const write = log === 'json' ? (e: LogEntry) => JSON.stringify({ time: new Date().toISOString(), ...e }) : (e: LogEntry) => formatText(e, log === 'details');
   const print = (entry: LogEntry) => process.stderr.write(`${write(entry)}\n`);
   supervisor.on('log', print);
+  if (notFlagged) print({ level: 'warn', message: `the supervisor runs without its node flags (${SUPERVISOR_NODE_FLAGS.join(' ')}): ${notFlagged}` });
   collectAfterEachTakeOver(supervisor);
   if (systemd) new SystemdNotifier(supervisor, systemd, print);
   supervisor.on('done', (code) => {

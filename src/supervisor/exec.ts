@@ -1,6 +1,7 @@
 // The supervisor replacing its own image with node again, same pid: once at
-// start, to run with its own V8 flags, and for `baton upgrade`. Only stdio
-// and the fds asked for stay open across the exec.
+// start, to run with its own V8 flags, and for `baton upgrade`. Of the fds
+// Node and baton opened, only stdio and the ones asked for stay open across
+// the exec (inherited fds without CLOEXEC stay too, as they did before).
 
 import * as native from '../binding';
 
@@ -28,20 +29,26 @@ const STDIO = [0, 1, 2];
  * read from a kept fd that the new image would miss.
  */
 export function execNode(nodeArgs: string[], env: Record<string, string>, fds: number[] = []): void {
-  const kept = [...STDIO, ...fds].map((fd) => ({ fd, cloexec: native.setCloexec(fd, false) }));
+  const kept: { fd: number; cloexec: boolean }[] = [];
   try {
+    for (const fd of [...STDIO, ...fds]) kept.push({ fd, cloexec: native.setCloexec(fd, false) });
     native.execve(process.execPath, [process.execPath, ...nodeArgs], env);
   } finally {
     for (const { fd, cloexec } of kept) native.setCloexec(fd, cloexec);
   }
 }
 
-/** This process again with SUPERVISOR_NODE_FLAGS, unless it has them already; returns only if it has, or why the exec failed. */
-export function withSupervisorFlags(): string | undefined {
+/**
+ * This process again with SUPERVISOR_NODE_FLAGS, `env` added to its
+ * environment and `fds` kept, unless it has the flags already or runs under
+ * a debugger (--inspect*: one process to attach to, whose JIT does not
+ * matter). Returns only then, or with why the exec failed.
+ */
+export function withSupervisorFlags(env: Record<string, string> = {}, fds: number[] = []): string | undefined {
   const missing = SUPERVISOR_NODE_FLAGS.filter((flag) => !process.execArgv.includes(flag));
-  if (missing.length === 0) return undefined;
+  if (missing.length === 0 || process.execArgv.some((flag) => flag.startsWith('--inspect'))) return undefined;
   try {
-    execNode([...missing, ...process.execArgv, ...process.argv.slice(1)], envOf(process.env));
+    execNode([...missing, ...process.execArgv, ...process.argv.slice(1)], { ...envOf(process.env), ...env }, fds);
   } catch (error) {
     return (error as Error).message;
   }

@@ -280,13 +280,15 @@ test('SIGUSR1 reaches every generation as reopenLogs (not Node inspector), one s
   assert.equal(existsSync(pidFile), false, 'pid file removed at exit');
 });
 
-test('the supervisor is node with its own flags (no JIT, a 1 MB semi-space), exec\'d once under the same pid, the operator\'s node flags after them; its generations run without them', async (t) => {
+test('the supervisor is node with its own flags (no JIT, a 1 MB semi-space), exec\'d once under the same pid, the operator\'s node flags after them and none twice; its generations run without them', async (t) => {
   const port = await freePort();
-  const operators = ['--stack-trace-limit=20', '--max-semi-space-size=2'];
+  const operators = ['--stack-trace-limit=20', '--max-semi-space-size=1'];
   const supervisor = superviseFixture(t, ['--socket-path', uniqueSocketPath('flags')], { TEST_PORT: port }, operators);
   await supervisor.waitFor(tookOver(0), { timeoutMs: 15_000, what: 'epoch 0 taking over' });
   const argv = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
-  assert.deepEqual(argv(supervisor.pid).slice(0, 8), [process.execPath, ...SUPERVISOR_NODE_FLAGS, ...operators, CLI, 'run']);
+  const added = SUPERVISOR_NODE_FLAGS.filter((flag) => !operators.includes(flag));
+  assert.deepEqual(added, ['--jitless', '--no-expose-wasm']);
+  assert.deepEqual(argv(supervisor.pid).slice(0, 7), [process.execPath, ...added, ...operators, CLI, 'run']);
   assert.ok(!argv(pidOf(supervisor, 0)).includes('--jitless'), 'a generation is node as its command says');
   // V8 warns on stderr about a flag --jitless turns off unless it is turned off too.
   assert.deepEqual(supervisor.lines.filter((l) => typeof l.text === 'string'), [], 'nothing but the JSON log on stderr');

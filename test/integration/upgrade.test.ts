@@ -17,6 +17,7 @@ import { load, ROOT, start, uniqueSocketPath, type Proc } from '../support/proce
 import { assertNoneLost, baton, behaviour, from, logged, pidOf, tookOver } from '../support/supervised';
 import { freePort, sleep, waitFor } from '../support/wait';
 import { packageBuilds } from '../../tools/builds';
+import { SUPERVISOR_NODE_FLAGS } from '../../src/supervisor/exec';
 
 const A = '0.1.0';
 const B = '0.1.0-upgraded';
@@ -187,6 +188,32 @@ test('an execve that fails (the state over the kernel\'s 128 KiB for one variabl
   await sleep(300);
   traffic.stop();
   assertNoneLost(t, await traffic.done);
+});
+
+test('an upgrade from a build whose supervisor ran without its node flags: the new image execs once more to get them, same pid, every generation and the control socket kept', async (t) => {
+  const { a, b, current, use } = builds(t);
+  const exec = join(a, 'dist/src/supervisor/exec.js');
+  const older = readFileSync(exec, 'utf8').replace(/SUPERVISOR_NODE_FLAGS = \[[^\]]*\]/, 'SUPERVISOR_NODE_FLAGS = []');
+  assert.match(older, /SUPERVISOR_NODE_FLAGS = \[\]/);
+  writeFileSync(exec, older);
+  const { supervisor, status, reload, ask } = await superviseCurrent(t, current, 'upgrade-flags');
+  await reload(1);
+  const cli = join(current, 'dist/src/supervisor/cli.js');
+  const nodeFlags = () => {
+    const argv = readFileSync(`/proc/${supervisor.pid}/cmdline`, 'utf8').split('\0');
+    return argv.slice(1, argv.indexOf(cli));
+  };
+  assert.deepEqual(nodeFlags(), [], 'build A runs node as it was started');
+  const before = await status();
+
+  use(b);
+  const upgraded = await ask('upgrade');
+  assert.equal(upgraded.code, 0, upgraded.stdout + upgraded.stderr);
+  const after = await status();
+  assert.deepEqual([after.pid, after.batonVersion, after.generations.map((g) => `${g.epoch}:${g.pid}:${g.state}`)], [before.pid, B, before.generations.map((g) => `${g.epoch}:${g.pid}:${g.state}`)]);
+  assert.deepEqual(nodeFlags(), SUPERVISOR_NODE_FLAGS);
+  assert.deepEqual(supervisor.lines.filter((l) => typeof l.text === 'string' || /node flags/.test(String(l.message))), [], 'no warning, nothing but the JSON log on stderr');
+  await reload(2);
 });
 
 test('a generation that exits while the supervisor is between images is reaped and reported by the new image; SIGUSR2 upgrades; systemd hears RELOADING=1 then READY=1', async (t) => {
