@@ -176,7 +176,7 @@ export class ParentMachine extends StateMachine<ParentState> {
       case 'drain':
         this.require('drain', 'childInitializing', 'childTakingOver');
         this.to('draining', `asked by child pid ${this.child?.pid}`);
-        this.expire(this.options.drainMs, () => this.onDrained()); // first: the deadlines hold whatever the hooks do
+        this.expireDraining(); // first: the deadlines hold whatever the hooks do
         this.hooks.stopAccepting();
         this.hooks.drain(this.options.drainMs);
         return connection.send({ type: 'ack', re: message.id });
@@ -257,11 +257,24 @@ export class ParentMachine extends StateMachine<ParentState> {
     parts.forEach((snapshot, part) => connection.send({ type: 'stats', ...how, part, parts: parts.length, snapshot }));
   }
 
-  /** Drain time is over. The child terminates us at its shutdown time; should it not, we go at ours. */
+  /**
+   * The child terminates us at its shutdown time, counted from the drain's
+   * start whatever the drain time (Envoy's); should it not (it went away),
+   * we go at ours, the same: a drain longer than that is cut short.
+   */
+  private expireDraining(): void {
+    const { shutdownMs, drainMs } = this.options;
+    if (shutdownMs <= drainMs) this.expire(shutdownMs, () => this.onShutdownTime());
+    else this.expire(drainMs, () => this.onDrained());
+  }
+
   private onDrained(): void {
     this.to('drained');
-    const { shutdownMs, drainMs } = this.options;
-    this.expire(Math.max(0, shutdownMs - drainMs), () => void this.terminate(`parent shutdown time (${shutdownMs} ms) is over`));
+    this.expire(this.options.shutdownMs - this.options.drainMs, () => this.onShutdownTime());
+  }
+
+  private onShutdownTime(): void {
+    void this.terminate(`parent shutdown time (${this.options.shutdownMs} ms) is over`);
   }
 
   private require(what: string, ...states: ParentState[]): void {

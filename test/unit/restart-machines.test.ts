@@ -348,6 +348,14 @@ describe('ParentMachine', () => {
     assert.deepEqual(hooks.calls, ['sockets', 'stopAccepting', 'drain 10', 'terminate']);
   });
 
+  test('a shutdown time shorter than the drain time: never told to terminate, the parent terminates itself at shutdownMs from the drain\'s start, cutting the drain short', async (t) => {
+    const { parent, hooks, seen } = await parentWithChildIn(t, 'draining', { shutdownMs: 60 });
+    await waitFor(() => parent.is('terminated'), { timeoutMs: 2000, what: 'terminated at its own shutdown time' });
+    assert.deepEqual(steps(seen).slice(-3), ['childTakingOver→draining', 'draining→terminating', 'terminating→terminated']);
+    assert.match(seen.at(-2)!.reason!, /parent shutdown time \(60 ms\) is over/);
+    assert.deepEqual(hooks.calls, ['sockets', 'stopAccepting', `drain ${NEVER}`, 'terminate']);
+  });
+
   test('a child whose own child took over goes away: the parent does not accept again, and ends at its shutdown time', async (t) => {
     const { parent, hooks, seen, peer } = await parentWithChildIn(t, 'draining', { drainMs: 30, shutdownMs: 80 });
     assert.equal((await peer.connection.request({ type: 'accepting', accepting: false }, 2000)).reply.type, 'ack');
