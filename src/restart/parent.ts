@@ -27,7 +27,7 @@ export type ParentState =
   | 'childInitializing' // hello accepted; the child initializes, we keep serving
   | 'childTakingOver' // the child has our sockets; we keep serving until it asks us to drain
   | 'draining' // stopped accepting; open connections are asked to close
-  | 'drained' // drain time is over; waiting for the child's terminate
+  | 'drained' // drain time is over; waiting for the child's terminate (skipped when the shutdown time comes first)
   | 'terminating' // closing everything
   | 'terminated';
 

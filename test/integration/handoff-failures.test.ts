@@ -121,7 +121,8 @@ test('a child SIGKILLed while the parent drains: the parent accepts again at onc
 });
 
 test('three generations: the middle one SIGKILLed while it drains; the oldest does not serve again, and exits at its shutdown time', async (t) => {
-  const { port, base, parent: oldest } = await firstGeneration(t, 'grandparent', 30, 3);
+  // Epoch 1 ends epoch 0 at its shutdown time: 5 s leaves epoch 2 time to start and take over first on a busy machine.
+  const { port, base, parent: oldest } = await firstGeneration(t, 'grandparent', 30, 5);
   const traffic = load(t, port, { concurrency: 16, durationMs: 60_000 });
   const middle = startGeneration(t, { ...base, BATON_RESTART_EPOCH: 1 });
   await middle.waitFor(serving, { timeoutMs: 15_000, what: 'epoch 1 serving' });
@@ -140,7 +141,7 @@ test('three generations: the middle one SIGKILLed while it drains; the oldest do
   assert.equal(late.lost, 0, JSON.stringify(late.errors));
   assert.deepEqual(Object.keys(late.byResponder).sort(), ['epoch=2 worker=0', 'epoch=2 worker=1'], 'only the newest generation serves');
   assert.ok(!oldest.lines.some((l) => parentIs('serving')(l) && /went away/.test(String(l.reason))), 'epoch 0 never went back to serving');
-  assert.deepEqual(await oldest.exited, { code: 0, signal: null }, 'epoch 0 ends at its own shutdown time (3 s)');
+  assert.deepEqual(await oldest.exited, { code: 0, signal: null }, 'epoch 0 ends at its own shutdown time (5 s)');
 });
 
 test('a parent killed while its child initializes: the child serves alone', async (t) => {

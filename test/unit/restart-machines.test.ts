@@ -353,6 +353,7 @@ describe('ParentMachine', () => {
     await waitFor(() => parent.is('terminated'), { timeoutMs: 2000, what: 'terminated at its own shutdown time' });
     assert.deepEqual(steps(seen).slice(-3), ['childTakingOver→draining', 'draining→terminating', 'terminating→terminated']);
     assert.match(seen.at(-2)!.reason!, /parent shutdown time \(60 ms\) is over/);
+    assert.ok(seen.at(-2)!.inStateMs >= 55, `terminated after ${seen.at(-2)!.inStateMs} ms of draining, not at once`);
     assert.deepEqual(hooks.calls, ['sockets', 'stopAccepting', `drain ${NEVER}`, 'terminate']);
   });
 
