@@ -5,7 +5,7 @@
 
 import { isIP } from 'node:net';
 import { constants } from 'node:os';
-import { BatonError, ErrorCodes, invalidArgument } from './errors';
+import { BatonError, ErrorCodes, invalidArgument, isSystemError, type SystemError } from './errors';
 import { integerIn } from './validate';
 import type { BpfTarget, Family, NativeBinding } from './native';
 import { libc, PLATFORM_ARCH, prebuildFile } from './prebuild';
@@ -156,12 +156,27 @@ export function socketInfo(f: number) {
 
 export function unixListen(path: string, abstract: boolean, mode: number, b: number): number {
   unixPath(path, abstract);
-  return native.unixListen(path, abstract, integerIn(mode, 'mode', 0, 0o777), backlog(b));
+  const m = integerIn(mode, 'mode', 0, 0o777);
+  return namingPath(path, abstract, () => native.unixListen(path, abstract, m, backlog(b)));
 }
 
 export function unixConnect(path: string, abstract: boolean): number {
   unixPath(path, abstract);
-  return native.unixConnect(path, abstract);
+  return namingPath(path, abstract, () => native.unixConnect(path, abstract));
+}
+
+/** A failing syscall's error names the socket it was about, as Node's fs errors name their file (`path` too). */
+function namingPath<T>(path: string, abstract: boolean, call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    if (isSystemError(error)) {
+      const display = abstract ? `@${path}` : path;
+      error.message = `${error.message}, '${display}'`;
+      (error as SystemError & { path?: string }).path = display;
+    }
+    throw error;
+  }
 }
 
 export function accept(f: number): number {

@@ -124,6 +124,13 @@ function inUse(address: ControlAddress): string {
         : `remove it, or give a --socket-path in a directory only uid ${uid} can write`)
     );
   }
+  if (!peer && address.abstract) {
+    return (
+      `control socket ${address.display} is bound by a process that does not answer, which may be another user's: the abstract namespace has ` +
+      'no permissions, so any local user can take a name there; give a filesystem --socket-path (the default is a directory only this uid can ' +
+      'write), another --base-id, or --use-dynamic-base-id'
+    );
+  }
   return (
     `control socket ${address.display} is in use by another baton instance${peer ? ` (pid ${peer.pid})` : ''}; ` +
     'give this one another --base-id, or --use-dynamic-base-id'

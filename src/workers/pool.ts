@@ -78,6 +78,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
   private handOver!: () => void;
   /** The sockets went to the threads: a thread may hold dups of them from then on. */
   private handed = false;
+  /** Threads that made their workerContext() (it says ready): the others cannot hear a terminate. */
+  private readonly withContext = new WeakSet<Worker>();
   /** Why a first thread could not start, once one could not. */
   private failure?: Error;
 
@@ -268,19 +270,27 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
         if (ready) return; // exited already, or serves no listener
         worker.postMessage({ baton: 'sockets', listeners: this.socketsOf(index) } satisfies ToWorker);
         timer = setTimeout(() => {
-          const missing = this.served.length > 0 ? 'serve every listener (worker.serve)' : 'call workerContext()';
+          const missing = this.served.length > 0 ? 'serve every listener (worker.serve)' : 'start';
           reject(new BatonError(ErrorCodes.WORKER, `worker ${index} did not ${missing} within ${this.startTimeoutMs} ms of getting its sockets`));
           void worker.terminate();
         }, this.startTimeoutMs);
       });
-      worker.on('message', (message) => {
-        if (isFromWorker(message) && message.baton === 'warning') this.emit('warning', message.message);
-        if (!isFromWorker(message) || message.baton !== 'ready' || ready) return;
+      const onReady = () => {
+        if (ready) return;
         ready = true;
         clearTimeout(timer);
         this.uncover(index);
         resolve();
+      };
+      worker.on('message', (message) => {
+        if (isFromWorker(message) && message.baton === 'warning') this.emit('warning', message.message);
+        if (isFromWorker(message) && message.baton === 'ready') {
+          this.withContext.add(worker);
+          onReady();
+        }
       });
+      // With nothing to serve, a running thread is ready, whether or not its script ever calls workerContext().
+      if (this.served.length === 0) worker.once('online', onReady);
       let failure: Error | undefined;
       worker.on('error', (error) => (failure = error));
       worker.on('exit', (code) => {
@@ -326,7 +336,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
   /**
    * Tells every worker to terminate and waits; a worker that lingers is
    * stopped by force. Before the sockets went to them, they hold none of
-   * ours and are stopped at once (one may still be loading its script).
+   * ours and are stopped at once (one may still be loading its script); so
+   * is one that never made its workerContext(), which cannot hear us.
    */
   async stop(): Promise<void> {
     this.terminating = true;
@@ -335,7 +346,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Follow
         if (!worker || worker.threadId === -1) return; // never started, or already gone
         const exited = new Promise((resolve) => worker.once('exit', resolve));
         worker.postMessage({ baton: 'terminate' } satisfies ToWorker);
-        const timer = setTimeout(() => void worker.terminate(), this.handed ? this.stopTimeoutMs : 0);
+        const timer = setTimeout(() => void worker.terminate(), this.handed && this.withContext.has(worker) ? this.stopTimeoutMs : 0);
         await exited;
         clearTimeout(timer);
       }),

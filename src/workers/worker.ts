@@ -127,6 +127,7 @@ export class WorkerContext extends EventEmitter<WorkerContextEvents> {
   }
 
   private onlyListener(): WorkerListenerInfo | undefined {
+    if (this.byName.size === 0) throw invalidArgument('this generation has no listeners: there is nothing to serve');
     if (this.byName.size !== 1) throw invalidArgument('this worker has several listeners: name the one to serve');
     return this.byName.values().next().value;
   }

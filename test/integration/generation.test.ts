@@ -143,7 +143,7 @@ test('an application serving without the worker pool hands over with zero lost',
   assert.deepEqual(await child.exited, { code: 0, signal: null }, 'SIGTERM stops it gracefully');
 });
 
-test('a generation with no listeners (workers that consume a queue) takes over at once and hands over like any other', async (t) => {
+test('a generation with no listeners (workers that consume a queue) takes over at once and hands over like any other, also when its workers never call workerContext()', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'baton-nolisten-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const script = join(dir, 'consumer.mjs');
@@ -152,15 +152,21 @@ test('a generation with no listeners (workers that consume a queue) takes over a
     `import { isMainThread } from 'node:worker_threads';
      import { serve, workerContext } from ${JSON.stringify(join(ROOT, 'dist/src/index.js'))};
      if (isMainThread) {
-       const { generation } = await serve({ listen: [], workers: 2, script: new URL(import.meta.url), startTimeoutMs: 3000 });
+       const { generation } = await serve({ listen: [], workers: 2, script: new URL(import.meta.url), startTimeoutMs: 3000, shutdownGraceMs: 100 });
        console.log(JSON.stringify({ event: 'serving', epoch: generation.epoch }));
-     } else workerContext();`,
+     } else if (process.env.TEST_NO_CONTEXT) setInterval(() => {}, 60_000); // a consumer that never touches baton
+     else workerContext();`,
   );
   const env = { ...process.env, BATON_SOCKET_PATH: uniqueSocketPath('nolisten'), BATON_DRAIN_TIME_S: '1', BATON_PARENT_SHUTDOWN_TIME_S: '1' };
-  const generation = (epoch: number) => start(t, process.execPath, [script], { env: { ...env, BATON_RESTART_EPOCH: String(epoch) } });
+  const generation = (epoch: number, extra: Record<string, string> = {}) => start(t, process.execPath, [script], { env: { ...env, ...extra, BATON_RESTART_EPOCH: String(epoch) } });
   const parent = generation(0);
   await parent.waitFor(serving, { timeoutMs: 5000, what: 'epoch 0 serving, without waiting for the 3 s start timeout' });
-  const child = generation(1);
-  await child.waitFor(serving, { timeoutMs: 5000, what: 'epoch 1 serving' });
+  const child = generation(1, { TEST_NO_CONTEXT: '1' });
+  await child.waitFor(serving, { timeoutMs: 5000, what: 'epoch 1 serving, its workers never calling workerContext() (they failed at the 3 s start timeout)' });
   assert.deepEqual(await parent.exited, { code: 0, signal: null }, 'the parent drained and ended');
+  const stoppedAt = performance.now();
+  child.child.kill('SIGTERM');
+  assert.deepEqual(await child.exited, { code: 0, signal: null }, 'workers without workerContext() stop with their generation');
+  // They cannot hear a terminate: stopped at once, not after the 5 s a worker that can is given.
+  assert.ok(performance.now() - stoppedAt < 4000, `stopped ${Math.round(performance.now() - stoppedAt)} ms after SIGTERM`);
 });

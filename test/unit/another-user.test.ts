@@ -236,4 +236,20 @@ test('abstract names another user squats: epoch 0 starts all the same, and the h
     message: `control socket ${name}_1_0 is in use by another baton instance (pid ${process.pid}); give this one another --base-id, or --use-dynamic-base-id`,
   });
   assert.equal(freeBaseId(name), 2, 'a base id with a socket of anyone on it is not free');
+
+  // A name bound and not listening answers nobody: no SO_PEERCRED to name the holder, and it may well be another user's.
+  const binder = spawn('python3', ['-c', `import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.bind(${q(`\0${name.slice(1)}_2_0`)}); print('ready', flush=True); sys.stdin.read()`], {
+    uid: NOBODY,
+    gid: NOBODY,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  t.after(() => binder.kill('SIGKILL'));
+  await new Promise<void>((ready) => createInterface({ input: binder.stdout! }).once('line', () => ready()));
+  assert.throws(() => ControlServer.listen(controlAddress(name, 2, 0), 0o600), {
+    code: 'BATON_BASE_ID_IN_USE',
+    message:
+      `control socket ${name}_2_0 is bound by a process that does not answer, which may be another user's: the abstract namespace has no ` +
+      'permissions, so any local user can take a name there; give a filesystem --socket-path (the default is a directory only this uid can write), ' +
+      'another --base-id, or --use-dynamic-base-id',
+  });
 });

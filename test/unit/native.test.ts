@@ -155,7 +155,11 @@ describe('control channel', () => {
     assert.equal(native.socketInfo(abstract).type, 'seqpacket');
     assert.throws(() => native.unixListen(name, true, 0o600, 4), { code: 'EADDRINUSE' });
     native.close(abstract);
-    assert.throws(() => native.unixConnect(name, true), { code: 'ECONNREFUSED' });
+    assert.throws(() => native.unixConnect(name, true), { code: 'ECONNREFUSED', message: `connect ECONNREFUSED: connection refused, '@${name}'`, path: `@${name}` });
+    // Every error about a socket file names it, as Node's fs errors do.
+    const missing = join(tmpdir(), `no-such-dir-${unique()}`, 'baton_0_0');
+    assert.throws(() => native.unixListen(missing, false, 0o600, 4), { code: 'ENOENT', syscall: 'bind', message: `bind ENOENT: no such file or directory, '${missing}'`, path: missing });
+    assert.throws(() => native.unixConnect(missing, false), { code: 'ENOENT', syscall: 'connect', message: `connect ENOENT: no such file or directory, '${missing}'`, path: missing });
   });
 
   test('accept returns -1 when nobody waits; peer credentials are ours', () => {
