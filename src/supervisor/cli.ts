@@ -7,12 +7,12 @@
 // `baton reload|status|rollback|upgrade`: ask the running supervisor.
 
 import { readFileSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { BatonError } from '../errors';
-import { writeFileReplacing } from '../files';
+import { checkSocketDirectory, writeFileReplacing } from '../files';
 import { defaultsOf, flagHelp, flagsConfig, fromFlags, hotRestartVersion, optionTable, resolveOptions } from '../options';
 import { runCommand } from './commands';
 import { SUPERVISOR_NODE_FLAGS, withSupervisorFlags } from './exec';
@@ -72,6 +72,8 @@ function main(argv: string[]): void {
   const [verb, command, ...args] = parsed.positionals;
   if (verb !== 'run' || !command) throw new UsageError('expected `run -- <command> [args...]`');
   resolveOptions(engine); // and together (--use-dynamic-base-id with --restart-epoch 1, say)
+  // A socket directory that is missing or others can write exits 2 here, not as a failed epoch 0.
+  if (engine.socketPath !== undefined && !engine.socketPath.startsWith('@')) checkSocketDirectory(dirname(resolve(engine.socketPath)));
   const own = { ...defaultsOf(supervisorOptionTable), ...fromFlags(supervisorOptionTable, values) };
   const options = { command, args, engine, killTimeoutMs: own.killTimeoutS * 1000, rollback: own.rollback, log: own.log, ...(own.pidFile ? { pidFile: own.pidFile } : {}) };
   // Every flag checked, nothing open yet: this is where the process becomes node with the supervisor's own flags.

@@ -41,6 +41,7 @@ test('a bad flag value exits 2 with a line naming the flag, before any generatio
     ['--kill-timeout-s', 'soon', "--kill-timeout-s must be a whole number, got 'soon'"],
     // A negative number is a value, not a forgotten one ("argument is ambiguous").
     ['--base-id', '-1', "--base-id must be a whole number, got '-1'"],
+    ['--socket-path', '/nonexistent-baton-dir/baton', `the control socket directory /nonexistent-baton-dir does not exist: create it (owned by uid ${process.getuid!()}, mode 700 or 755)`],
   ];
   for (const [flag, value, message] of refused) {
     const result = run('run', flag, value, '--', process.execPath, '-e', 'console.log("started")');

@@ -165,7 +165,7 @@ test('an increase that fails while its workers start loses no datagram: new UDP 
   await sleep(300); // datagrams after the failure too
   udp.stop();
   const result = await udp.done;
-  assertNoneLost(t, result, 100);
+  assertNoneLost(t, result, 100, setup.supervisor);
   assert.deepEqual(epochsAnswering(result), ['epoch=0']);
 });
 
