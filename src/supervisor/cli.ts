@@ -7,7 +7,7 @@
 // `baton reload|status|rollback|upgrade`: ask the running supervisor.
 
 import { readFileSync, unlinkSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -71,9 +71,9 @@ function main(argv: string[]): void {
   if (values['hot-restart-version']) return void console.log(hotRestartVersion(engine.compatibility));
   const [verb, command, ...args] = parsed.positionals;
   if (verb !== 'run' || !command) throw new UsageError('expected `run -- <command> [args...]`');
-  resolveOptions(engine); // and together (--use-dynamic-base-id with --restart-epoch 1, say)
-  // A socket directory that is missing or others can write exits 2 here, not as a failed epoch 0.
-  if (engine.socketPath !== undefined && !engine.socketPath.startsWith('@')) checkSocketDirectory(dirname(resolve(engine.socketPath)));
+  const { socketPath } = resolveOptions(engine); // and together (--use-dynamic-base-id with --restart-epoch 1, say)
+  // A --socket-path directory that is missing or others can write exits 2 here, not as a failed epoch 0.
+  if (engine.socketPath !== undefined && !socketPath.startsWith('@')) checkSocketDirectory(dirname(socketPath));
   const own = { ...defaultsOf(supervisorOptionTable), ...fromFlags(supervisorOptionTable, values) };
   const options = { command, args, engine, killTimeoutMs: own.killTimeoutS * 1000, rollback: own.rollback, log: own.log, ...(own.pidFile ? { pidFile: own.pidFile } : {}) };
   // Every flag checked, nothing open yet: this is where the process becomes node with the supervisor's own flags.
